@@ -1,1 +1,69 @@
+//! The Nextcloud Talk signaling server.
+//!
+//! Layout:
+//! - [`config`]: `server.conf` read into one typed struct per section.
+//! - [`server`]: the axum router and listeners; [`realip`] for proxies.
+//! - [`client`]: one WebSocket connection (reader/writer tasks, outbox).
+//! - [`hub`]: sessions, rooms and routing; one handler file per message.
+//! - [`backend`]: the Nextcloud side (backend lookup, HTTP client with
+//!   checksums, capabilities).
+//! - [`cluster`]: the event bus (in-process loopback now, NATS later).
+//! - [`throttle`]: brute-force protection; [`metrics`]: Prometheus.
+//!
+//! Facts are cited from `shared/spec/upstream-facts.md` as "facts N.M".
 
+pub mod backend;
+pub mod client;
+pub mod cluster;
+pub mod config;
+pub mod hub;
+pub mod metrics;
+pub mod realip;
+pub mod server;
+pub mod throttle;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::Config;
+use tokio_util::sync::CancellationToken;
+
+/// How long connections get to close after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Setup(#[from] hub::HubSetupError),
+    #[error("[nats] url: only nats://loopback is supported by this version, got {0}")]
+    Nats(String),
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Builds the hub for `config` (the event bus included).
+pub fn build_hub(config: &Config) -> Result<hub::Hub, Error> {
+    if !config.nats.is_loopback() {
+        return Err(Error::Nats(config.nats.urls.join(",")));
+    }
+    let bus: Arc<dyn cluster::EventBus> = Arc::new(cluster::loopback::LoopbackBus::new());
+    Ok(hub::Hub::new(config, bus)?)
+}
+
+/// Runs the server on already-bound listeners until `shutdown` fires.
+pub async fn run(
+    config: &Config,
+    hub: hub::Hub,
+    listeners: Vec<server::Listener>,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let housekeeping = tokio::spawn(hub.clone().run_housekeeping(shutdown.clone()));
+    let state = server::AppState::new(hub.clone(), config.app.trusted_proxies.clone(), shutdown.clone());
+    let result = server::serve(state, listeners, SHUTDOWN_GRACE).await;
+    shutdown.cancel();
+    let _ = housekeeping.await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, hub.drain()).await.is_err() {
+        tracing::warn!("requests to Nextcloud still running after the grace period");
+    }
+    Ok(result?)
+}

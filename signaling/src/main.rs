@@ -1,1 +1,121 @@
-fn main() {}
+//! `signaling`: command line, configuration, listeners and signals.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use signaling::config::{Config, ListenAddr};
+use signaling::server::Listener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(version, about = "Nextcloud Talk signaling server")]
+struct Cli {
+    /// Path of the server.conf file. Without it the server runs on the
+    /// embedded default (single node, 127.0.0.1:8080, no SFU).
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Replaces `[http] listen` (space separated addresses).
+    #[arg(long)]
+    listen: Option<String>,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+async fn bind(addrs: &[ListenAddr]) -> anyhow::Result<Vec<Listener>> {
+    let mut out = Vec::new();
+    for a in addrs {
+        match a {
+            ListenAddr::Tcp(sa) => {
+                let l = tokio::net::TcpListener::bind(sa)
+                    .await
+                    .with_context(|| format!("could not listen on {sa}"))?;
+                tracing::info!(addr = %l.local_addr()?, "listening");
+                out.push(Listener::Tcp(l));
+            }
+            ListenAddr::Unix(path) => {
+                let _ = std::fs::remove_file(path);
+                let l = tokio::net::UnixListener::bind(path)
+                    .with_context(|| format!("could not listen on {}", path.display()))?;
+                tracing::info!(path = %path.display(), "listening");
+                out.push(Listener::Unix(l));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_logging();
+    let cli = Cli::parse();
+    let mut config = match &cli.config {
+        Some(path) => Config::load(path).with_context(|| format!("invalid configuration {}", path.display()))?,
+        None => {
+            tracing::info!("no --config given: running on the embedded default");
+            Config::embedded_default()
+        }
+    };
+    if let Some(listen) = &cli.listen {
+        let text = format!("[sessions]\nhashkey = x\n[http]\nlisten = {listen}\n");
+        let parsed = Config::from_ini_str(&text, &signaling::config::ini::ProcessEnv)
+            .context("invalid --listen")?;
+        config.http.listen = parsed.http.listen;
+    }
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    for hint in config.deployment_hints() {
+        tracing::warn!("{hint}");
+    }
+    if !config.https.listen.is_empty() {
+        anyhow::bail!("[https] listen: TLS listeners are not supported yet; terminate TLS in a reverse proxy");
+    }
+    if config.http.listen.is_empty() {
+        anyhow::bail!("[http] listen: no listener configured");
+    }
+    let hub = signaling::build_hub(&config)?;
+    let listeners = bind(&config.http.listen).await?;
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signals(shutdown.clone(), hub.clone(), cli.config.clone()));
+    tracing::info!(version = proto::SERVER_VERSION, "signaling server started");
+    signaling::run(&config, hub, listeners, shutdown).await?;
+    tracing::info!("signaling server stopped");
+    Ok(())
+}
+
+/// SIGTERM/SIGINT stop the server; SIGHUP reloads the backends.
+async fn signals(shutdown: CancellationToken, hub: signaling::hub::Hub, config_path: Option<PathBuf>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("could not install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                let Some(path) = &config_path else { continue };
+                match Config::load(path) {
+                    Ok(c) => {
+                        hub.reload_backends(&c);
+                        tracing::info!("backends reloaded");
+                    }
+                    Err(e) => tracing::error!(error = %e, "reload failed, keeping the old configuration"),
+                }
+            }
+        }
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

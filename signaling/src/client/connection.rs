@@ -1,0 +1,193 @@
+//! The two tasks of one `/spreed` connection (facts 1.1): the reader owns
+//! the stream, enforces the hello timeout, the read deadline and the frame
+//! size limit, and passes each text frame to the hub in order; the writer
+//! owns the sink, the outbox and the ping timer.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::{timeout, timeout_at, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::outbox::{OutFrame, Outbox, OutboxReceiver};
+use super::ClientInfo;
+use crate::hub::{ConnCtx, Flow, Hub};
+use crate::metrics::METRICS;
+
+/// Largest accepted inbound message.
+pub const MAX_MESSAGE_SIZE: usize = 64 * 1024;
+/// A client must say hello within this time (and again after a failed one).
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
+/// A client that sends neither data nor pongs for this long is dropped.
+pub const PONG_WAIT: Duration = Duration::from_secs(60);
+/// Ping period: 9/10 of the pong wait.
+pub const PING_PERIOD: Duration = Duration::from_secs(54);
+/// Maximum time for writing one frame.
+pub const WRITE_WAIT: Duration = Duration::from_secs(10);
+
+pub const CLOSE_NORMAL: u16 = 1000;
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+pub const CLOSE_TOO_BIG: u16 = 1009;
+pub const CLOSE_INTERNAL: u16 = 1011;
+
+/// Serves one upgraded WebSocket until it closes.
+pub async fn run(socket: WebSocket, hub: Hub, info: ClientInfo, shutdown: CancellationToken) {
+    let (sink, stream) = socket.split();
+    let token = shutdown.child_token();
+    let (outbox, rx) = Outbox::new(token.clone());
+    let mut writer = tokio::spawn(write_loop(sink, rx));
+
+    let mut ctx = ConnCtx::new(outbox, info);
+    hub.welcome(&ctx);
+    read_loop(stream, &hub, &mut ctx, &token).await;
+    hub.connection_closed(&mut ctx);
+    if shutdown.is_cancelled() {
+        ctx.outbox.close(CLOSE_GOING_AWAY, "server shutting down");
+    }
+    drop(ctx);
+    // Let the writer flush what is queued (a bye, a close frame), then stop it.
+    if timeout(WRITE_WAIT, &mut writer).await.is_err() {
+        token.cancel();
+        let _ = writer.await;
+    }
+}
+
+async fn read_loop(mut stream: SplitStream<WebSocket>, hub: &Hub, ctx: &mut ConnCtx, token: &CancellationToken) {
+    let mut hello_deadline = Instant::now() + HELLO_TIMEOUT;
+    let mut read_deadline = Instant::now() + PONG_WAIT;
+    loop {
+        let waiting_for_hello = ctx.session.is_none();
+        let deadline = if waiting_for_hello {
+            hello_deadline.min(read_deadline)
+        } else {
+            read_deadline
+        };
+        let next = tokio::select! {
+            _ = token.cancelled() => return,
+            r = timeout_at(deadline, stream.next()) => r,
+        };
+        let msg = match next {
+            Err(_) if waiting_for_hello && Instant::now() >= hello_deadline => {
+                hub.hello_timeout(ctx);
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(addr = %ctx.info.addr, "read deadline exceeded");
+                ctx.outbox.abort(CLOSE_NORMAL, "read timeout");
+                return;
+            }
+            Ok(None) => return,
+            Ok(Some(Err(e))) => {
+                if is_capacity_error(&e) {
+                    tracing::debug!(addr = %ctx.info.addr, "message too big");
+                    ctx.outbox.abort(CLOSE_TOO_BIG, "message too big");
+                }
+                return;
+            }
+            Ok(Some(Ok(msg))) => msg,
+        };
+        read_deadline = Instant::now() + PONG_WAIT;
+        match msg {
+            Message::Text(text) => {
+                METRICS.client_messages_total.with_label_values(&["incoming"]).inc();
+                METRICS
+                    .client_bytes_total
+                    .with_label_values(&["incoming"])
+                    .inc_by(text.len() as u64);
+                let had_session = ctx.session.is_some();
+                let flow = hub.handle_frame(ctx, text.as_bytes()).await;
+                if !had_session && ctx.session.is_none() {
+                    // A failed hello restarts the hello timer.
+                    hello_deadline = Instant::now() + HELLO_TIMEOUT;
+                }
+                if flow == Flow::Close {
+                    return;
+                }
+            }
+            Message::Binary(_) => hub.binary_frame(ctx),
+            Message::Pong(payload) => observe_rtt(&payload),
+            Message::Ping(_) => {}
+            Message::Close(_) => return,
+        }
+    }
+}
+
+fn is_capacity_error(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(t) = s.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
+            return matches!(t, tokio_tungstenite::tungstenite::Error::Capacity(_));
+        }
+        source = s.source();
+    }
+    e.to_string().to_ascii_lowercase().contains("too long") || e.to_string().contains("capacity")
+}
+
+fn now_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+fn observe_rtt(payload: &[u8]) {
+    let sent: Option<u128> = std::str::from_utf8(payload).ok().and_then(|s| s.parse().ok());
+    if let Some(sent) = sent {
+        let rtt_ms = now_nanos().saturating_sub(sent) as f64 / 1e6;
+        METRICS.client_rtt.observe(rtt_ms);
+    }
+}
+
+async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut rx: OutboxReceiver) {
+    // The first tick fires at once: upstream pings right after connecting.
+    let mut ping = tokio::time::interval(PING_PERIOD);
+    let token = rx.token();
+    loop {
+        tokio::select! {
+            biased;
+            _ = token.cancelled() => {
+                if let Some((code, reason)) = rx.close_reason() {
+                    let _ = timeout(Duration::from_secs(1), send_close(&mut sink, code, &reason)).await;
+                }
+                break;
+            }
+            frame = rx.rx.recv() => match frame {
+                Some(OutFrame::Text(text)) => {
+                    let len = text.len() as u64;
+                    let sent = timeout(WRITE_WAIT, sink.send(Message::Text(text.as_ref().into()))).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        let _ = timeout(Duration::from_secs(1), send_close(&mut sink, CLOSE_INTERNAL, "")).await;
+                        break;
+                    }
+                    METRICS.client_messages_total.with_label_values(&["outgoing"]).inc();
+                    METRICS.client_bytes_total.with_label_values(&["outgoing"]).inc_by(len);
+                }
+                Some(OutFrame::Close { code, reason }) => {
+                    let _ = timeout(WRITE_WAIT, send_close(&mut sink, code, &reason)).await;
+                    break;
+                }
+                None => break,
+            },
+            _ = ping.tick() => {
+                let payload = now_nanos().to_string();
+                let sent = timeout(WRITE_WAIT, sink.send(Message::Ping(payload.into_bytes().into()))).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    break;
+                }
+            }
+        }
+    }
+    // Stop the reader too if it is still waiting.
+    token.cancel();
+}
+
+async fn send_close(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason: &str) -> Result<(), axum::Error> {
+    sink.send(Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    })))
+    .await?;
+    sink.close().await
+}

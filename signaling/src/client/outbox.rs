@@ -1,0 +1,148 @@
+//! The bounded outgoing queue of one connection. Senders never block: a
+//! full queue means the client does not read, and the connection is closed
+//! with a reason instead of buffering without bound.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use proto::server::ServerMessage;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::METRICS;
+
+/// Frames a connection can hold before the client is considered stuck.
+pub const OUTBOX_CAPACITY: usize = 512;
+
+/// Close code and reason for a client that stopped reading.
+pub const CLOSE_SLOW_CLIENT: (u16, &str) = (1008, "client does not read its messages");
+
+pub type ConnectionId = u64;
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+#[derive(Debug)]
+pub enum OutFrame {
+    Text(Arc<str>),
+    Close { code: u16, reason: String },
+}
+
+struct Shared {
+    /// Set before `cancel` fires so the writer knows what to tell the client.
+    close_reason: Mutex<Option<(u16, String)>>,
+    cancel: CancellationToken,
+}
+
+/// Sending half of a connection; cheap to clone.
+#[derive(Clone)]
+pub struct Outbox {
+    id: ConnectionId,
+    tx: mpsc::Sender<OutFrame>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Outbox({})", self.id)
+    }
+}
+
+/// The receiving half, owned by the writer task.
+pub struct OutboxReceiver {
+    pub rx: mpsc::Receiver<OutFrame>,
+    shared: Arc<Shared>,
+}
+
+impl OutboxReceiver {
+    pub fn close_reason(&self) -> Option<(u16, String)> {
+        self.shared.close_reason.lock().clone()
+    }
+
+    pub fn token(&self) -> CancellationToken {
+        self.shared.cancel.clone()
+    }
+}
+
+impl Outbox {
+    pub fn new(cancel: CancellationToken) -> (Outbox, OutboxReceiver) {
+        let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
+        let shared = Arc::new(Shared {
+            close_reason: Mutex::new(None),
+            cancel,
+        });
+        (
+            Outbox {
+                id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
+                tx,
+                shared: shared.clone(),
+            },
+            OutboxReceiver { rx, shared },
+        )
+    }
+
+    pub fn id(&self) -> ConnectionId {
+        self.id
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.shared.cancel.is_cancelled() || self.tx.is_closed()
+    }
+
+    /// Queues a text frame. Returns false if the connection is gone or was
+    /// just closed because its queue is full.
+    pub fn send_text(&self, text: Arc<str>) -> bool {
+        match self.tx.try_send(OutFrame::Text(text)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                METRICS.client_outbox_overflow_total.inc();
+                self.abort(CLOSE_SLOW_CLIENT.0, CLOSE_SLOW_CLIENT.1);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    pub fn send(&self, msg: &ServerMessage) -> bool {
+        self.send_text(Arc::from(msg.to_json()))
+    }
+
+    /// Queues a close frame after everything already queued.
+    pub fn close(&self, code: u16, reason: &str) {
+        let frame = OutFrame::Close {
+            code,
+            reason: reason.to_owned(),
+        };
+        if self.tx.try_send(frame).is_err() {
+            self.abort(code, reason);
+        }
+    }
+
+    /// Ends the connection now, dropping whatever is queued.
+    pub fn abort(&self, code: u16, reason: &str) {
+        self.shared
+            .close_reason
+            .lock()
+            .get_or_insert_with(|| (code, reason.to_owned()));
+        self.shared.cancel.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_outbox_closes_with_reason() {
+        let (outbox, rx) = Outbox::new(CancellationToken::new());
+        for _ in 0..OUTBOX_CAPACITY {
+            assert!(outbox.send_text(Arc::from("{}")));
+        }
+        assert!(!outbox.send_text(Arc::from("{}")));
+        assert!(outbox.is_closed());
+        assert_eq!(
+            rx.close_reason(),
+            Some((CLOSE_SLOW_CLIENT.0, CLOSE_SLOW_CLIENT.1.to_string()))
+        );
+    }
+}

@@ -1,0 +1,137 @@
+//! The event-bus trait and its message type (cluster-sfu-facts 1.2-1.3).
+
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use proto::ids::{BackendId, PublicSessionId, RoomId};
+use proto::server::ServerMessage;
+
+/// Where a message goes. The string form is the NATS subject the reference
+/// uses, so nodes of both implementations can share a bus.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// One session, wherever it lives.
+    Session(PublicSessionId),
+    /// Every session of a user on one backend.
+    User { backend: BackendId, compat: bool, user: String },
+    /// Client-facing events of a room.
+    Room { backend: BackendId, compat: bool, room: RoomId },
+}
+
+fn encode_pair(id: &str, backend: &BackendId, compat: bool) -> String {
+    if compat {
+        STANDARD.encode(id)
+    } else {
+        STANDARD.encode(format!("{id}|{backend}"))
+    }
+}
+
+impl Subject {
+    pub fn to_subject_string(&self) -> String {
+        match self {
+            Subject::Session(id) => format!("session.{id}"),
+            Subject::User { backend, compat, user } => {
+                format!("user.{}", encode_pair(user, backend, *compat))
+            }
+            Subject::Room { backend, compat, room } => {
+                format!("room.{}", encode_pair(room.as_str(), backend, *compat))
+            }
+        }
+    }
+}
+
+/// A message on the bus. The JSON form is cached so a room broadcast is
+/// serialized once however many receivers pass it through unchanged.
+#[derive(Debug)]
+pub struct BusMessage {
+    /// When the message was published (Unix microseconds); receivers drop
+    /// room events older than their own join (facts 1.15.5).
+    pub send_time_us: i64,
+    pub message: ServerMessage,
+    json: OnceLock<Arc<str>>,
+}
+
+pub fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+impl BusMessage {
+    pub fn new(message: ServerMessage) -> Self {
+        BusMessage {
+            send_time_us: now_us(),
+            message,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The message as a text frame, serialized at most once.
+    pub fn json(&self) -> Arc<str> {
+        self.json
+            .get_or_init(|| Arc::from(self.message.to_json()))
+            .clone()
+    }
+}
+
+/// Receives the messages of one subscription. Called without any hub lock
+/// held; must not block.
+pub type BusSink = Arc<dyn Fn(&Arc<BusMessage>) + Send + Sync>;
+
+/// Dropping it ends the subscription.
+pub struct Subscription(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl Subscription {
+    pub fn new(guard: impl Send + Sync + 'static) -> Self {
+        Subscription(Box::new(guard))
+    }
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Subscription")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("event bus is closed")]
+    Closed,
+}
+
+/// Everything that would cross nodes goes through this trait.
+pub trait EventBus: Send + Sync {
+    /// Delivers `msg` to every subscriber of `subject` on any node.
+    fn publish(&self, subject: &Subject, msg: Arc<BusMessage>) -> Result<(), BusError>;
+
+    /// Registers `sink` for `subject` until the returned guard is dropped.
+    fn subscribe(&self, subject: &Subject, sink: BusSink) -> Result<Subscription, BusError>;
+
+    /// A short description for `/api/v1/serverinfo`.
+    fn describe(&self) -> serde_json::Value;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_match_reference_format() {
+        let s = Subject::Room {
+            backend: "backend-1".into(),
+            compat: false,
+            room: "abc".into(),
+        };
+        assert_eq!(s.to_subject_string(), format!("room.{}", STANDARD.encode("abc|backend-1")));
+        let u = Subject::User {
+            backend: "compat".into(),
+            compat: true,
+            user: "alice".into(),
+        };
+        assert_eq!(u.to_subject_string(), format!("user.{}", STANDARD.encode("alice")));
+        assert_eq!(Subject::Session("xyz".into()).to_subject_string(), "session.xyz");
+    }
+}

@@ -1,0 +1,317 @@
+//! The hub: sessions, rooms and the routing between them.
+//!
+//! [`Hub::handle_frame`] is the single entry point for client frames: it
+//! decodes, then hands each message type to its handler in `hub/handle/`.
+//! Shared state lives in registries ([`sessions`], [`rooms`]) and entities
+//! ([`session`], [`room`]); everything that could cross nodes goes through
+//! the event bus. No lock is held across an `.await`.
+
+pub mod error;
+pub mod handle;
+pub mod housekeeping;
+pub mod room;
+pub mod rooms;
+pub mod session;
+pub mod sessions;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use proto::client::{ClientMessage, ClientRequest};
+use proto::error::{ErrorCode, WireError};
+use proto::event::JoinEntry;
+use proto::features::ServerFeatures;
+use proto::server::{bye_reason, ByeMessage, ServerBody, ServerMessage, WelcomeMessage};
+use proto::session_id::SessionIdCodec;
+use tokio_util::task::TaskTracker;
+
+use crate::backend::{BackendClient, Backends};
+use crate::client::connection::CLOSE_NORMAL;
+use crate::client::{ClientInfo, Outbox};
+use crate::cluster::EventBus;
+use crate::config::{Config, Secret};
+use crate::metrics::METRICS;
+use crate::throttle::Throttler;
+
+pub use error::HubError;
+use rooms::Rooms;
+use session::{ClientType, Session};
+use sessions::Sessions;
+
+/// Whether the connection goes on after a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Close,
+}
+
+/// Per-connection state the reader owns and passes to the hub.
+pub struct ConnCtx {
+    pub outbox: Outbox,
+    pub info: ClientInfo,
+    pub session: Option<Arc<Session>>,
+}
+
+impl ConnCtx {
+    pub fn new(outbox: Outbox, info: ClientInfo) -> Self {
+        ConnCtx {
+            outbox,
+            info,
+            session: None,
+        }
+    }
+
+    pub fn reply(&self, msg: &ServerMessage) {
+        self.outbox.send(msg);
+    }
+
+    pub fn reply_error(&self, id: Option<String>, error: WireError) {
+        METRICS.client_errors_total.with_label_values(&[error.code.as_str()]).inc();
+        self.outbox.send(&ServerMessage::error(id, error));
+    }
+}
+
+/// Bitrate limits of the SFU, if one is configured (facts 2.9).
+#[derive(Debug, Clone, Copy)]
+pub struct SfuLimits {
+    pub max_stream_bitrate: u64,
+    pub max_screen_bitrate: u64,
+}
+
+pub(crate) struct Inner {
+    pub codec: SessionIdCodec,
+    pub internal_secret: Secret,
+    pub features: ServerFeatures,
+    pub backends: RwLock<Arc<Backends>>,
+    pub client: BackendClient,
+    pub bus: Arc<dyn EventBus>,
+    pub sessions: Sessions,
+    pub rooms: Rooms,
+    pub throttler: Throttler,
+    pub sfu: Option<SfuLimits>,
+    /// Background work the hub starts (Talk leave requests); drained on
+    /// shutdown.
+    pub tasks: TaskTracker,
+    next_index: AtomicU64,
+}
+
+/// Cheap handle to the hub.
+#[derive(Clone)]
+pub struct Hub {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubSetupError {
+    #[error("[sessions]: {0}")]
+    Codec(#[from] proto::session_id::CodecError),
+    #[error("backend client: {0}")]
+    Backend(#[from] crate::backend::BackendError),
+}
+
+impl Hub {
+    pub fn new(config: &Config, bus: Arc<dyn EventBus>) -> Result<Hub, HubSetupError> {
+        let codec = SessionIdCodec::new(
+            config.sessions.hash_key.expose().as_bytes(),
+            config.sessions.block_key.as_ref().map(|k| k.expose().as_bytes()),
+        )?;
+        // The SFU issue wires up `[mcu]`; until then no SFU is used and no
+        // `mcu` features are advertised.
+        let sfu = None;
+        let features = ServerFeatures::new(sfu.is_some());
+        let client = BackendClient::new(&config.backend, features.header_value())?;
+        Ok(Hub {
+            inner: Arc::new(Inner {
+                codec,
+                internal_secret: config.clients.internal_secret.clone(),
+                backends: RwLock::new(Arc::new(Backends::new(&config.backend))),
+                client,
+                bus,
+                sessions: Sessions::default(),
+                rooms: Rooms::default(),
+                throttler: Throttler::default(),
+                sfu,
+                features,
+                tasks: TaskTracker::new(),
+                next_index: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    pub fn features(&self) -> &ServerFeatures {
+        &self.inner.features
+    }
+
+    pub(crate) fn backends(&self) -> Arc<Backends> {
+        self.inner.backends.read().clone()
+    }
+
+    /// Replaces the backends (SIGHUP reload).
+    pub fn reload_backends(&self, config: &Config) {
+        *self.inner.backends.write() = Arc::new(Backends::new(&config.backend));
+    }
+
+    pub(crate) fn next_session_index(&self) -> u64 {
+        self.inner.next_index.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.inner.sessions.len()
+    }
+
+    pub fn room_count(&self) -> usize {
+        self.inner.rooms.len()
+    }
+
+    /// Waits for background requests to Talk to finish.
+    pub async fn drain(&self) {
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    // === connection events ===
+
+    /// The first frame of every connection (facts 1.4).
+    pub fn welcome(&self, ctx: &ConnCtx) {
+        ctx.reply(&ServerMessage::new(ServerBody::Welcome {
+            welcome: WelcomeMessage {
+                version: proto::SERVER_VERSION.to_owned(),
+                features: self.inner.features.welcome.clone(),
+                country: None,
+            },
+        }));
+    }
+
+    pub fn hello_timeout(&self, ctx: &ConnCtx) {
+        send_bye(&ctx.outbox, bye_reason::HELLO_TIMEOUT);
+    }
+
+    pub fn binary_frame(&self, ctx: &ConnCtx) {
+        ctx.reply_error(None, WireError::new(ErrorCode::InvalidFormat));
+    }
+
+    /// The socket is gone. A session that did not say bye waits for a
+    /// resume (facts 1.7).
+    pub fn connection_closed(&self, ctx: &mut ConnCtx) {
+        if let Some(session) = ctx.session.take() {
+            if session.detach(ctx.outbox.id()) {
+                tracing::debug!(session = %session.public_id, "connection lost, session kept for resume");
+            }
+        }
+    }
+
+    /// Decodes one text frame and dispatches it.
+    pub async fn handle_frame(&self, ctx: &mut ConnCtx, frame: &[u8]) -> Flow {
+        let msg = match ClientMessage::decode(frame) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(addr = %ctx.info.addr, code = %e.error.code, "undecodable message");
+                ctx.reply_error(e.id, e.error);
+                return Flow::Continue;
+            }
+        };
+        METRICS.server_messages_total.with_label_values(&[msg.body.kind()]).inc();
+        let Some(session) = ctx.session.clone() else {
+            return match msg.body {
+                ClientRequest::Hello(hello) => {
+                    handle::hello::hello(self, ctx, msg.id, hello).await;
+                    Flow::Continue
+                }
+                _ => {
+                    ctx.reply_error(msg.id, WireError::new(ErrorCode::HelloExpected));
+                    Flow::Continue
+                }
+            };
+        };
+        if !session.is_attached(ctx.outbox.id()) {
+            // Taken over by a resume on another connection.
+            return Flow::Close;
+        }
+        match msg.body {
+            // A second hello on an authenticated connection is ignored.
+            ClientRequest::Hello(_) => Flow::Continue,
+            ClientRequest::Bye => {
+                ctx.reply(&ServerMessage::reply(msg.id, ServerBody::Bye { bye: None }));
+                ctx.outbox.close(CLOSE_NORMAL, "");
+                ctx.session = None;
+                self.close_session(&session, true);
+                Flow::Close
+            }
+            ClientRequest::Room(req) => {
+                handle::room::room(self, ctx, &session, msg.id, req).await;
+                Flow::Continue
+            }
+            ClientRequest::Message(m) => {
+                handle::message::message(self, &session, m, handle::message::Kind::Message);
+                Flow::Continue
+            }
+            ClientRequest::Control(m) => {
+                handle::message::message(self, &session, m, handle::message::Kind::Control);
+                Flow::Continue
+            }
+            ClientRequest::Transient(t) => {
+                handle::transient::transient(self, ctx, &session, msg.id, t);
+                Flow::Continue
+            }
+            ClientRequest::Internal(_) if !session.is_internal() => {
+                tracing::debug!(session = %session.public_id, "internal message from non-internal session ignored");
+                Flow::Continue
+            }
+            ClientRequest::Internal(req) => {
+                handle::internal::internal(self, ctx, &session, msg.id, req).await;
+                Flow::Continue
+            }
+            ClientRequest::Unknown(kind) => {
+                tracing::debug!(session = %session.public_id, kind, "unknown message type ignored");
+                Flow::Continue
+            }
+        }
+    }
+
+    // === session lifecycle ===
+
+    /// Ends a session for good: leaves its room (telling Talk if
+    /// `notify_backend`) and unregisters it.
+    pub(crate) fn close_session(&self, session: &Arc<Session>, notify_backend: bool) {
+        if !session.mark_closed() {
+            return;
+        }
+        handle::room::leave_room(self, session, notify_backend);
+        self.inner.sessions.unregister(session);
+        tracing::debug!(session = %session.public_id, "session closed");
+    }
+
+    /// Sends `bye` with a reason, closes the connection and the session.
+    pub(crate) fn bye_and_close(&self, session: &Arc<Session>, reason: &str, notify_backend: bool) {
+        if let Some(outbox) = session.take_outbox() {
+            send_bye(&outbox, reason);
+        }
+        self.close_session(session, notify_backend);
+    }
+
+    /// The `join` entry describing `s` to others (facts 1.14.1).
+    pub(crate) fn join_entry(&self, s: &Session) -> JoinEntry {
+        JoinEntry {
+            sessionid: s.public_id.clone(),
+            userid: s.effective_user_id(),
+            user: s.user_data.clone(),
+            roomsessionid: s
+                .room_session_id()
+                .map(|r| r.0)
+                .filter(|_| s.client_type != ClientType::Virtual)
+                .unwrap_or_default(),
+            features: s.features.clone(),
+            federated: s.client_type == ClientType::Federation,
+        }
+    }
+}
+
+fn send_bye(outbox: &Outbox, reason: &str) {
+    outbox.send(&ServerMessage::new(ServerBody::Bye {
+        bye: Some(ByeMessage {
+            reason: reason.to_owned(),
+        }),
+    }));
+    outbox.close(CLOSE_NORMAL, "");
+}

@@ -1,0 +1,105 @@
+//! `message` and `control`: client-to-client delivery (facts 1.10, 1.11).
+
+use std::sync::Arc;
+
+use proto::client::{MessageRequest, Recipient, RecipientWire};
+use proto::permissions::Permission;
+use proto::server::{MessageDelivery, MessageSender, ServerBody, ServerMessage};
+
+use crate::cluster::{BusMessage, Subject};
+use crate::hub::session::Session;
+use crate::hub::Hub;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Message,
+    Control,
+}
+
+fn body(kind: Kind, delivery: MessageDelivery) -> ServerBody {
+    match kind {
+        Kind::Message => ServerBody::Message { message: delivery },
+        Kind::Control => ServerBody::Control { control: delivery },
+    }
+}
+
+fn recipient_wire(r: &Recipient) -> RecipientWire {
+    RecipientWire {
+        kind: r.kind().to_owned(),
+        sessionid: match r {
+            Recipient::Session(id) => Some(id.0.clone()),
+            _ => None,
+        },
+        userid: match r {
+            Recipient::User(u) => Some(u.clone()),
+            _ => None,
+        },
+    }
+}
+
+pub fn message(hub: &Hub, sender: &Arc<Session>, req: MessageRequest, kind: Kind) {
+    if kind == Kind::Control && !sender.is_internal() && !sender.has_permission(Permission::Control) {
+        tracing::debug!(session = %sender.public_id, "control message without permission ignored");
+        return;
+    }
+    let from = MessageSender {
+        kind: req.recipient.kind().to_owned(),
+        sessionid: sender.public_id.clone(),
+        userid: sender.effective_user_id(),
+    };
+    let backend = &sender.backend;
+    let (subject, recipient) = match &req.recipient {
+        Recipient::Session(target) => {
+            if *target == sender.public_id {
+                return;
+            }
+            if let Some(local) = hub.inner.sessions.by_public(target) {
+                // Sessions of different backends never see each other's
+                // messages (facts 1.10); control skips this check.
+                if kind == Kind::Message && local.backend.id != backend.id {
+                    return;
+                }
+                local.send(&ServerMessage::new(body(
+                    kind,
+                    MessageDelivery {
+                        sender: Some(from),
+                        recipient: None,
+                        data: req.data,
+                    },
+                )));
+                return;
+            }
+            (Subject::Session(target.clone()), recipient_wire(&req.recipient))
+        }
+        Recipient::User(user) => {
+            if *user == sender.user_id {
+                return;
+            }
+            (
+                Subject::User {
+                    backend: backend.id.clone(),
+                    compat: backend.is_compat(),
+                    user: user.clone(),
+                },
+                recipient_wire(&req.recipient),
+            )
+        }
+        Recipient::Room | Recipient::Call => {
+            let Some(room) = sender.room() else {
+                return;
+            };
+            (room.subject(), recipient_wire(&req.recipient))
+        }
+    };
+    let msg = ServerMessage::new(body(
+        kind,
+        MessageDelivery {
+            sender: Some(from),
+            recipient: Some(recipient),
+            data: req.data,
+        },
+    ));
+    if let Err(e) = hub.inner.bus.publish(&subject, Arc::new(BusMessage::new(msg))) {
+        tracing::warn!(error = %e, "could not publish message");
+    }
+}

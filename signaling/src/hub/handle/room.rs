@@ -1,0 +1,298 @@
+//! `room`: join, switch and leave (facts 1.9, 5.6, 5.7).
+
+use std::sync::Arc;
+
+use proto::client::RoomRequest;
+use proto::error::{ErrorCode, WireError};
+use proto::event::{Event, RoomEvent};
+use proto::ids::{RoomId, RoomSessionId};
+use proto::permissions::Permissions;
+use proto::server::{bye_reason, Bandwidth, RoomMessage, ServerBody, ServerMessage};
+use proto::talk::request::{self, BackendRequest, BACKEND_VERSION};
+use proto::RawJson;
+
+use crate::cluster::bus::now_us;
+use crate::cluster::BusMessage;
+use crate::hub::session::{ClientType, Joined, Session};
+use crate::hub::{ConnCtx, Hub, HubError};
+use crate::metrics::METRICS;
+
+pub async fn room(hub: &Hub, ctx: &ConnCtx, session: &Arc<Session>, id: Option<String>, req: RoomRequest) {
+    if req.room_id.is_empty() {
+        if leave_room(hub, session, true) {
+            if session.user_id.is_empty() && session.client_type != ClientType::Internal {
+                session.set_join_deadline(Some(
+                    tokio::time::Instant::now() + super::hello::ANONYMOUS_JOIN_TIMEOUT,
+                ));
+            }
+            ctx.reply(&ServerMessage::reply(id, room_body(String::new(), None, None)));
+        }
+        return;
+    }
+    if req.federation.is_some() {
+        // Federation is built by the cluster issues; until then say so
+        // with the protocol's own error rather than joining locally.
+        ctx.reply_error(id, WireError::new(ErrorCode::FederationUnsupported));
+        return;
+    }
+    if let Err(e) = join(hub, ctx, session, id.clone(), req).await {
+        ctx.reply_error(id, e.into_wire());
+    }
+}
+
+fn room_body(roomid: String, properties: Option<RawJson>, bandwidth: Option<Bandwidth>) -> ServerBody {
+    ServerBody::Room {
+        room: RoomMessage {
+            roomid,
+            properties,
+            bandwidth,
+        },
+    }
+}
+
+/// The reply to Talk's join answer, in the shape of facts 2.5.2.
+struct TalkJoin {
+    properties: Option<RawJson>,
+    room_user_id: Option<String>,
+    permissions: Option<Vec<String>>,
+}
+
+async fn ask_talk(hub: &Hub, session: &Session, room_id: &RoomId, room_session: &RoomSessionId) -> Result<TalkJoin, HubError> {
+    if session.is_internal() {
+        return Ok(TalkJoin {
+            properties: None,
+            room_user_id: None,
+            permissions: None,
+        });
+    }
+    let sessionid = if room_session.is_empty() {
+        session.public_id.0.clone()
+    } else {
+        room_session.0.clone()
+    };
+    let req = BackendRequest::Room {
+        room: request::RoomRequest {
+            version: BACKEND_VERSION.into(),
+            roomid: room_id.0.clone(),
+            userid: session.user_id.clone(),
+            sessionid,
+            action: None,
+            actorid: None,
+            actortype: None,
+            incall: None,
+        },
+    };
+    let resp = hub.inner.client.request(&session.backend, &session.backend_url, &req).await?;
+    match (resp.kind.as_str(), resp.error, resp.room) {
+        ("error", Some(e), _) => Err(e.into()),
+        ("room", _, Some(room)) => {
+            #[derive(serde::Deserialize)]
+            struct SessionData {
+                #[serde(default)]
+                userid: String,
+            }
+            let room_user_id = room
+                .session
+                .and_then(|s| serde_json::from_str::<SessionData>(s.get()).ok())
+                .map(|s| s.userid)
+                .filter(|u| !u.is_empty());
+            Ok(TalkJoin {
+                properties: room.properties,
+                room_user_id,
+                permissions: room.permissions,
+            })
+        }
+        _ => Err(ErrorCode::RoomJoinFailed.into()),
+    }
+}
+
+fn bandwidth(hub: &Hub, session: &Session) -> Option<Bandwidth> {
+    let pick = |sfu: u64, backend: u64| match (sfu, backend) {
+        (0, b) => b,
+        (s, 0) => s,
+        (s, b) => s.min(b),
+    };
+    let (sfu_stream, sfu_screen) = hub
+        .inner
+        .sfu
+        .map(|s| (s.max_stream_bitrate, s.max_screen_bitrate))
+        .unwrap_or((0, 0));
+    let bw = Bandwidth {
+        maxstreambitrate: pick(sfu_stream, session.backend.max_stream_bitrate),
+        maxscreenbitrate: pick(sfu_screen, session.backend.max_screen_bitrate),
+    };
+    (bw.maxstreambitrate != 0 || bw.maxscreenbitrate != 0).then_some(bw)
+}
+
+async fn join(hub: &Hub, ctx: &ConnCtx, session: &Arc<Session>, id: Option<String>, req: RoomRequest) -> Result<(), HubError> {
+    let room_session = req.session_id;
+    // Already in this room: only the room session id changes (facts 5.10).
+    if let Some(current) = session.room() {
+        if current.id == req.room_id && current.backend.id == session.backend.id {
+            let new_id = if room_session.is_empty() {
+                RoomSessionId(session.public_id.0.clone())
+            } else {
+                room_session
+            };
+            if let Some(old) = session.room_session_id() {
+                hub.inner.sessions.clear_room_session(&old, &session.public_id);
+            }
+            hub.inner.sessions.set_room_session(&new_id, &session.public_id);
+            session.set_room_session_id(new_id);
+            let mut details = serde_json::json!({"room": {"roomid": current.id.0}});
+            if let Some(p) = current.properties() {
+                let props: serde_json::Value = serde_json::from_str(p.get()).unwrap_or(serde_json::Value::Null);
+                details["room"]["properties"] = props;
+            }
+            let details = serde_json::value::to_raw_value(&details).map_err(|_| HubError::from(ErrorCode::InternalError))?;
+            return Err(WireError::new(ErrorCode::AlreadyJoined).with_details(details).into());
+        }
+    }
+
+    let talk = ask_talk(hub, session, &req.room_id, &room_session).await?;
+    if session.is_closed() || ctx.outbox.is_closed() {
+        return Ok(());
+    }
+
+    // One connection per Talk session: kick whoever holds this id.
+    if !room_session.is_empty() {
+        if let Some(other_id) = hub.inner.sessions.by_room_session(&room_session) {
+            if other_id != session.public_id {
+                if let Some(other) = hub.inner.sessions.by_public(&other_id) {
+                    tracing::debug!(session = %other.public_id, "kicked: room session reconnected elsewhere");
+                    hub.bye_and_close(&other, bye_reason::ROOM_SESSION_RECONNECTED, false);
+                }
+            }
+        }
+    }
+
+    leave_room(hub, session, true);
+
+    let backend = session.backend.clone();
+    let effective_room_session = if room_session.is_empty() {
+        RoomSessionId(session.public_id.0.clone())
+    } else {
+        room_session
+    };
+    let (room, others) = loop {
+        let room = hub.inner.rooms.get_or_create(&backend, &req.room_id, talk.properties.clone());
+        if let Ok(others) = room.add(session) {
+            break (room, others);
+        }
+    };
+    let weak = Arc::downgrade(session);
+    let sink = Arc::new(move |m: &Arc<BusMessage>| {
+        if let Some(s) = weak.upgrade() {
+            s.deliver(m);
+        }
+    });
+    let subscription = match hub.inner.bus.subscribe(&room.subject(), sink) {
+        Ok(s) => s,
+        Err(e) => {
+            room.remove(&session.public_id);
+            hub.inner.rooms.remove_closed(&room);
+            session.send(&ServerMessage::new(room_body(String::new(), None, None)));
+            return Err(WireError::with_message(ErrorCode::InternalError, e.to_string()).into());
+        }
+    };
+    hub.inner.sessions.set_room_session(&effective_room_session, &session.public_id);
+    session.set_room(Joined::new(
+        room.clone(),
+        effective_room_session,
+        now_us(),
+        talk.room_user_id,
+        subscription,
+    ));
+    if let Some(perms) = &talk.permissions {
+        session.set_permissions(Permissions::from_list(perms.iter().map(String::as_str)));
+    }
+    METRICS
+        .room_sessions
+        .with_label_values(&[backend.id.as_str(), room.id.as_str(), session.client_type.as_str()])
+        .inc();
+
+    ctx.reply(&ServerMessage::reply(
+        id,
+        room_body(room.id.0.clone(), room.properties(), bandwidth(hub, session)),
+    ));
+
+    // Everybody, the joiner included, learns about the joiner.
+    let own = hub.join_entry(session);
+    let event = ServerMessage::new(ServerBody::Event {
+        event: Event::Room(RoomEvent::Join { join: vec![own] }),
+    });
+    if let Err(e) = hub.inner.bus.publish(&room.subject(), Arc::new(BusMessage::new(event))) {
+        tracing::warn!(room = %room.id, error = %e, "could not publish join event");
+    }
+    if let Some(initial) = super::transient::initial(&room) {
+        session.send(&initial);
+    }
+    // Then the joiner gets the sessions that were already there.
+    let mut others = others;
+    others.sort_by_key(|s| s.index);
+    let entries: Vec<_> = others.iter().map(|s| hub.join_entry(s)).collect();
+    let fresh = session.mark_seen(entries.iter().map(|e| &e.sessionid));
+    let entries: Vec<_> = entries.into_iter().filter(|e| fresh.contains(&e.sessionid)).collect();
+    if !entries.is_empty() {
+        session.send(&ServerMessage::new(ServerBody::Event {
+            event: Event::Room(RoomEvent::Join { join: entries }),
+        }));
+    }
+    Ok(())
+}
+
+/// Leaves the local room, if any (facts 5.7): `leave` event to the others,
+/// Talk's `leave` request when `notify_backend`. Returns whether the
+/// session was in a room.
+pub(crate) fn leave_room(hub: &Hub, session: &Arc<Session>, notify_backend: bool) -> bool {
+    let Some(joined) = session.take_room() else {
+        return false;
+    };
+    let (room, room_session) = joined.into_parts();
+    let (_, closed) = room.remove(&session.public_id);
+    if closed {
+        hub.inner.rooms.remove_closed(&room);
+    }
+    hub.inner.sessions.clear_room_session(&room_session, &session.public_id);
+    super::transient::remove(hub, &room, &format!("sd:{}", session.public_id));
+    METRICS
+        .room_sessions
+        .with_label_values(&[room.backend.id.as_str(), room.id.as_str(), session.client_type.as_str()])
+        .dec();
+    let event = ServerMessage::new(ServerBody::Event {
+        event: Event::Room(RoomEvent::Leave {
+            leave: vec![session.public_id.clone()],
+        }),
+    });
+    if let Err(e) = hub.inner.bus.publish(&room.subject(), Arc::new(BusMessage::new(event))) {
+        tracing::warn!(room = %room.id, error = %e, "could not publish leave event");
+    }
+    if notify_backend && !room_session.is_empty() && session.client_type == ClientType::Client {
+        notify_leave(hub, session, &room.id, room_session);
+    }
+    true
+}
+
+/// Tells Talk in the background that the session left (fire and forget).
+fn notify_leave(hub: &Hub, session: &Arc<Session>, room_id: &RoomId, room_session: RoomSessionId) {
+    let req = BackendRequest::Room {
+        room: request::RoomRequest {
+            version: BACKEND_VERSION.into(),
+            roomid: room_id.0.clone(),
+            userid: session.user_id.clone(),
+            sessionid: room_session.0,
+            action: Some("leave".into()),
+            actorid: None,
+            actortype: None,
+            incall: None,
+        },
+    };
+    let client = hub.inner.client.clone();
+    let backend = session.backend.clone();
+    let url = session.backend_url.clone();
+    hub.inner.tasks.spawn(async move {
+        if let Err(e) = client.request(&backend, &url, &req).await {
+            tracing::warn!(url, error = %e, "leave request to Nextcloud failed");
+        }
+    });
+}

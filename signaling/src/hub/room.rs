@@ -1,0 +1,191 @@
+//! One room on this node (facts 5.1): its members, properties and call set.
+//! The room exists while at least one local session is in it. It never
+//! touches sessions' locks while holding its own (lock order: session, then
+//! room), and knows nothing of the hub.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use proto::ids::{PublicSessionId, RoomId};
+use proto::RawJson;
+
+use super::session::Session;
+use crate::backend::Backend;
+use crate::cluster::Subject;
+
+/// One transient data entry; `generation` tells a TTL timer whether the
+/// value it was armed for is still the stored one.
+struct TransientEntry {
+    value: serde_json::Value,
+    raw: RawJson,
+    generation: u64,
+}
+
+/// What a transient `set` changed.
+pub enum TransientSet {
+    /// Same value: no notification; the TTL is re-armed or cancelled.
+    Unchanged { generation: u64 },
+    Changed { old: Option<RawJson>, generation: u64 },
+}
+
+#[derive(Default)]
+struct State {
+    properties: Option<RawJson>,
+    transient: HashMap<String, TransientEntry>,
+    transient_generation: u64,
+    members: HashMap<PublicSessionId, Arc<Session>>,
+    in_call: HashSet<PublicSessionId>,
+    /// Set when the last member left; a closed room is never reused.
+    closed: bool,
+}
+
+pub struct Room {
+    pub id: RoomId,
+    pub backend: Arc<Backend>,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Room {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Room({}|{})", self.id, self.backend.id)
+    }
+}
+
+/// The room was closed between lookup and join; look it up again.
+#[derive(Debug)]
+pub struct RoomClosed;
+
+impl Room {
+    pub fn new(id: RoomId, backend: Arc<Backend>, properties: Option<RawJson>) -> Self {
+        Room {
+            id,
+            backend,
+            state: Mutex::new(State {
+                properties,
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// The bus subject of the room's client-facing events.
+    pub fn subject(&self) -> Subject {
+        Subject::Room {
+            backend: self.backend.id.clone(),
+            compat: self.backend.is_compat(),
+            room: self.id.clone(),
+        }
+    }
+
+    pub fn properties(&self) -> Option<RawJson> {
+        self.state.lock().properties.clone()
+    }
+
+    /// Adds a member; returns the members that were already there.
+    pub fn add(&self, session: &Arc<Session>) -> Result<Vec<Arc<Session>>, RoomClosed> {
+        let mut s = self.state.lock();
+        if s.closed {
+            return Err(RoomClosed);
+        }
+        let others = s
+            .members
+            .values()
+            .filter(|m| m.public_id != session.public_id)
+            .cloned()
+            .collect();
+        s.members.insert(session.public_id.clone(), session.clone());
+        Ok(others)
+    }
+
+    /// Removes a member. Returns (was a member, room is now empty and closed).
+    pub fn remove(&self, id: &PublicSessionId) -> (bool, bool) {
+        let mut s = self.state.lock();
+        let was = s.members.remove(id).is_some();
+        s.in_call.remove(id);
+        if s.members.is_empty() {
+            s.closed = true;
+        }
+        (was, s.closed)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
+    pub fn members(&self) -> Vec<Arc<Session>> {
+        self.state.lock().members.values().cloned().collect()
+    }
+
+    pub fn member_count(&self) -> usize {
+        self.state.lock().members.len()
+    }
+
+    pub fn is_in_call(&self, id: &PublicSessionId) -> bool {
+        self.state.lock().in_call.contains(id)
+    }
+
+    /// Stores a transient value (facts 1.12).
+    pub fn transient_set(&self, key: &str, raw: RawJson) -> TransientSet {
+        let value: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null);
+        let mut s = self.state.lock();
+        s.transient_generation += 1;
+        let generation = s.transient_generation;
+        match s.transient.get_mut(key) {
+            Some(e) if e.value == value => {
+                e.generation = generation;
+                TransientSet::Unchanged { generation }
+            }
+            _ => {
+                let old = s.transient.insert(
+                    key.to_owned(),
+                    TransientEntry {
+                        value,
+                        raw,
+                        generation,
+                    },
+                );
+                TransientSet::Changed {
+                    old: old.map(|e| e.raw),
+                    generation,
+                }
+            }
+        }
+    }
+
+    /// Removes a key; returns the old value if there was one.
+    pub fn transient_remove(&self, key: &str) -> Option<RawJson> {
+        self.state.lock().transient.remove(key).map(|e| e.raw)
+    }
+
+    /// TTL expiry: removes the key only if it still holds the value the
+    /// timer was armed for.
+    pub fn transient_expire(&self, key: &str, generation: u64) -> Option<RawJson> {
+        let mut s = self.state.lock();
+        if s.transient.get(key).is_some_and(|e| e.generation == generation) {
+            s.transient.remove(key).map(|e| e.raw)
+        } else {
+            None
+        }
+    }
+
+    /// The whole store, for a joiner's `initial` message.
+    pub fn transient_snapshot(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.state
+            .lock()
+            .transient
+            .iter()
+            .map(|(k, e)| (k.clone(), e.value.clone()))
+            .collect()
+    }
+
+    /// Adds or removes a session from the call set; returns whether it
+    /// changed.
+    pub fn set_in_call(&self, id: &PublicSessionId, in_call: bool) -> bool {
+        let mut s = self.state.lock();
+        if in_call {
+            s.members.contains_key(id) && s.in_call.insert(id.clone())
+        } else {
+            s.in_call.remove(id)
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! One signaling session: who it is (ids, user, backend, client type) and
+//! its mutable state (connection, room, permissions, pending messages).
+//!
+//! The state sits inside one `parking_lot::Mutex`; nothing awaits under it.
+//! The session never holds a hub reference: operations that need the hub
+//! live in `hub/handle/*` and take the session as an argument.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use proto::event::{Event, RoomEvent};
+use proto::ids::{PrivateSessionId, PublicSessionId, RoomSessionId};
+use proto::permissions::{Permission, Permissions};
+use proto::server::{ServerBody, ServerMessage};
+use proto::RawJson;
+use tokio::time::Instant;
+
+use super::room::Room;
+use crate::backend::Backend;
+use crate::client::{ConnectionId, Outbox};
+use crate::cluster::{BusMessage, Subscription};
+
+/// Pending messages kept while disconnected before a warning is logged.
+const PENDING_WARN: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientType {
+    Client,
+    Internal,
+    Federation,
+    Virtual,
+}
+
+impl ClientType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientType::Client => "client",
+            ClientType::Internal => "internal",
+            ClientType::Federation => "federation",
+            ClientType::Virtual => "virtual",
+        }
+    }
+}
+
+/// The session's membership in a local room.
+pub struct Joined {
+    pub room: Arc<Room>,
+    pub room_session_id: RoomSessionId,
+    /// Unix microseconds; bus events sent earlier are dropped.
+    pub join_time_us: i64,
+    /// `session.userid` from Talk's join reply (anonymous mapped users).
+    pub room_user_id: Option<String>,
+    _subscription: Subscription,
+}
+
+impl Joined {
+    pub fn new(
+        room: Arc<Room>,
+        room_session_id: RoomSessionId,
+        join_time_us: i64,
+        room_user_id: Option<String>,
+        subscription: Subscription,
+    ) -> Self {
+        Joined {
+            room,
+            room_session_id,
+            join_time_us,
+            room_user_id,
+            _subscription: subscription,
+        }
+    }
+}
+
+impl Joined {
+    /// The room and room session id; the room subscription ends here.
+    pub fn into_parts(self) -> (Arc<Room>, RoomSessionId) {
+        (self.room, self.room_session_id)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    outbox: Option<Outbox>,
+    /// Frames queued while disconnected, flushed on resume.
+    pending: Vec<Arc<str>>,
+    pending_chat_refresh: bool,
+    disconnected_at: Option<Instant>,
+    /// Anonymous sessions must join a room before this.
+    join_deadline: Option<Instant>,
+    room: Option<Joined>,
+    permissions: Permissions,
+    /// Session ids seen in `join` events since joining the current room.
+    seen: HashSet<PublicSessionId>,
+    closed: bool,
+    subscriptions: Vec<Subscription>,
+}
+
+pub struct Session {
+    pub index: u64,
+    pub public_id: PublicSessionId,
+    pub private_id: PrivateSessionId,
+    pub client_type: ClientType,
+    pub backend: Arc<Backend>,
+    /// The normalized URL the session authenticated against.
+    pub backend_url: String,
+    pub user_id: String,
+    pub user_data: Option<RawJson>,
+    pub features: Vec<String>,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Session({}, {})", self.index, self.public_id)
+    }
+}
+
+/// Everything needed to create a session.
+pub struct NewSession {
+    pub index: u64,
+    pub public_id: PublicSessionId,
+    pub private_id: PrivateSessionId,
+    pub client_type: ClientType,
+    pub backend: Arc<Backend>,
+    pub backend_url: String,
+    pub user_id: String,
+    pub user_data: Option<RawJson>,
+    pub features: Vec<String>,
+}
+
+impl Session {
+    pub fn new(n: NewSession) -> Self {
+        Session {
+            index: n.index,
+            public_id: n.public_id,
+            private_id: n.private_id,
+            client_type: n.client_type,
+            backend: n.backend,
+            backend_url: n.backend_url,
+            user_id: n.user_id,
+            user_data: n.user_data,
+            features: n.features,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    pub fn has_feature(&self, f: &str) -> bool {
+        self.features.iter().any(|x| x == f)
+    }
+
+    pub fn is_internal(&self) -> bool {
+        self.client_type == ClientType::Internal
+    }
+
+    // === connection ===
+
+    /// Binds a connection; returns the previously attached one (takeover).
+    pub fn attach(&self, outbox: Outbox) -> Option<Outbox> {
+        let mut s = self.state.lock();
+        s.disconnected_at = None;
+        s.outbox.replace(outbox)
+    }
+
+    /// Unbinds `conn` if it is the attached one; the session then waits for
+    /// a resume. Returns whether it was attached.
+    pub fn detach(&self, conn: ConnectionId) -> bool {
+        let mut s = self.state.lock();
+        if s.outbox.as_ref().is_some_and(|o| o.id() == conn) {
+            s.outbox = None;
+            s.disconnected_at = Some(Instant::now());
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether `conn` is the connection currently bound to the session.
+    pub fn is_attached(&self, conn: ConnectionId) -> bool {
+        self.state.lock().outbox.as_ref().is_some_and(|o| o.id() == conn)
+    }
+
+    /// Unbinds whatever connection is attached and returns it.
+    pub fn take_outbox(&self) -> Option<Outbox> {
+        self.state.lock().outbox.take()
+    }
+
+    pub fn disconnected_since(&self) -> Option<Instant> {
+        self.state.lock().disconnected_at
+    }
+
+    /// Sends queued messages after a resume; returns how many were sent.
+    pub fn flush_pending(&self) -> usize {
+        let mut s = self.state.lock();
+        let pending = std::mem::take(&mut s.pending);
+        s.pending_chat_refresh = false;
+        let n = pending.len();
+        if let Some(outbox) = &s.outbox {
+            for frame in pending {
+                if !outbox.send_text(frame) {
+                    break;
+                }
+            }
+        }
+        n
+    }
+
+    // === sending ===
+
+    /// Sends a message straight to this session's client (or queues it while
+    /// disconnected).
+    pub fn send(&self, msg: &ServerMessage) {
+        self.send_frame(Arc::from(msg.to_json()), false);
+    }
+
+    fn send_frame(&self, frame: Arc<str>, chat_refresh: bool) {
+        let mut s = self.state.lock();
+        if s.closed {
+            return;
+        }
+        if let Some(outbox) = &s.outbox {
+            outbox.send_text(frame);
+            return;
+        }
+        if chat_refresh {
+            if s.pending_chat_refresh {
+                return;
+            }
+            s.pending_chat_refresh = true;
+        }
+        s.pending.push(frame);
+        if s.pending.len() == PENDING_WARN {
+            tracing::warn!(session = %self.public_id, "many messages pending for a disconnected session");
+        }
+    }
+
+    /// Delivers a bus message after the per-receiver rules of facts 1.15.
+    pub fn deliver(&self, bus: &Arc<BusMessage>) {
+        let mut rewritten: Option<ServerMessage> = None;
+        {
+            let mut s = self.state.lock();
+            if s.closed {
+                return;
+            }
+            match &bus.message.body {
+                ServerBody::Message { message: m } | ServerBody::Control { control: m } => {
+                    if m.sender.as_ref().is_some_and(|snd| snd.sessionid == self.public_id) {
+                        return;
+                    }
+                    let to_call = m.recipient.as_ref().is_some_and(|r| r.kind == "call");
+                    if to_call {
+                        let in_call = s.room.as_ref().is_some_and(|j| j.room.is_in_call(&self.public_id));
+                        if !in_call {
+                            return;
+                        }
+                    }
+                }
+                ServerBody::Event { event } => {
+                    if matches!(event, Event::Room(_) | Event::Participants(_)) {
+                        match &s.room {
+                            Some(j) if bus.send_time_us >= j.join_time_us => {}
+                            _ => return,
+                        }
+                    }
+                    match event {
+                        Event::Room(RoomEvent::Join { join }) => {
+                            let fresh: Vec<_> = join
+                                .iter()
+                                .filter(|e| s.seen.insert(e.sessionid.clone()))
+                                .cloned()
+                                .collect();
+                            if fresh.is_empty() {
+                                return;
+                            }
+                            if fresh.len() != join.len() {
+                                rewritten = Some(ServerMessage::new(ServerBody::Event {
+                                    event: Event::Room(RoomEvent::Join { join: fresh }),
+                                }));
+                            }
+                        }
+                        Event::Room(RoomEvent::Leave { leave }) => {
+                            let known: Vec<_> =
+                                leave.iter().filter(|id| s.seen.remove(*id)).cloned().collect();
+                            if known.is_empty() {
+                                return;
+                            }
+                            if known.len() != leave.len() {
+                                rewritten = Some(ServerMessage::new(ServerBody::Event {
+                                    event: Event::Room(RoomEvent::Leave { leave: known }),
+                                }));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        let frame = match rewritten {
+            Some(m) => Arc::from(m.to_json()),
+            None => bus.json(),
+        };
+        self.send_frame(frame, is_chat_refresh(&bus.message));
+    }
+
+    /// Marks ids as seen without an event (the joiner's initial list).
+    pub fn mark_seen<'a>(&self, ids: impl IntoIterator<Item = &'a PublicSessionId>) -> Vec<PublicSessionId> {
+        let mut s = self.state.lock();
+        ids.into_iter()
+            .filter(|id| s.seen.insert((*id).clone()))
+            .cloned()
+            .collect()
+    }
+
+    // === room ===
+
+    pub fn room(&self) -> Option<Arc<Room>> {
+        self.state.lock().room.as_ref().map(|j| j.room.clone())
+    }
+
+    pub fn room_session_id(&self) -> Option<RoomSessionId> {
+        self.state.lock().room.as_ref().map(|j| j.room_session_id.clone())
+    }
+
+    pub fn set_room_session_id(&self, id: RoomSessionId) {
+        if let Some(j) = self.state.lock().room.as_mut() {
+            j.room_session_id = id;
+        }
+    }
+
+    /// The user id others see: the auth user id, or the one Talk gave this
+    /// anonymous session for its room (facts 5.6).
+    pub fn effective_user_id(&self) -> String {
+        if !self.user_id.is_empty() {
+            return self.user_id.clone();
+        }
+        self.state
+            .lock()
+            .room
+            .as_ref()
+            .and_then(|j| j.room_user_id.clone())
+            .unwrap_or_default()
+    }
+
+    /// Sets the room membership; returns the previous one.
+    pub fn set_room(&self, joined: Joined) -> Option<Joined> {
+        let mut s = self.state.lock();
+        s.seen.clear();
+        s.join_deadline = None;
+        s.room.replace(joined)
+    }
+
+    pub fn take_room(&self) -> Option<Joined> {
+        let mut s = self.state.lock();
+        s.seen.clear();
+        s.room.take()
+    }
+
+    // === permissions and timers ===
+
+    pub fn set_permissions(&self, p: Permissions) {
+        self.state.lock().permissions = p;
+    }
+
+    pub fn has_permission(&self, p: Permission) -> bool {
+        match self.client_type {
+            ClientType::Virtual => true,
+            _ => self.state.lock().permissions.has(p),
+        }
+    }
+
+    pub fn set_join_deadline(&self, at: Option<Instant>) {
+        self.state.lock().join_deadline = at;
+    }
+
+    /// True if the anonymous join deadline passed while not in a room.
+    pub fn join_deadline_expired(&self, now: Instant) -> bool {
+        let s = self.state.lock();
+        s.room.is_none() && s.join_deadline.is_some_and(|d| now >= d)
+    }
+
+    pub fn add_subscription(&self, sub: Subscription) {
+        self.state.lock().subscriptions.push(sub);
+    }
+
+    /// Marks the session closed and drops its subscriptions. Returns false
+    /// if it already was closed.
+    pub fn mark_closed(&self) -> bool {
+        let mut s = self.state.lock();
+        if s.closed {
+            return false;
+        }
+        s.closed = true;
+        s.subscriptions.clear();
+        s.pending.clear();
+        true
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+}
+
+fn is_chat_refresh(msg: &ServerMessage) -> bool {
+    let ServerBody::Event {
+        event: Event::Room(RoomEvent::Message { message }),
+    } = &msg.body
+    else {
+        return false;
+    };
+    #[derive(serde::Deserialize)]
+    struct Chat {
+        #[serde(rename = "type")]
+        kind: String,
+        chat: Option<ChatBody>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ChatBody {
+        #[serde(default)]
+        refresh: bool,
+    }
+    serde_json::from_str::<Chat>(message.data.get())
+        .is_ok_and(|c| c.kind == "chat" && c.chat.is_some_and(|b| b.refresh))
+}

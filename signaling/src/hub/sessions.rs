@@ -1,0 +1,148 @@
+//! Registry of the sessions on this node and their id lookups: by index
+//! (resume ids), by public id, and Talk room session id <-> public id
+//! (facts 5.6). Sharded by id so lookups of unrelated sessions do not
+//! contend.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use proto::ids::{BackendId, PublicSessionId, RoomSessionId};
+
+use super::session::{ClientType, Session};
+use crate::metrics::METRICS;
+
+const SHARDS: usize = 16;
+
+#[derive(Default)]
+struct Shard {
+    by_index: HashMap<u64, Arc<Session>>,
+    by_public: HashMap<PublicSessionId, Arc<Session>>,
+}
+
+pub struct Sessions {
+    shards: Vec<Mutex<Shard>>,
+    room_sessions: Mutex<HashMap<RoomSessionId, PublicSessionId>>,
+    /// Client/federation sessions per backend, for `sessionlimit`.
+    per_backend: Mutex<HashMap<BackendId, u64>>,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            room_sessions: Mutex::default(),
+            per_backend: Mutex::default(),
+        }
+    }
+}
+
+fn counts_for_limit(t: ClientType) -> bool {
+    matches!(t, ClientType::Client | ClientType::Federation)
+}
+
+/// The session limit of its backend was reached.
+#[derive(Debug)]
+pub struct LimitReached;
+
+impl Sessions {
+    fn shard_of_index(&self, index: u64) -> &Mutex<Shard> {
+        &self.shards[(index as usize) % SHARDS]
+    }
+
+    /// Registers a session, enforcing the backend's session limit
+    /// (facts 2.8) atomically with the registration.
+    pub fn register(&self, session: &Arc<Session>) -> Result<(), LimitReached> {
+        if counts_for_limit(session.client_type) {
+            let mut counts = self.per_backend.lock();
+            let n = counts.entry(session.backend.id.clone()).or_default();
+            let limit = session.backend.session_limit;
+            if limit > 0 && *n >= limit {
+                METRICS
+                    .backend_session_limit_exceeded_total
+                    .with_label_values(&[session.backend.id.as_str()])
+                    .inc();
+                return Err(LimitReached);
+            }
+            *n += 1;
+        }
+        let mut shard = self.shard_of_index(session.index).lock();
+        shard.by_index.insert(session.index, session.clone());
+        shard.by_public.insert(session.public_id.clone(), session.clone());
+        drop(shard);
+        let labels = [session.backend.id.as_str(), session.client_type.as_str()];
+        METRICS.hub_sessions.with_label_values(&labels).inc();
+        METRICS.hub_sessions_total.with_label_values(&labels).inc();
+        Ok(())
+    }
+
+    pub fn unregister(&self, session: &Session) {
+        let mut shard = self.shard_of_index(session.index).lock();
+        let removed = shard.by_index.remove(&session.index).is_some();
+        shard.by_public.remove(&session.public_id);
+        drop(shard);
+        if !removed {
+            return;
+        }
+        if counts_for_limit(session.client_type) {
+            if let Some(n) = self.per_backend.lock().get_mut(&session.backend.id) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        METRICS
+            .hub_sessions
+            .with_label_values(&[session.backend.id.as_str(), session.client_type.as_str()])
+            .dec();
+    }
+
+    pub fn by_index(&self, index: u64) -> Option<Arc<Session>> {
+        self.shard_of_index(index).lock().by_index.get(&index).cloned()
+    }
+
+    pub fn by_public(&self, id: &PublicSessionId) -> Option<Arc<Session>> {
+        // Public ids do not reveal their index without decoding, so look
+        // through the shards; each lookup is a hash probe.
+        self.shards
+            .iter()
+            .find_map(|s| s.lock().by_public.get(id).cloned())
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().by_index.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.lock().by_index.values().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Maps a Talk room session id to `public`; returns the session that
+    /// held it before, if another one did.
+    pub fn set_room_session(&self, room_session: &RoomSessionId, public: &PublicSessionId) -> Option<PublicSessionId> {
+        if room_session.is_empty() {
+            return None;
+        }
+        self.room_sessions
+            .lock()
+            .insert(room_session.clone(), public.clone())
+            .filter(|prev| prev != public)
+    }
+
+    /// Removes the mapping if it still points at `public`.
+    pub fn clear_room_session(&self, room_session: &RoomSessionId, public: &PublicSessionId) {
+        let mut map = self.room_sessions.lock();
+        if map.get(room_session) == Some(public) {
+            map.remove(room_session);
+        }
+    }
+
+    pub fn by_room_session(&self, room_session: &RoomSessionId) -> Option<PublicSessionId> {
+        self.room_sessions.lock().get(room_session).cloned()
+    }
+}

@@ -1,0 +1,104 @@
+//! Prometheus metrics with the reference's names (cluster-sfu-facts 7.5).
+//! One process-wide registry; the helpers below are what the rest of the
+//! server calls, so label sets stay consistent.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    exponential_buckets, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub hub_rooms: IntGaugeVec,
+    pub hub_sessions: IntGaugeVec,
+    pub hub_sessions_total: IntCounterVec,
+    pub hub_sessions_resume_total: IntCounterVec,
+    pub hub_sessions_resume_failed_total: IntCounter,
+    pub room_sessions: IntGaugeVec,
+    pub server_messages_total: IntCounterVec,
+    pub client_rtt: Histogram,
+    pub client_bytes_total: IntCounterVec,
+    pub client_messages_total: IntCounterVec,
+    pub backend_client_requests_total: IntCounterVec,
+    pub backend_client_requests_errors_total: IntCounterVec,
+    pub backend_session_limit_exceeded_total: IntCounterVec,
+    pub throttle_delayed_total: IntCounterVec,
+    pub throttle_bruteforce_total: IntCounterVec,
+    pub client_errors_total: IntCounterVec,
+    pub client_outbox_overflow_total: IntCounter,
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
+    let _ = r.register(Box::new(c.clone()));
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
+    let _ = r.register(Box::new(g.clone()));
+    g
+}
+
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let r = Registry::new();
+    let resume_failed = IntCounter::new(
+        "signaling_hub_sessions_resume_failed_total",
+        "The total number of failed session resume requests",
+    )
+    .unwrap_or_else(|e| unreachable!("{e}"));
+    let _ = r.register(Box::new(resume_failed.clone()));
+    let overflow = IntCounter::new(
+        "signaling_client_outbox_overflow_total",
+        "Connections closed because the client did not read its messages",
+    )
+    .unwrap_or_else(|e| unreachable!("{e}"));
+    let _ = r.register(Box::new(overflow.clone()));
+    let rtt = Histogram::with_opts(
+        HistogramOpts::new("signaling_client_rtt", "The roundtrip time of WebSocket ping messages")
+            .buckets(exponential_buckets(1.0, (30000f64).powf(1.0 / 49.0), 50).unwrap_or_default()),
+    )
+    .unwrap_or_else(|e| unreachable!("{e}"));
+    let _ = r.register(Box::new(rtt.clone()));
+    Metrics {
+        hub_rooms: gauge(&r, "signaling_hub_rooms", "The current number of rooms per backend", &["backend"]),
+        hub_sessions: gauge(&r, "signaling_hub_sessions", "The current number of sessions per backend", &["backend", "clienttype"]),
+        hub_sessions_total: counter(&r, "signaling_hub_sessions_total", "The total number of sessions per backend", &["backend", "clienttype"]),
+        hub_sessions_resume_total: counter(&r, "signaling_hub_sessions_resume_total", "The total number of resumed sessions per backend", &["backend", "clienttype"]),
+        hub_sessions_resume_failed_total: resume_failed,
+        room_sessions: gauge(&r, "signaling_room_sessions", "The current number of sessions in a room", &["backend", "room", "clienttype"]),
+        server_messages_total: counter(&r, "signaling_server_messages_total", "The total number of signaling messages", &["type"]),
+        client_rtt: rtt,
+        client_bytes_total: counter(&r, "signaling_client_bytes_total", "The total number of bytes sent to or received by clients", &["direction"]),
+        client_messages_total: counter(&r, "signaling_client_messages_total", "The total number of messages sent to or received by clients", &["direction"]),
+        backend_client_requests_total: counter(&r, "signaling_backend_client_requests_total", "The total number of backend client requests", &["backend"]),
+        backend_client_requests_errors_total: counter(&r, "signaling_backend_client_requests_errors_total", "The total number of backend client requests that had an error", &["backend", "error"]),
+        backend_session_limit_exceeded_total: counter(&r, "signaling_backend_session_limit_exceeded_total", "The number of times the session limit exceeded", &["backend"]),
+        throttle_delayed_total: counter(&r, "signaling_throttle_delayed_total", "The total number of delayed requests", &["action", "delay"]),
+        throttle_bruteforce_total: counter(&r, "signaling_throttle_bruteforce_total", "The total number of rejected brute force requests", &["action"]),
+        client_errors_total: counter(&r, "signaling_client_errors_total", "Error replies sent to clients, by code", &["code"]),
+        client_outbox_overflow_total: overflow,
+        registry: r,
+    }
+});
+
+pub fn backend_request(backend: &str, _kind: &str, ok: bool) {
+    METRICS.backend_client_requests_total.with_label_values(&[backend]).inc();
+    if !ok {
+        METRICS
+            .backend_client_requests_errors_total
+            .with_label_values(&[backend, "unknown"])
+            .inc();
+    }
+}
+
+/// The text exposition of every registered metric.
+pub fn render() -> String {
+    TextEncoder::new()
+        .encode_to_string(&METRICS.registry.gather())
+        .unwrap_or_default()
+}

@@ -1,0 +1,164 @@
+//! HTTP side of the server: the axum router (`/spreed`, `/api/v1/*`), the
+//! listeners, and connection tracking for graceful shutdown.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::connect_info::Connected;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::serve::IncomingStream;
+use axum::Router;
+use ipnet::IpNet;
+use tokio::net::{TcpListener, UnixListener};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::client::connection::{self, MAX_MESSAGE_SIZE};
+use crate::client::ClientInfo;
+use crate::hub::Hub;
+use crate::realip;
+
+/// The peer of an HTTP connection; Unix socket peers count as loopback.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub IpAddr);
+
+impl Connected<IncomingStream<'_, TcpListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        PeerAddr(stream.remote_addr().ip())
+    }
+}
+
+impl Connected<IncomingStream<'_, UnixListener>> for PeerAddr {
+    fn connect_info(_: IncomingStream<'_, UnixListener>) -> Self {
+        PeerAddr(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub hub: Hub,
+    pub trusted_proxies: Arc<Vec<IpNet>>,
+    pub connections: TaskTracker,
+    pub shutdown: CancellationToken,
+    server_header: HeaderValue,
+    features_header: HeaderValue,
+}
+
+impl AppState {
+    pub fn new(hub: Hub, trusted_proxies: Vec<IpNet>, shutdown: CancellationToken) -> Self {
+        let server = format!("nextcloud-spreed-signaling/{}", proto::SERVER_VERSION);
+        let features = hub.features().header_value();
+        AppState {
+            hub,
+            trusted_proxies: Arc::new(trusted_proxies),
+            connections: TaskTracker::new(),
+            shutdown,
+            server_header: HeaderValue::from_str(&server).unwrap_or(HeaderValue::from_static("nextcloud-spreed-signaling")),
+            features_header: HeaderValue::from_str(&features).unwrap_or(HeaderValue::from_static("")),
+        }
+    }
+
+    fn add_headers(&self, resp: &mut Response) {
+        let h = resp.headers_mut();
+        h.insert(header::SERVER, self.server_header.clone());
+        h.insert(proto::checksum::HEADER_FEATURES, self.features_header.clone());
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/spreed", any(spreed))
+        .route("/api/v1/welcome", get(welcome))
+        .with_state(state)
+}
+
+async fn spreed(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let info = ClientInfo {
+        addr: realip::client_ip(peer.0, &headers, &app.trusted_proxies),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("unknown user agent")
+            .to_owned(),
+    };
+    let hub = app.hub.clone();
+    let shutdown = app.shutdown.clone();
+    let tracker = app.connections.clone();
+    let mut resp = ws
+        .max_message_size(MAX_MESSAGE_SIZE)
+        .max_frame_size(MAX_MESSAGE_SIZE)
+        .on_upgrade(move |socket| tracker.track_future(connection::run(socket, hub, info, shutdown)))
+        .into_response();
+    app.add_headers(&mut resp);
+    resp
+}
+
+async fn welcome(State(app): State<AppState>) -> Response {
+    let body = format!(
+        "{}\n",
+        serde_json::json!({"nextcloud-spreed-signaling": "Welcome", "version": proto::SERVER_VERSION})
+    );
+    let mut resp = ([(header::CONTENT_TYPE, "application/json; charset=utf-8")], body).into_response();
+    app.add_headers(&mut resp);
+    resp
+}
+
+/// A bound listener.
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+/// Serves `listeners` until `shutdown`, then closes client connections and
+/// waits up to `grace` for them.
+pub async fn serve(state: AppState, listeners: Vec<Listener>, grace: Duration) -> std::io::Result<()> {
+    let shutdown = state.shutdown.clone();
+    let connections = state.connections.clone();
+    let app = router(state);
+    let mut servers = tokio::task::JoinSet::new();
+    for l in listeners {
+        let app = app.clone();
+        let stop = shutdown.clone().cancelled_owned();
+        match l {
+            Listener::Tcp(l) => {
+                servers.spawn(async move {
+                    axum::serve(l, app.into_make_service_with_connect_info::<PeerAddr>())
+                        .with_graceful_shutdown(stop)
+                        .await
+                });
+            }
+            Listener::Unix(l) => {
+                servers.spawn(async move {
+                    axum::serve(l, app.into_make_service_with_connect_info::<PeerAddr>())
+                        .with_graceful_shutdown(stop)
+                        .await
+                });
+            }
+        }
+    }
+    let mut result = Ok(());
+    while let Some(r) = servers.join_next().await {
+        if let Ok(Err(e)) = r {
+            tracing::error!(error = %e, "listener failed");
+            shutdown.cancel();
+            result = Err(e);
+        }
+    }
+    // Connection tasks see the same token and say goodbye to their clients.
+    connections.close();
+    if tokio::time::timeout(grace, connections.wait()).await.is_err() {
+        tracing::warn!("connections still open after the grace period");
+    }
+    result
+}
