@@ -1,1 +1,14 @@
+//! End-to-end test support: real processes, a Talk backend emulator and a
+//! scripted WebSocket client.
+//!
+//! - [`process`]: a child-process guard (log capture, SIGTERM then SIGKILL).
+//! - [`talk`]: a Nextcloud Talk backend emulator on a loopback port.
+//! - [`server`]: starts the real `signaling` binary with a generated config.
+//! - [`client`]: a `/spreed` client with `expect` helpers.
+//! - [`wait`]: deadlines for "eventually" checks.
 
+pub mod client;
+pub mod process;
+pub mod server;
+pub mod talk;
+pub mod wait;

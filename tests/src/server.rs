@@ -1,0 +1,112 @@
+//! Starts the real `signaling` binary with a generated `server.conf`.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::{free_port, target_bin, ChildGuard};
+use crate::talk::Talk;
+use crate::wait::eventually;
+
+pub const TALK_SECRET: &str = "the-shared-secret-of-talk";
+pub const INTERNAL_SECRET: &str = "the-shared-secret-for-internal-clients";
+
+/// Builder for a test server; `start` waits until it answers.
+pub struct TestServerBuilder {
+    backend_url: Option<String>,
+    backend_timeout: u64,
+    internal_secret: Option<String>,
+    extra: String,
+}
+
+pub struct TestServer {
+    pub port: u16,
+    pub process: ChildGuard,
+}
+
+impl TestServer {
+    pub fn builder() -> TestServerBuilder {
+        TestServerBuilder {
+            backend_url: None,
+            backend_timeout: 2,
+            internal_secret: Some(INTERNAL_SECRET.into()),
+            extra: String::new(),
+        }
+    }
+
+    /// `ws://127.0.0.1:port/spreed`
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/spreed", self.port)
+    }
+
+    /// `http://127.0.0.1:port/`
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl TestServerBuilder {
+    /// Configures the emulator as the only backend.
+    pub fn talk(mut self, talk: &Talk) -> Self {
+        self.backend_url = Some(talk.url());
+        self
+    }
+
+    pub fn backend_timeout_secs(mut self, secs: u64) -> Self {
+        self.backend_timeout = secs;
+        self
+    }
+
+    pub fn no_internal_secret(mut self) -> Self {
+        self.internal_secret = None;
+        self
+    }
+
+    /// Raw INI text appended to the generated config.
+    pub fn extra(mut self, ini: &str) -> Self {
+        self.extra.push_str(ini);
+        self
+    }
+
+    fn config(&self, port: u16) -> String {
+        let mut c = format!(
+            "[http]\nlisten = 127.0.0.1:{port}\n\n[sessions]\nhashkey = 0123456789abcdef0123456789abcdef\nblockkey = 0123456789abcdef\n\n[nats]\nurl = nats://loopback\n\n"
+        );
+        if let Some(s) = &self.internal_secret {
+            c.push_str(&format!("[clients]\ninternalsecret = {s}\n\n"));
+        }
+        c.push_str(&format!("[backend]\ntimeout = {}\n", self.backend_timeout));
+        if let Some(url) = &self.backend_url {
+            c.push_str(&format!("backends = talk\n\n[talk]\nurls = {url}\nsecret = {TALK_SECRET}\n\n"));
+        }
+        c.push_str(&self.extra);
+        c
+    }
+
+    pub async fn start(self) -> TestServer {
+        let bin = target_bin("signaling");
+        for _attempt in 0..5 {
+            let port = free_port();
+            let dir = tempfile::tempdir().expect("temp dir");
+            let config = dir.path().join("server.conf");
+            std::fs::write(&config, self.config(port)).expect("write config");
+            let mut cmd = Command::new(&bin);
+            cmd.arg("--config").arg(&config).env("RUST_LOG", "signaling=debug,info");
+            let mut process = ChildGuard::spawn("signaling", cmd, dir).expect("start signaling");
+            let url = format!("http://127.0.0.1:{port}/api/v1/welcome");
+            let client = reqwest::Client::new();
+            let ready = eventually(Duration::from_secs(10), || {
+                let req = client.get(&url).send();
+                async { req.await.ok().filter(|r| r.status().is_success()) }
+            })
+            .await;
+            if ready.is_some() {
+                return TestServer { port, process };
+            }
+            if process.try_exit_status().is_none() {
+                panic!("signaling did not become ready:\n{}", process.log_tail(40));
+            }
+            // Most likely the port was taken meanwhile: try another one.
+        }
+        panic!("signaling could not start on a free port");
+    }
+}
