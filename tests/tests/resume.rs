@@ -1,0 +1,92 @@
+//! Resuming sessions (seed 004 "Resuming sessions") and releasing them.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tests::client::TestClient;
+use tests::server::TestServer;
+use tests::talk::{Room, Talk, User};
+
+async fn setup() -> (Talk, TestServer, User, User) {
+    let talk = Talk::start(tests::server::TALK_SECRET).await;
+    let alice = talk.add_user("alice", "Alice");
+    let bob = talk.add_user("bob", "Bob");
+    talk.add_room("room1", Room::open("Room one"));
+    let server = TestServer::builder().talk(&talk).start().await;
+    (talk, server, alice, bob)
+}
+
+async fn user(server: &TestServer, talk: &Talk, u: &User) -> TestClient {
+    let (mut c, _) = TestClient::connect(server).await;
+    c.hello_v1(talk, Some(u)).await;
+    c
+}
+
+/// After a dropped connection the client resumes with its resume id: same
+/// ids, still in the room, and messages sent meanwhile arrive in order.
+#[tokio::test]
+async fn resume_delivers_queued_messages_in_order() {
+    let (talk, server, alice, bob) = setup().await;
+    let mut a = user(&server, &talk, &alice).await;
+    let mut b = user(&server, &talk, &bob).await;
+    a.join_ok("room1", "ta").await;
+    b.join_ok("room1", "tb").await;
+    b.recv().await;
+    a.recv().await;
+    let (sid, rid) = (a.session_id.clone(), a.resume_id.clone());
+    a.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for n in 0..5 {
+        b.message(json!({"type": "session", "sessionid": sid}), json!({"n": n})).await;
+    }
+    b.message(json!({"type": "room"}), json!({"n": "room"})).await;
+    b.expect_silence(Duration::from_millis(200)).await; // no leave event for alice
+
+    let (mut a2, _) = TestClient::connect(&server).await;
+    let v = a2.resume(&rid).await;
+    assert_eq!(v["type"], "hello", "{v}");
+    assert_eq!(v["hello"]["sessionid"], sid.as_str());
+    assert_eq!(v["hello"]["resumeid"], rid.as_str());
+    assert_eq!(v["hello"]["userid"], "alice");
+    assert!(v["hello"]["server"].is_object());
+    for n in 0..5 {
+        assert_eq!(a2.recv().await["message"]["data"], json!({"n": n}));
+    }
+    assert_eq!(a2.recv().await["message"]["data"], json!({"n": "room"}));
+    // Still in the room: room messages arrive live.
+    b.message(json!({"type": "room"}), json!("live")).await;
+    assert_eq!(a2.recv().await["message"]["data"], "live");
+}
+
+/// Unknown, forged and public ids are `no_such_session`.
+#[tokio::test]
+async fn resume_unknown_ids() {
+    let (talk, server, alice, _) = setup().await;
+    let a = user(&server, &talk, &alice).await;
+    let (mut c, _) = TestClient::connect(&server).await;
+    for id in ["garbage", "", &a.session_id] {
+        if id.is_empty() {
+            continue;
+        }
+        let (req, v) = c.hello_raw(json!({"version": "1.0", "resumeid": id})).await;
+        assert_eq!(v["id"], req);
+        assert_eq!(v["error"]["code"], "no_such_session", "{id}");
+    }
+}
+
+/// Resuming while the old connection is still open takes the session
+/// over: the old connection gets `bye` `session_resumed`, the session lives
+/// on.
+#[tokio::test]
+async fn resume_takeover() {
+    let (talk, server, alice, bob) = setup().await;
+    let mut a = user(&server, &talk, &alice).await;
+    let mut b = user(&server, &talk, &bob).await;
+    let (mut a2, _) = TestClient::connect(&server).await;
+    let v = a2.resume(&a.resume_id).await;
+    assert_eq!(v["hello"]["sessionid"], a.session_id.as_str());
+    assert_eq!(a.recv().await, json!({"type": "bye", "bye": {"reason": "session_resumed"}}));
+    a.expect_closed().await;
+    b.message(json!({"type": "session", "sessionid": a.session_id}), json!("to new conn")).await;
+    assert_eq!(a2.recv().await["message"]["data"], "to new conn");
+}
