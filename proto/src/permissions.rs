@@ -42,18 +42,13 @@ impl Permission {
 
 /// The permission set of a session. `Default` is the state of a session that
 /// never received a list: everything except `hide-displaynames`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Permissions {
     /// Nextcloud never sent a list (old Nextcloud): all but `hide-displaynames`.
+    #[default]
     NeverSet,
     /// Exactly the listed permissions (an empty list means none).
     Set(u8),
-}
-
-impl Default for Permissions {
-    fn default() -> Self {
-        Permissions::NeverSet
-    }
 }
 
 impl Permissions {

@@ -92,7 +92,7 @@ impl SessionIdCodec {
         }
         let cipher = match block_key {
             None => BlockCipher::None,
-            Some(k) if k.is_empty() => BlockCipher::None,
+            Some([]) => BlockCipher::None,
             Some(k) => match k.len() {
                 16 => BlockCipher::Aes128(
                     k.try_into()

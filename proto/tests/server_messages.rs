@@ -2,6 +2,8 @@
 //! unchanged: every JSON example of seed 004 (corrected where upstream-facts
 //! flags a DOC DIFF) decodes and re-encodes to the same JSON.
 
+#![allow(clippy::unwrap_used)]
+
 use proto::server::ServerMessage;
 use proto::talk::notify::RoomNotification;
 use proto::talk::request::{BackendRequest, BackendResponse};

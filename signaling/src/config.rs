@@ -195,7 +195,11 @@ impl Reader<'_> {
             Some(v) => match v.to_ascii_lowercase().as_str() {
                 "1" | "t" | "true" | "y" | "yes" | "on" => Ok(true),
                 "0" | "f" | "false" | "n" | "no" | "off" => Ok(false),
-                _ => Err(ConfigError::invalid(section, key, format!("not a boolean: {v:?}"))),
+                _ => Err(ConfigError::invalid(
+                    section,
+                    key,
+                    format!("not a boolean: {v:?}"),
+                )),
             },
         }
     }
@@ -207,7 +211,11 @@ impl Reader<'_> {
             Some(v) => match v.parse::<i64>() {
                 Ok(n) if n > 0 => Ok(n as u64),
                 Ok(_) => Ok(default),
-                Err(_) => Err(ConfigError::invalid(section, key, format!("not an integer: {v:?}"))),
+                Err(_) => Err(ConfigError::invalid(
+                    section,
+                    key,
+                    format!("not an integer: {v:?}"),
+                )),
             },
         }
     }

@@ -67,7 +67,10 @@ impl ConnCtx {
     }
 
     pub fn reply_error(&self, id: Option<String>, error: WireError) {
-        METRICS.client_errors_total.with_label_values(&[error.code.as_str()]).inc();
+        METRICS
+            .client_errors_total
+            .with_label_values(&[error.code.as_str()])
+            .inc();
         self.outbox.send(&ServerMessage::error(id, error));
     }
 }
@@ -114,7 +117,11 @@ impl Hub {
     pub fn new(config: &Config, bus: Arc<dyn EventBus>) -> Result<Hub, HubSetupError> {
         let codec = SessionIdCodec::new(
             config.sessions.hash_key.expose().as_bytes(),
-            config.sessions.block_key.as_ref().map(|k| k.expose().as_bytes()),
+            config
+                .sessions
+                .block_key
+                .as_ref()
+                .map(|k| k.expose().as_bytes()),
         )?;
         // The SFU issue wires up `[mcu]`; until then no SFU is used and no
         // `mcu` features are advertised.
@@ -211,7 +218,10 @@ impl Hub {
                 return Flow::Continue;
             }
         };
-        METRICS.server_messages_total.with_label_values(&[msg.body.kind()]).inc();
+        METRICS
+            .server_messages_total
+            .with_label_values(&[msg.body.kind()])
+            .inc();
         let Some(session) = ctx.session.clone() else {
             return match msg.body {
                 ClientRequest::Hello(hello) => {

@@ -58,11 +58,18 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let housekeeping = tokio::spawn(hub.clone().run_housekeeping(shutdown.clone()));
-    let state = server::AppState::new(hub.clone(), config.app.trusted_proxies.clone(), shutdown.clone());
+    let state = server::AppState::new(
+        hub.clone(),
+        config.app.trusted_proxies.clone(),
+        shutdown.clone(),
+    );
     let result = server::serve(state, listeners, SHUTDOWN_GRACE).await;
     shutdown.cancel();
     let _ = housekeeping.await;
-    if tokio::time::timeout(SHUTDOWN_GRACE, hub.drain()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, hub.drain())
+        .await
+        .is_err()
+    {
         tracing::warn!("requests to Nextcloud still running after the grace period");
     }
     Ok(result?)

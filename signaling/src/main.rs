@@ -54,7 +54,8 @@ async fn main() -> anyhow::Result<()> {
     init_logging();
     let cli = Cli::parse();
     let mut config = match &cli.config {
-        Some(path) => Config::load(path).with_context(|| format!("invalid configuration {}", path.display()))?,
+        Some(path) => Config::load(path)
+            .with_context(|| format!("invalid configuration {}", path.display()))?,
         None => {
             tracing::info!("no --config given: running on the embedded default");
             Config::embedded_default()
@@ -73,7 +74,9 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!("{hint}");
     }
     if !config.https.listen.is_empty() {
-        anyhow::bail!("[https] listen: TLS listeners are not supported yet; terminate TLS in a reverse proxy");
+        anyhow::bail!(
+            "[https] listen: TLS listeners are not supported yet; terminate TLS in a reverse proxy"
+        );
     }
     if config.http.listen.is_empty() {
         anyhow::bail!("[http] listen: no listener configured");
@@ -90,7 +93,11 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// SIGTERM/SIGINT stop the server; SIGHUP reloads the backends.
-async fn signals(shutdown: CancellationToken, hub: signaling::hub::Hub, config_path: Option<PathBuf>) {
+async fn signals(
+    shutdown: CancellationToken,
+    hub: signaling::hub::Hub,
+    config_path: Option<PathBuf>,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),

@@ -59,35 +59,111 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     .unwrap_or_else(|e| unreachable!("{e}"));
     let _ = r.register(Box::new(overflow.clone()));
     let rtt = Histogram::with_opts(
-        HistogramOpts::new("signaling_client_rtt", "The roundtrip time of WebSocket ping messages")
-            .buckets(exponential_buckets(1.0, (30000f64).powf(1.0 / 49.0), 50).unwrap_or_default()),
+        HistogramOpts::new(
+            "signaling_client_rtt",
+            "The roundtrip time of WebSocket ping messages",
+        )
+        .buckets(exponential_buckets(1.0, (30000f64).powf(1.0 / 49.0), 50).unwrap_or_default()),
     )
     .unwrap_or_else(|e| unreachable!("{e}"));
     let _ = r.register(Box::new(rtt.clone()));
     Metrics {
-        hub_rooms: gauge(&r, "signaling_hub_rooms", "The current number of rooms per backend", &["backend"]),
-        hub_sessions: gauge(&r, "signaling_hub_sessions", "The current number of sessions per backend", &["backend", "clienttype"]),
-        hub_sessions_total: counter(&r, "signaling_hub_sessions_total", "The total number of sessions per backend", &["backend", "clienttype"]),
-        hub_sessions_resume_total: counter(&r, "signaling_hub_sessions_resume_total", "The total number of resumed sessions per backend", &["backend", "clienttype"]),
+        hub_rooms: gauge(
+            &r,
+            "signaling_hub_rooms",
+            "The current number of rooms per backend",
+            &["backend"],
+        ),
+        hub_sessions: gauge(
+            &r,
+            "signaling_hub_sessions",
+            "The current number of sessions per backend",
+            &["backend", "clienttype"],
+        ),
+        hub_sessions_total: counter(
+            &r,
+            "signaling_hub_sessions_total",
+            "The total number of sessions per backend",
+            &["backend", "clienttype"],
+        ),
+        hub_sessions_resume_total: counter(
+            &r,
+            "signaling_hub_sessions_resume_total",
+            "The total number of resumed sessions per backend",
+            &["backend", "clienttype"],
+        ),
         hub_sessions_resume_failed_total: resume_failed,
-        room_sessions: gauge(&r, "signaling_room_sessions", "The current number of sessions in a room", &["backend", "room", "clienttype"]),
-        server_messages_total: counter(&r, "signaling_server_messages_total", "The total number of signaling messages", &["type"]),
+        room_sessions: gauge(
+            &r,
+            "signaling_room_sessions",
+            "The current number of sessions in a room",
+            &["backend", "room", "clienttype"],
+        ),
+        server_messages_total: counter(
+            &r,
+            "signaling_server_messages_total",
+            "The total number of signaling messages",
+            &["type"],
+        ),
         client_rtt: rtt,
-        client_bytes_total: counter(&r, "signaling_client_bytes_total", "The total number of bytes sent to or received by clients", &["direction"]),
-        client_messages_total: counter(&r, "signaling_client_messages_total", "The total number of messages sent to or received by clients", &["direction"]),
-        backend_client_requests_total: counter(&r, "signaling_backend_client_requests_total", "The total number of backend client requests", &["backend"]),
-        backend_client_requests_errors_total: counter(&r, "signaling_backend_client_requests_errors_total", "The total number of backend client requests that had an error", &["backend", "error"]),
-        backend_session_limit_exceeded_total: counter(&r, "signaling_backend_session_limit_exceeded_total", "The number of times the session limit exceeded", &["backend"]),
-        throttle_delayed_total: counter(&r, "signaling_throttle_delayed_total", "The total number of delayed requests", &["action", "delay"]),
-        throttle_bruteforce_total: counter(&r, "signaling_throttle_bruteforce_total", "The total number of rejected brute force requests", &["action"]),
-        client_errors_total: counter(&r, "signaling_client_errors_total", "Error replies sent to clients, by code", &["code"]),
+        client_bytes_total: counter(
+            &r,
+            "signaling_client_bytes_total",
+            "The total number of bytes sent to or received by clients",
+            &["direction"],
+        ),
+        client_messages_total: counter(
+            &r,
+            "signaling_client_messages_total",
+            "The total number of messages sent to or received by clients",
+            &["direction"],
+        ),
+        backend_client_requests_total: counter(
+            &r,
+            "signaling_backend_client_requests_total",
+            "The total number of backend client requests",
+            &["backend"],
+        ),
+        backend_client_requests_errors_total: counter(
+            &r,
+            "signaling_backend_client_requests_errors_total",
+            "The total number of backend client requests that had an error",
+            &["backend", "error"],
+        ),
+        backend_session_limit_exceeded_total: counter(
+            &r,
+            "signaling_backend_session_limit_exceeded_total",
+            "The number of times the session limit exceeded",
+            &["backend"],
+        ),
+        throttle_delayed_total: counter(
+            &r,
+            "signaling_throttle_delayed_total",
+            "The total number of delayed requests",
+            &["action", "delay"],
+        ),
+        throttle_bruteforce_total: counter(
+            &r,
+            "signaling_throttle_bruteforce_total",
+            "The total number of rejected brute force requests",
+            &["action"],
+        ),
+        client_errors_total: counter(
+            &r,
+            "signaling_client_errors_total",
+            "Error replies sent to clients, by code",
+            &["code"],
+        ),
         client_outbox_overflow_total: overflow,
         registry: r,
     }
 });
 
 pub fn backend_request(backend: &str, _kind: &str, ok: bool) {
-    METRICS.backend_client_requests_total.with_label_values(&[backend]).inc();
+    METRICS
+        .backend_client_requests_total
+        .with_label_values(&[backend])
+        .inc();
     if !ok {
         METRICS
             .backend_client_requests_errors_total

@@ -59,7 +59,10 @@ mod tests {
     use super::*;
 
     fn nets() -> Vec<IpNet> {
-        vec!["127.0.0.0/8".parse().unwrap(), "10.0.0.0/8".parse().unwrap()]
+        vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ]
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -73,7 +76,10 @@ mod tests {
     #[test]
     fn untrusted_peer_headers_ignored() {
         let peer: IpAddr = "192.0.2.1".parse().unwrap();
-        assert_eq!(client_ip(peer, &headers(&[("x-real-ip", "1.1.1.1")]), &nets()), peer);
+        assert_eq!(
+            client_ip(peer, &headers(&[("x-real-ip", "1.1.1.1")]), &nets()),
+            peer
+        );
     }
 
     #[test]
@@ -83,10 +89,19 @@ mod tests {
             client_ip(peer, &headers(&[("x-real-ip", "1.1.1.1")]), &nets()),
             "1.1.1.1".parse::<IpAddr>().unwrap()
         );
-        let h = headers(&[("x-forwarded-for", "2.2.2.2, 3.3.3.3:80"), ("x-forwarded-for", "10.0.0.5")]);
-        assert_eq!(client_ip(peer, &h, &nets()), "3.3.3.3".parse::<IpAddr>().unwrap());
+        let h = headers(&[
+            ("x-forwarded-for", "2.2.2.2, 3.3.3.3:80"),
+            ("x-forwarded-for", "10.0.0.5"),
+        ]);
+        assert_eq!(
+            client_ip(peer, &h, &nets()),
+            "3.3.3.3".parse::<IpAddr>().unwrap()
+        );
         let all_trusted = headers(&[("x-forwarded-for", "10.0.0.1, 10.0.0.2")]);
-        assert_eq!(client_ip(peer, &all_trusted, &nets()), "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(peer, &all_trusted, &nets()),
+            "10.0.0.1".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(client_ip(peer, &HeaderMap::new(), &nets()), peer);
     }
 }

@@ -59,15 +59,20 @@ impl AppState {
             trusted_proxies: Arc::new(trusted_proxies),
             connections: TaskTracker::new(),
             shutdown,
-            server_header: HeaderValue::from_str(&server).unwrap_or(HeaderValue::from_static("nextcloud-spreed-signaling")),
-            features_header: HeaderValue::from_str(&features).unwrap_or(HeaderValue::from_static("")),
+            server_header: HeaderValue::from_str(&server)
+                .unwrap_or(HeaderValue::from_static("nextcloud-spreed-signaling")),
+            features_header: HeaderValue::from_str(&features)
+                .unwrap_or(HeaderValue::from_static("")),
         }
     }
 
     fn add_headers(&self, resp: &mut Response) {
         let h = resp.headers_mut();
         h.insert(header::SERVER, self.server_header.clone());
-        h.insert(proto::checksum::HEADER_FEATURES, self.features_header.clone());
+        h.insert(
+            proto::checksum::HEADER_FEATURES,
+            self.features_header.clone(),
+        );
     }
 }
 
@@ -98,7 +103,9 @@ async fn spreed(
     let mut resp = ws
         .max_message_size(MAX_MESSAGE_SIZE)
         .max_frame_size(MAX_MESSAGE_SIZE)
-        .on_upgrade(move |socket| tracker.track_future(connection::run(socket, hub, info, shutdown)))
+        .on_upgrade(move |socket| {
+            tracker.track_future(connection::run(socket, hub, info, shutdown))
+        })
         .into_response();
     app.add_headers(&mut resp);
     resp
@@ -109,7 +116,11 @@ async fn welcome(State(app): State<AppState>) -> Response {
         "{}\n",
         serde_json::json!({"nextcloud-spreed-signaling": "Welcome", "version": proto::SERVER_VERSION})
     );
-    let mut resp = ([(header::CONTENT_TYPE, "application/json; charset=utf-8")], body).into_response();
+    let mut resp = (
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body,
+    )
+        .into_response();
     app.add_headers(&mut resp);
     resp
 }
@@ -122,7 +133,11 @@ pub enum Listener {
 
 /// Serves `listeners` until `shutdown`, then closes client connections and
 /// waits up to `grace` for them.
-pub async fn serve(state: AppState, listeners: Vec<Listener>, grace: Duration) -> std::io::Result<()> {
+pub async fn serve(
+    state: AppState,
+    listeners: Vec<Listener>,
+    grace: Duration,
+) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
     let connections = state.connections.clone();
     let app = router(state);
@@ -157,7 +172,10 @@ pub async fn serve(state: AppState, listeners: Vec<Listener>, grace: Duration) -
     }
     // Connection tasks see the same token and say goodbye to their clients.
     connections.close();
-    if tokio::time::timeout(grace, connections.wait()).await.is_err() {
+    if tokio::time::timeout(grace, connections.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after the grace period");
     }
     result

@@ -159,7 +159,9 @@ mod tests {
         assert!(t.check(ip, Action::HelloResume).is_err());
         // Other actions and other clients are unaffected.
         assert!(t.check(ip, Action::HelloInternal).is_ok());
-        assert!(t.check("192.0.2.2".parse().unwrap(), Action::HelloResume).is_ok());
+        assert!(t
+            .check("192.0.2.2".parse().unwrap(), Action::HelloResume)
+            .is_ok());
         tokio::time::advance(BLOCK_WINDOW + Duration::from_secs(1)).await;
         assert!(t.check(ip, Action::HelloResume).is_ok());
     }

@@ -31,7 +31,9 @@ pub enum Closed {
 impl TestClient {
     /// Connects and consumes the `welcome` message, which is returned.
     pub async fn connect(server: &TestServer) -> (TestClient, Value) {
-        let (ws, _) = tokio_tungstenite::connect_async(server.ws_url()).await.expect("websocket connect");
+        let (ws, _) = tokio_tungstenite::connect_async(server.ws_url())
+            .await
+            .expect("websocket connect");
         let mut c = TestClient {
             ws,
             next_id: 1,
@@ -39,7 +41,10 @@ impl TestClient {
             resume_id: String::new(),
         };
         let welcome = c.recv().await;
-        assert_eq!(welcome["type"], "welcome", "first message must be welcome: {welcome}");
+        assert_eq!(
+            welcome["type"], "welcome",
+            "first message must be welcome: {welcome}"
+        );
         (c, welcome)
     }
 
@@ -49,11 +54,17 @@ impl TestClient {
     }
 
     pub async fn send_raw(&mut self, text: &str) {
-        self.ws.send(Message::Text(text.into())).await.expect("send");
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send");
     }
 
     pub async fn send_binary(&mut self, data: Vec<u8>) {
-        self.ws.send(Message::Binary(data.into())).await.expect("send");
+        self.ws
+            .send(Message::Binary(data.into()))
+            .await
+            .expect("send");
     }
 
     pub async fn send(&mut self, v: &Value) {
@@ -63,7 +74,8 @@ impl TestClient {
     /// Sends `{"id", "type": kind, kind: payload}` and returns the id.
     pub async fn request(&mut self, kind: &str, payload: Value) -> String {
         let id = self.next_id();
-        self.send(&json!({"id": id, "type": kind, kind: payload})).await;
+        self.send(&json!({"id": id, "type": kind, kind: payload}))
+            .await;
         id
     }
 
@@ -147,8 +159,14 @@ impl TestClient {
 
     fn take_hello(&mut self, v: &Value) {
         assert_eq!(v["type"], "hello", "hello failed: {v}");
-        self.session_id = v["hello"]["sessionid"].as_str().unwrap_or_default().to_owned();
-        self.resume_id = v["hello"]["resumeid"].as_str().unwrap_or_default().to_owned();
+        self.session_id = v["hello"]["sessionid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        self.resume_id = v["hello"]["resumeid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
     }
 
     /// Sends a hello and returns the reply without checking it.
@@ -165,7 +183,9 @@ impl TestClient {
             None => json!({"userid": "", "ticket": "guest"}),
         };
         let (_, v) = self
-            .hello_raw(json!({"version": "1.0", "auth": {"url": talk.signaling_url(), "params": params}}))
+            .hello_raw(
+                json!({"version": "1.0", "auth": {"url": talk.signaling_url(), "params": params}}),
+            )
             .await;
         self.take_hello(&v);
         v
@@ -193,14 +213,18 @@ impl TestClient {
 
     /// Resumes `resume_id` on this connection.
     pub async fn resume(&mut self, resume_id: &str) -> Value {
-        let (_, v) = self.hello_raw(json!({"version": "1.0", "resumeid": resume_id})).await;
+        let (_, v) = self
+            .hello_raw(json!({"version": "1.0", "resumeid": resume_id}))
+            .await;
         v
     }
 
     /// Joins `room` and returns the `room` reply (other messages that
     /// arrive before it are not expected).
     pub async fn join(&mut self, room: &str, room_session: &str) -> Value {
-        let id = self.request("room", json!({"roomid": room, "sessionid": room_session})).await;
+        let id = self
+            .request("room", json!({"roomid": room, "sessionid": room_session}))
+            .await;
         let v = self.recv().await;
         assert_eq!(v["id"], id, "{v}");
         v
@@ -211,13 +235,20 @@ impl TestClient {
         let reply = self.join(room, room_session).await;
         assert_eq!(reply["type"], "room", "join failed: {reply}");
         let me = self.session_id.clone();
-        self.recv_until(|v| v["type"] == "event" && v["event"]["type"] == "join" && v["event"]["join"].as_array().is_some_and(|a| a.iter().any(|e| e["sessionid"] == me.as_str())))
-            .await;
+        self.recv_until(|v| {
+            v["type"] == "event"
+                && v["event"]["type"] == "join"
+                && v["event"]["join"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|e| e["sessionid"] == me.as_str()))
+        })
+        .await;
         reply
     }
 
     pub async fn message(&mut self, recipient: Value, data: Value) {
-        self.request("message", json!({"recipient": recipient, "data": data})).await;
+        self.request("message", json!({"recipient": recipient, "data": data}))
+            .await;
     }
 
     pub async fn close(mut self) {

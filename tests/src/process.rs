@@ -14,11 +14,19 @@ pub struct ChildGuard {
 
 impl ChildGuard {
     /// Starts `cmd` with stdout and stderr in `<dir>/<name>.log`.
-    pub fn spawn(name: &str, mut cmd: Command, dir: tempfile::TempDir) -> std::io::Result<ChildGuard> {
+    pub fn spawn(
+        name: &str,
+        mut cmd: Command,
+        dir: tempfile::TempDir,
+    ) -> std::io::Result<ChildGuard> {
         let log = dir.path().join(format!("{name}.log"));
         let out = std::fs::File::create(&log)?;
         let err = out.try_clone()?;
-        let child = cmd.stdout(Stdio::from(out)).stderr(Stdio::from(err)).stdin(Stdio::null()).spawn()?;
+        let child = cmd
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .stdin(Stdio::null())
+            .spawn()?;
         Ok(ChildGuard {
             name: name.to_owned(),
             child: Some(child),
@@ -44,13 +52,18 @@ impl ChildGuard {
 
     /// Whether the process already exited (and with which status).
     pub fn try_exit_status(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Sends a signal by number (15 = TERM, 1 = HUP).
     pub fn signal(&self, sig: i32) {
         if let Some(pid) = self.pid() {
-            let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(pid.to_string())
+                .status();
         }
     }
 
@@ -60,7 +73,10 @@ impl ChildGuard {
         if let Ok(Some(status)) = child.try_wait() {
             return Some(status);
         }
-        let _ = Command::new("kill").arg("-15").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-15")
+            .arg(child.id().to_string())
+            .status();
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {

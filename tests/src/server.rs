@@ -76,7 +76,9 @@ impl TestServerBuilder {
         }
         c.push_str(&format!("[backend]\ntimeout = {}\n", self.backend_timeout));
         if let Some(url) = &self.backend_url {
-            c.push_str(&format!("backends = talk\n\n[talk]\nurls = {url}\nsecret = {TALK_SECRET}\n\n"));
+            c.push_str(&format!(
+                "backends = talk\n\n[talk]\nurls = {url}\nsecret = {TALK_SECRET}\n\n"
+            ));
         }
         c.push_str(&self.extra);
         c
@@ -90,7 +92,9 @@ impl TestServerBuilder {
             let config = dir.path().join("server.conf");
             std::fs::write(&config, self.config(port)).expect("write config");
             let mut cmd = Command::new(&bin);
-            cmd.arg("--config").arg(&config).env("RUST_LOG", "signaling=debug,info");
+            cmd.arg("--config")
+                .arg(&config)
+                .env("RUST_LOG", "signaling=debug,info");
             let mut process = ChildGuard::spawn("signaling", cmd, dir).expect("start signaling");
             let url = format!("http://127.0.0.1:{port}/api/v1/welcome");
             let client = reqwest::Client::new();

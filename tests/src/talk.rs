@@ -143,11 +143,19 @@ impl Talk {
             capability_fetches: Mutex::new(0),
         });
         let app = Router::new()
-            .route("/ocs/v2.php/apps/spreed/api/v1/signaling/backend", post(backend))
-            .route("/ocs/v2.php/apps/spreed/api/v3/signaling/backend", post(backend))
+            .route(
+                "/ocs/v2.php/apps/spreed/api/v1/signaling/backend",
+                post(backend),
+            )
+            .route(
+                "/ocs/v2.php/apps/spreed/api/v3/signaling/backend",
+                post(backend),
+            )
             .route("/ocs/v2.php/cloud/capabilities", get(capabilities))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind talk emulator");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind talk emulator");
         let addr = listener.local_addr().expect("local addr");
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -162,7 +170,10 @@ impl Talk {
 
     /// What Talk clients send as `auth.url`.
     pub fn signaling_url(&self) -> String {
-        format!("http://{}/ocs/v2.php/apps/spreed/api/v3/signaling/backend", self.addr)
+        format!(
+            "http://{}/ocs/v2.php/apps/spreed/api/v3/signaling/backend",
+            self.addr
+        )
     }
 
     pub fn add_user(&self, id: &str, display_name: &str) -> User {
@@ -230,7 +241,8 @@ impl Talk {
     pub async fn notify(&self, server: &str, room: &str, body: &Value) -> (u16, String) {
         let body = body.to_string();
         let random = checksum::new_random();
-        let sum = checksum::backend_checksum(self.state.secret.as_bytes(), &random, body.as_bytes());
+        let sum =
+            checksum::backend_checksum(self.state.secret.as_bytes(), &random, body.as_bytes());
         let resp = reqwest::Client::new()
             .post(format!("{server}api/v1/room/{room}"))
             .header("Content-Type", "application/json")
@@ -262,7 +274,8 @@ async fn capabilities(State(state): State<Arc<State_>>) -> Response {
     }
     let mut signaling = json!({"session-ping-limit": 200});
     if !b.no_key {
-        signaling["hello-v2-token-key"] = json!(STANDARD.encode(state.key.verifying_key().to_bytes()));
+        signaling["hello-v2-token-key"] =
+            json!(STANDARD.encode(state.key.verifying_key().to_bytes()));
     }
     ocs(json!({
         "version": {"major": 30, "minor": 0, "micro": 0, "string": "30.0.0"},
@@ -270,10 +283,22 @@ async fn capabilities(State(state): State<Arc<State_>>) -> Response {
     }))
 }
 
-async fn backend(State(state): State<Arc<State_>>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let random = headers.get(checksum::HEADER_RANDOM).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let sum = headers.get(checksum::HEADER_CHECKSUM).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let checksum_ok = random.len() >= 32 && checksum::verify_backend_checksum(state.secret.as_bytes(), random, &body, sum);
+async fn backend(
+    State(state): State<Arc<State_>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let random = headers
+        .get(checksum::HEADER_RANDOM)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let sum = headers
+        .get(checksum::HEADER_CHECKSUM)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let checksum_ok = random.len() >= 32
+        && checksum::verify_backend_checksum(state.secret.as_bytes(), random, &body, sum);
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     state.requests.lock().push(Recorded {
         path: uri.path().to_owned(),
@@ -285,17 +310,32 @@ async fn backend(State(state): State<Arc<State_>>, uri: axum::http::Uri, headers
         tokio::time::sleep(d).await;
     }
     if behaviour.garbage {
-        return (StatusCode::OK, [("content-type", "text/html")], "<html>oops</html>").into_response();
+        return (
+            StatusCode::OK,
+            [("content-type", "text/html")],
+            "<html>oops</html>",
+        )
+            .into_response();
     }
     if !checksum_ok {
-        return ocs(talk_error("invalid_request", "The request could not be authenticated."));
+        return ocs(talk_error(
+            "invalid_request",
+            "The request could not be authenticated.",
+        ));
     }
     match json["type"].as_str() {
         Some("auth") => ocs(auth(&state, &json["auth"])),
         Some("room") => ocs(room(&state, &json["room"])),
-        Some("ping") => ocs(json!({"type": "room", "room": {"version": "1.0", "roomid": json["ping"]["roomid"]}})),
-        Some("session") => ocs(json!({"type": "session", "session": {"version": "1.0", "roomid": json["session"]["roomid"]}})),
-        _ => ocs(talk_error("unknown_type", "The given type is not supported.")),
+        Some("ping") => ocs(
+            json!({"type": "room", "room": {"version": "1.0", "roomid": json["ping"]["roomid"]}}),
+        ),
+        Some("session") => ocs(
+            json!({"type": "session", "session": {"version": "1.0", "roomid": json["session"]["roomid"]}}),
+        ),
+        _ => ocs(talk_error(
+            "unknown_type",
+            "The given type is not supported.",
+        )),
     }
 }
 
@@ -310,7 +350,10 @@ fn auth(state: &State_, auth: &Value) -> Value {
         return talk_error("no_such_user", "The given user does not exist.");
     };
     if params["ticket"].as_str() != Some(user.ticket.as_str()) {
-        return talk_error("invalid_ticket", "The given ticket is not valid for this user.");
+        return talk_error(
+            "invalid_ticket",
+            "The given ticket is not valid for this user.",
+        );
     }
     json!({"type": "auth", "auth": {"version": "1.0", "userid": user.id, "user": {"displayname": user.display_name}}})
 }

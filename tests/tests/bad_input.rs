@@ -24,7 +24,11 @@ async fn user(server: &TestServer, talk: &Talk, u: &User) -> TestClient {
 
 /// Messages between two healthy sessions still flow.
 async fn still_works(a: &mut TestClient, b: &mut TestClient) {
-    a.message(json!({"type": "session", "sessionid": b.session_id}), json!("ping")).await;
+    a.message(
+        json!({"type": "session", "sessionid": b.session_id}),
+        json!("ping"),
+    )
+    .await;
     assert_eq!(b.recv().await["message"]["data"], "ping");
 }
 
@@ -44,16 +48,19 @@ async fn malformed_messages() {
     a.expect_error(Some("x1"), "invalid_format").await;
     a.send_raw(r#"{"id":"x2","type":"room"}"#).await;
     a.expect_error(Some("x2"), "invalid_format").await;
-    a.send_raw(r#"{"id":"x3","type":"room","room":[1,2]}"#).await;
+    a.send_raw(r#"{"id":"x3","type":"room","room":[1,2]}"#)
+        .await;
     a.expect_error(Some("x3"), "invalid_format").await;
-    a.send_raw(r#"{"id":"x4","type":"transient","transient":{"type":"set","key":"k","ttl":"5s"}}"#).await;
+    a.send_raw(r#"{"id":"x4","type":"transient","transient":{"type":"set","key":"k","ttl":"5s"}}"#)
+        .await;
     a.expect_error(Some("x4"), "invalid_format").await;
     a.send_raw("[]").await;
     a.expect_error(None, "invalid_format").await;
     a.send_binary(vec![0, 1, 2]).await;
     a.expect_error(None, "invalid_format").await;
     // Unknown types after hello are ignored.
-    a.send_raw(r#"{"id":"x5","type":"frobnicate","frobnicate":{}}"#).await;
+    a.send_raw(r#"{"id":"x5","type":"frobnicate","frobnicate":{}}"#)
+        .await;
     a.expect_silence(Duration::from_millis(300)).await;
 
     still_works(&mut a, &mut b).await;
@@ -68,15 +75,25 @@ async fn oversized_frame_closes_connection() {
     let mut b = user(&server, &talk, &bob).await;
     let mut big = user(&server, &talk, &alice).await;
     let payload = "x".repeat(70 * 1024);
-    big.send_raw(&format!(r#"{{"type":"message","message":{{"recipient":{{"type":"room"}},"data":"{payload}"}}}}"#)).await;
+    big.send_raw(&format!(
+        r#"{{"type":"message","message":{{"recipient":{{"type":"room"}},"data":"{payload}"}}}}"#
+    ))
+    .await;
     match big.expect_closed().await {
         Closed::Frame(Some(f)) => assert_eq!(u16::from(f.code), 1009),
         other => panic!("expected a 1009 close, got {other:?}"),
     }
     // Just under the limit is fine.
     let ok = "y".repeat(60 * 1024);
-    a.message(json!({"type": "session", "sessionid": b.session_id}), json!(ok)).await;
-    assert_eq!(b.recv().await["message"]["data"].as_str().map(str::len), Some(ok.len()));
+    a.message(
+        json!({"type": "session", "sessionid": b.session_id}),
+        json!(ok),
+    )
+    .await;
+    assert_eq!(
+        b.recv().await["message"]["data"].as_str().map(str::len),
+        Some(ok.len())
+    );
     still_works(&mut b, &mut a).await;
 }
 
@@ -93,7 +110,11 @@ async fn client_that_does_not_read_is_dropped() {
     // ~90 MB towards a client that reads nothing: far beyond socket
     // buffers plus the bounded outbox.
     for _ in 0..1500 {
-        a.message(json!({"type": "session", "sessionid": stuck.session_id}), json!(chunk)).await;
+        a.message(
+            json!({"type": "session", "sessionid": stuck.session_id}),
+            json!(chunk),
+        )
+        .await;
     }
     // The sender was never blocked and others are still served.
     assert!(started.elapsed() < Duration::from_secs(20));
@@ -107,7 +128,10 @@ async fn client_that_does_not_read_is_dropped() {
             Err(c) => break c,
         }
     };
-    assert!(received < 1500, "not everything was buffered ({received} delivered), ended with {end:?}");
+    assert!(
+        received < 1500,
+        "not everything was buffered ({received} delivered), ended with {end:?}"
+    );
 }
 
 /// Many connections opening and closing at once do not disturb a session.
@@ -122,7 +146,11 @@ async fn connection_churn() {
         tasks.push(tokio::spawn(async move {
             if let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url).await {
                 use futures_util::SinkExt;
-                let _ = ws.send(tokio_tungstenite::tungstenite::Message::Text("garbage".into())).await;
+                let _ = ws
+                    .send(tokio_tungstenite::tungstenite::Message::Text(
+                        "garbage".into(),
+                    ))
+                    .await;
             }
         }));
     }

@@ -19,8 +19,19 @@ async fn setup() -> (Talk, TestServer) {
 async fn welcome_first_with_features() {
     let (_talk, server) = setup().await;
     let (_c, welcome) = TestClient::connect(&server).await;
-    let features: Vec<&str> = welcome["welcome"]["features"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
-    for f in ["hello-v2", "welcome", "transient-data", "virtual-sessions", "audio-video-permissions"] {
+    let features: Vec<&str> = welcome["welcome"]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    for f in [
+        "hello-v2",
+        "welcome",
+        "transient-data",
+        "virtual-sessions",
+        "audio-video-permissions",
+    ] {
         assert!(features.contains(&f), "{f} missing in {features:?}");
     }
     let mut sorted = features.clone();
@@ -33,10 +44,18 @@ async fn welcome_first_with_features() {
 #[tokio::test]
 async fn welcome_endpoint() {
     let (_talk, server) = setup().await;
-    let resp = reqwest::get(format!("{}api/v1/welcome", server.http_url())).await.unwrap();
+    let resp = reqwest::get(format!("{}api/v1/welcome", server.http_url()))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["server"].to_str().unwrap().starts_with("nextcloud-spreed-signaling/"));
-    assert!(resp.headers()["x-spreed-signaling-features"].to_str().unwrap().contains("hello-v2"));
+    assert!(resp.headers()["server"]
+        .to_str()
+        .unwrap()
+        .starts_with("nextcloud-spreed-signaling/"));
+    assert!(resp.headers()["x-spreed-signaling-features"]
+        .to_str()
+        .unwrap()
+        .contains("hello-v2"));
     let body = resp.text().await.unwrap();
     assert!(body.ends_with('\n'));
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -54,10 +73,24 @@ async fn hello_v1_user_and_guest() {
     assert_eq!(v["hello"]["version"], "1.0");
     assert!(!c.session_id.is_empty() && !c.resume_id.is_empty());
     assert_ne!(c.session_id, c.resume_id);
-    assert!(v["hello"]["server"]["features"].as_array().unwrap().iter().any(|f| f == "hello-v2"));
-    let auth = talk.requests().into_iter().find(|r| r.body["type"] == "auth").unwrap();
-    assert!(auth.checksum_ok, "checksum must verify with the backend secret");
-    assert_eq!(auth.path, "/ocs/v2.php/apps/spreed/api/v3/signaling/backend");
+    assert!(v["hello"]["server"]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f == "hello-v2"));
+    let auth = talk
+        .requests()
+        .into_iter()
+        .find(|r| r.body["type"] == "auth")
+        .unwrap();
+    assert!(
+        auth.checksum_ok,
+        "checksum must verify with the backend secret"
+    );
+    assert_eq!(
+        auth.path,
+        "/ocs/v2.php/apps/spreed/api/v3/signaling/backend"
+    );
     assert_eq!(auth.body["auth"]["version"], "1.0");
     assert_eq!(auth.body["auth"]["params"]["userid"], "alice");
 
@@ -77,7 +110,10 @@ async fn hello_v1_talk_errors_forwarded() {
         .await;
     assert_eq!(v["id"], id);
     assert_eq!(v["error"]["code"], "invalid_ticket");
-    assert_eq!(v["error"]["message"], "The given ticket is not valid for this user.");
+    assert_eq!(
+        v["error"]["message"],
+        "The given ticket is not valid for this user."
+    );
     let (_, v) = c
         .hello_raw(json!({"version": "1.0", "auth": {"url": talk.signaling_url(), "params": {"userid": "mallory", "ticket": "x"}}}))
         .await;
@@ -95,20 +131,34 @@ async fn hello_v2_tokens() {
     let v = c.hello_v2(&talk, "bob").await;
     assert_eq!(v["hello"]["userid"], "bob");
     assert_eq!(v["hello"]["version"], "2.0");
-    assert!(talk.requests_of("auth").is_empty(), "v2 makes no auth request");
+    assert!(
+        talk.requests_of("auth").is_empty(),
+        "v2 makes no auth request"
+    );
 
     let now = unix_now();
     let cases = [
-        (json!({"iat": now - 600, "exp": now - 300, "sub": "bob"}), "token_expired"),
-        (json!({"iat": now + 600, "exp": now + 900, "sub": "bob"}), "token_not_valid_yet"),
-        (json!({"exp": now + 900, "sub": "bob"}), "token_not_valid_yet"),
+        (
+            json!({"iat": now - 600, "exp": now - 300, "sub": "bob"}),
+            "token_expired",
+        ),
+        (
+            json!({"iat": now + 600, "exp": now + 900, "sub": "bob"}),
+            "token_not_valid_yet",
+        ),
+        (
+            json!({"exp": now + 900, "sub": "bob"}),
+            "token_not_valid_yet",
+        ),
         (json!({"iat": now, "sub": "bob"}), "token_expired"),
     ];
     for (claims, code) in cases {
         let (mut c, _) = TestClient::connect(&server).await;
         let token = talk.sign_claims(&claims);
         let (id, v) = c
-            .hello_raw(json!({"version": "2.0", "auth": {"url": talk.url(), "params": {"token": token}}}))
+            .hello_raw(
+                json!({"version": "2.0", "auth": {"url": talk.url(), "params": {"token": token}}}),
+            )
             .await;
         assert_eq!(v["id"], id);
         assert_eq!(v["error"]["code"], code, "{claims}: {v}");
@@ -130,7 +180,10 @@ async fn hello_v2_tokens() {
 #[tokio::test]
 async fn hello_v2_without_key() {
     let (talk, server) = setup().await;
-    talk.set_behaviour(Behaviour { no_key: true, ..Default::default() });
+    talk.set_behaviour(Behaviour {
+        no_key: true,
+        ..Default::default()
+    });
     let (mut c, _) = TestClient::connect(&server).await;
     let (_, v) = c
         .hello_raw(json!({"version": "2.0", "auth": {"url": talk.url(), "params": {"token": talk.v2_token("bob")}}}))
@@ -169,7 +222,11 @@ async fn hello_internal() {
 #[tokio::test]
 async fn hello_internal_without_secret() {
     let talk = Talk::start(tests::server::TALK_SECRET).await;
-    let server = TestServer::builder().talk(&talk).no_internal_secret().start().await;
+    let server = TestServer::builder()
+        .talk(&talk)
+        .no_internal_secret()
+        .start()
+        .await;
     let (mut c, _) = TestClient::connect(&server).await;
     let (_, v) = c
         .hello_raw(json!({"version": "1.0", "auth": {"type": "internal", "params": {"random": "r", "token": "t", "backend": talk.url()}}}))
@@ -182,7 +239,11 @@ async fn hello_internal_without_secret() {
 async fn hello_invalid_backend() {
     let (talk, server) = setup().await;
     let (mut c, _) = TestClient::connect(&server).await;
-    for url in ["https://evil.example.com/", "http://127.0.0.1:1/", &talk.url().replace("http://", "https://")] {
+    for url in [
+        "https://evil.example.com/",
+        "http://127.0.0.1:1/",
+        &talk.url().replace("http://", "https://"),
+    ] {
         let (_, v) = c
             .hello_raw(json!({"version": "1.0", "auth": {"url": url, "params": {"userid": ""}}}))
             .await;
@@ -207,13 +268,34 @@ async fn hello_validation_errors() {
     let (talk, server) = setup().await;
     let (mut c, _) = TestClient::connect(&server).await;
     let cases = [
-        (json!({"version": "3.0", "auth": {"url": talk.url(), "params": {}}}), "invalid_hello_version"),
-        (json!({"version": "3.0", "resumeid": "x"}), "invalid_hello_version"),
-        (json!({"version": "1.0", "auth": {"url": talk.url()}}), "invalid_format"),
-        (json!({"version": "1.0", "auth": {"url": "", "params": {}}}), "invalid_format"),
-        (json!({"version": "1.0", "auth": {"url": "::not a url", "params": {}}}), "invalid_format"),
-        (json!({"version": "1.0", "auth": {"type": "bogus", "url": talk.url(), "params": {}}}), "invalid_format"),
-        (json!({"version": "2.0", "auth": {"url": talk.url(), "params": {}}}), "invalid_format"),
+        (
+            json!({"version": "3.0", "auth": {"url": talk.url(), "params": {}}}),
+            "invalid_hello_version",
+        ),
+        (
+            json!({"version": "3.0", "resumeid": "x"}),
+            "invalid_hello_version",
+        ),
+        (
+            json!({"version": "1.0", "auth": {"url": talk.url()}}),
+            "invalid_format",
+        ),
+        (
+            json!({"version": "1.0", "auth": {"url": "", "params": {}}}),
+            "invalid_format",
+        ),
+        (
+            json!({"version": "1.0", "auth": {"url": "::not a url", "params": {}}}),
+            "invalid_format",
+        ),
+        (
+            json!({"version": "1.0", "auth": {"type": "bogus", "url": talk.url(), "params": {}}}),
+            "invalid_format",
+        ),
+        (
+            json!({"version": "2.0", "auth": {"url": talk.url(), "params": {}}}),
+            "invalid_format",
+        ),
         (json!({"version": "1.0"}), "invalid_format"),
     ];
     for (hello, code) in cases {
@@ -232,7 +314,10 @@ async fn hello_expected_and_hello_twice() {
     let (mut c, _) = TestClient::connect(&server).await;
     for (kind, payload) in [
         ("room", json!({"roomid": "r", "sessionid": "s"})),
-        ("message", json!({"recipient": {"type": "room"}, "data": {}})),
+        (
+            "message",
+            json!({"recipient": {"type": "room"}, "data": {}}),
+        ),
         ("bye", json!({})),
         ("frobnicate", json!({})),
     ] {
@@ -256,9 +341,15 @@ async fn hello_timeout() {
     let (mut c, _) = TestClient::connect(&server).await;
     let start = std::time::Instant::now();
     let v = c.recv().await;
-    assert_eq!(v, json!({"type": "bye", "bye": {"reason": "hello_timeout"}}));
+    assert_eq!(
+        v,
+        json!({"type": "bye", "bye": {"reason": "hello_timeout"}})
+    );
     assert!(start.elapsed() >= Duration::from_millis(1500));
-    assert!(matches!(c.expect_closed().await, Closed::Frame(_) | Closed::Eof));
+    assert!(matches!(
+        c.expect_closed().await,
+        Closed::Frame(_) | Closed::Eof
+    ));
 
     let (mut c, _) = TestClient::connect(&server).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -267,7 +358,10 @@ async fn hello_timeout() {
     let after_fail = std::time::Instant::now();
     let v = c.recv().await;
     assert_eq!(v["bye"]["reason"], "hello_timeout");
-    assert!(after_fail.elapsed() >= Duration::from_millis(1500), "timer restarted after the failed hello");
+    assert!(
+        after_fail.elapsed() >= Duration::from_millis(1500),
+        "timer restarted after the failed hello"
+    );
     drop(talk);
 }
 
@@ -277,12 +371,19 @@ async fn hello_timeout() {
 async fn backend_timeout_and_garbage() {
     let talk = Talk::start(tests::server::TALK_SECRET).await;
     let alice = talk.add_user("alice", "Alice");
-    let server = TestServer::builder().talk(&talk).backend_timeout_secs(1).start().await;
+    let server = TestServer::builder()
+        .talk(&talk)
+        .backend_timeout_secs(1)
+        .start()
+        .await;
     // Warm the capabilities cache so the slow path is the auth request.
     let (mut warm, _) = TestClient::connect(&server).await;
     warm.hello_v1(&talk, Some(&alice)).await;
 
-    talk.set_behaviour(Behaviour { delay: Some(Duration::from_secs(3)), ..Default::default() });
+    talk.set_behaviour(Behaviour {
+        delay: Some(Duration::from_secs(3)),
+        ..Default::default()
+    });
     let (mut slow, _) = TestClient::connect(&server).await;
     let started = std::time::Instant::now();
     let id = slow
@@ -295,9 +396,15 @@ async fn backend_timeout_and_garbage() {
     let v = slow.recv().await;
     assert_eq!(v["id"], id);
     assert_eq!(v["error"]["code"], "internal_error", "{v}");
-    assert!(started.elapsed() < Duration::from_millis(2900), "bounded by [backend] timeout");
+    assert!(
+        started.elapsed() < Duration::from_millis(2900),
+        "bounded by [backend] timeout"
+    );
 
-    talk.set_behaviour(Behaviour { garbage: true, ..Default::default() });
+    talk.set_behaviour(Behaviour {
+        garbage: true,
+        ..Default::default()
+    });
     let (mut g, _) = TestClient::connect(&server).await;
     let (_, v) = g
         .hello_raw(json!({"version": "1.0", "auth": {"url": talk.url(), "params": {"userid": "alice", "ticket": alice.ticket}}}))

@@ -34,14 +34,26 @@ async fn to_session() {
     let mut a = user(&server, &talk, &alice).await;
     let mut b = user(&server, &talk, &bob).await;
     let data = json!({"type": "offer", "sdp": "v=0", "nested": [1, 2, {"x": null}]});
-    a.message(json!({"type": "session", "sessionid": b.session_id}), data.clone()).await;
+    a.message(
+        json!({"type": "session", "sessionid": b.session_id}),
+        data.clone(),
+    )
+    .await;
     let v = b.recv().await;
     assert_eq!(
         v,
         json!({"type": "message", "message": {"sender": {"type": "session", "sessionid": a.session_id, "userid": "alice"}, "data": data}})
     );
-    a.message(json!({"type": "session", "sessionid": a.session_id}), json!("self")).await;
-    a.message(json!({"type": "session", "sessionid": "unknown-session"}), json!("lost")).await;
+    a.message(
+        json!({"type": "session", "sessionid": a.session_id}),
+        json!("self"),
+    )
+    .await;
+    a.message(
+        json!({"type": "session", "sessionid": "unknown-session"}),
+        json!("lost"),
+    )
+    .await;
     a.expect_silence(QUIET).await;
     b.expect_silence(QUIET).await;
 }
@@ -55,14 +67,22 @@ async fn to_user() {
     let mut a2 = user(&server, &talk, &alice).await;
     let mut b1 = user(&server, &talk, &bob).await;
     let mut b2 = user(&server, &talk, &bob).await;
-    a.message(json!({"type": "user", "userid": "bob"}), json!({"hi": 1})).await;
+    a.message(json!({"type": "user", "userid": "bob"}), json!({"hi": 1}))
+        .await;
     for b in [&mut b1, &mut b2] {
         let v = b.recv().await;
-        assert_eq!(v["message"]["sender"], json!({"type": "user", "sessionid": a.session_id, "userid": "alice"}));
-        assert_eq!(v["message"]["recipient"], json!({"type": "user", "userid": "bob"}));
+        assert_eq!(
+            v["message"]["sender"],
+            json!({"type": "user", "sessionid": a.session_id, "userid": "alice"})
+        );
+        assert_eq!(
+            v["message"]["recipient"],
+            json!({"type": "user", "userid": "bob"})
+        );
         assert_eq!(v["message"]["data"], json!({"hi": 1}));
     }
-    a.message(json!({"type": "user", "userid": "alice"}), json!("me")).await;
+    a.message(json!({"type": "user", "userid": "alice"}), json!("me"))
+        .await;
     a.expect_silence(QUIET).await;
     a2.expect_silence(QUIET).await;
 }
@@ -79,13 +99,18 @@ async fn to_room() {
     b.join_ok("room1", "tb").await;
     b.recv().await;
     a.recv().await;
-    a.message(json!({"type": "room"}), json!({"chat": "hello room"})).await;
+    a.message(json!({"type": "room"}), json!({"chat": "hello room"}))
+        .await;
     let v = b.recv().await;
-    assert_eq!(v["message"]["sender"], json!({"type": "room", "sessionid": a.session_id, "userid": "alice"}));
+    assert_eq!(
+        v["message"]["sender"],
+        json!({"type": "room", "sessionid": a.session_id, "userid": "alice"})
+    );
     assert_eq!(v["message"]["data"], json!({"chat": "hello room"}));
     a.expect_silence(QUIET).await;
     c.expect_silence(QUIET).await;
-    c.message(json!({"type": "room"}), json!("nobody hears")).await;
+    c.message(json!({"type": "room"}), json!("nobody hears"))
+        .await;
     a.expect_silence(QUIET).await;
     b.expect_silence(QUIET).await;
 }
@@ -101,10 +126,12 @@ async fn to_call_only_reaches_call_members() {
     b.join_ok("room1", "tb").await;
     b.recv().await;
     a.recv().await;
-    a.message(json!({"type": "call"}), json!({"type": "offer"})).await;
+    a.message(json!({"type": "call"}), json!({"type": "offer"}))
+        .await;
     b.expect_silence(QUIET).await;
     // The same message to the room does arrive, so the path itself works.
-    a.message(json!({"type": "room"}), json!({"type": "offer"})).await;
+    a.message(json!({"type": "room"}), json!({"type": "offer"}))
+        .await;
     assert_eq!(b.recv().await["message"]["sender"]["type"], "room");
 }
 
@@ -113,8 +140,14 @@ async fn to_call_only_reaches_call_members() {
 #[tokio::test]
 async fn control_needs_permission() {
     let (talk, server, alice, bob, carol) = setup().await;
-    talk.add_room("moderated", Room::open("Moderated").with_permissions(&["publish-media"]));
-    talk.add_room("mods", Room::open("Mods").with_permissions(&["control", "publish-media"]));
+    talk.add_room(
+        "moderated",
+        Room::open("Moderated").with_permissions(&["publish-media"]),
+    );
+    talk.add_room(
+        "mods",
+        Room::open("Mods").with_permissions(&["control", "publish-media"]),
+    );
     let mut a = user(&server, &talk, &alice).await;
     let mut b = user(&server, &talk, &bob).await;
     let mut c = user(&server, &talk, &carol).await;
@@ -129,10 +162,21 @@ async fn control_needs_permission() {
     a.expect_silence(QUIET).await;
     let _ = id;
 
-    for data in [json!({"type": "mute", "audio": 1}), json!({"type": "hangup"}), json!({"type": "dtmf", "digit": "#"})] {
-        b.request("control", json!({"recipient": {"type": "session", "sessionid": c.session_id}, "data": data})).await;
+    for data in [
+        json!({"type": "mute", "audio": 1}),
+        json!({"type": "hangup"}),
+        json!({"type": "dtmf", "digit": "#"}),
+    ] {
+        b.request(
+            "control",
+            json!({"recipient": {"type": "session", "sessionid": c.session_id}, "data": data}),
+        )
+        .await;
         let v = c.recv().await;
-        assert_eq!(v, json!({"type": "control", "control": {"sender": {"type": "session", "sessionid": b.session_id, "userid": "bob"}, "data": data}}));
+        assert_eq!(
+            v,
+            json!({"type": "control", "control": {"sender": {"type": "session", "sessionid": b.session_id, "userid": "bob"}, "data": data}})
+        );
     }
 }
 

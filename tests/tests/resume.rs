@@ -37,9 +37,14 @@ async fn resume_delivers_queued_messages_in_order() {
     a.close().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     for n in 0..5 {
-        b.message(json!({"type": "session", "sessionid": sid}), json!({"n": n})).await;
+        b.message(
+            json!({"type": "session", "sessionid": sid}),
+            json!({"n": n}),
+        )
+        .await;
     }
-    b.message(json!({"type": "room"}), json!({"n": "room"})).await;
+    b.message(json!({"type": "room"}), json!({"n": "room"}))
+        .await;
     b.expect_silence(Duration::from_millis(200)).await; // no leave event for alice
 
     let (mut a2, _) = TestClient::connect(&server).await;
@@ -85,8 +90,15 @@ async fn resume_takeover() {
     let (mut a2, _) = TestClient::connect(&server).await;
     let v = a2.resume(&a.resume_id).await;
     assert_eq!(v["hello"]["sessionid"], a.session_id.as_str());
-    assert_eq!(a.recv().await, json!({"type": "bye", "bye": {"reason": "session_resumed"}}));
+    assert_eq!(
+        a.recv().await,
+        json!({"type": "bye", "bye": {"reason": "session_resumed"}})
+    );
     a.expect_closed().await;
-    b.message(json!({"type": "session", "sessionid": a.session_id}), json!("to new conn")).await;
+    b.message(
+        json!({"type": "session", "sessionid": a.session_id}),
+        json!("to new conn"),
+    )
+    .await;
     assert_eq!(a2.recv().await["message"]["data"], "to new conn");
 }

@@ -27,7 +27,12 @@ async fn user(server: &TestServer, talk: &Talk, u: &User) -> TestClient {
 
 fn join_ids(v: &Value) -> Vec<String> {
     assert_eq!(v["event"]["type"], "join", "{v}");
-    v["event"]["join"].as_array().unwrap().iter().map(|e| e["sessionid"].as_str().unwrap().to_owned()).collect()
+    v["event"]["join"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["sessionid"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// A join is validated with Talk; the joiner gets the room with its
@@ -41,7 +46,10 @@ async fn join_events_and_initial_list() {
     assert_eq!(reply["type"], "room");
     assert_eq!(reply["room"]["roomid"], "room1");
     assert_eq!(reply["room"]["properties"]["name"], "Room one");
-    assert!(reply["room"].get("bandwidth").is_none(), "no SFU and no backend limits");
+    assert!(
+        reply["room"].get("bandwidth").is_none(),
+        "no SFU and no backend limits"
+    );
     let own = a.recv().await;
     assert_eq!(join_ids(&own), vec![a.session_id.clone()]);
     let entry = &own["event"]["join"][0];
@@ -50,7 +58,10 @@ async fn join_events_and_initial_list() {
     assert_eq!(entry["roomsessionid"], "talk-a");
 
     let req = talk.requests_of("room").pop().unwrap();
-    assert_eq!(req["room"], json!({"version": "1.0", "roomid": "room1", "userid": "alice", "sessionid": "talk-a"}));
+    assert_eq!(
+        req["room"],
+        json!({"version": "1.0", "roomid": "room1", "userid": "alice", "sessionid": "talk-a"})
+    );
 
     let mut b = user(&server, &talk, &bob).await;
     b.join("room1", "talk-b").await;
@@ -72,11 +83,20 @@ async fn already_joined() {
     let mut a = user(&server, &talk, &alice).await;
     a.join_ok("room1", "talk-a").await;
     let requests = talk.requests_of("room").len();
-    let id = a.request("room", json!({"roomid": "room1", "sessionid": "talk-a2"})).await;
+    let id = a
+        .request("room", json!({"roomid": "room1", "sessionid": "talk-a2"}))
+        .await;
     let v = a.expect_error(Some(&id), "already_joined").await;
     assert_eq!(v["error"]["details"]["room"]["roomid"], "room1");
-    assert_eq!(v["error"]["details"]["room"]["properties"]["name"], "Room one");
-    assert_eq!(talk.requests_of("room").len(), requests, "no request to Talk");
+    assert_eq!(
+        v["error"]["details"]["room"]["properties"]["name"],
+        "Room one"
+    );
+    assert_eq!(
+        talk.requests_of("room").len(),
+        requests,
+        "no request to Talk"
+    );
     a.expect_silence(Duration::from_millis(300)).await;
 }
 
@@ -86,10 +106,20 @@ async fn join_refused_by_talk() {
     let (talk, server, alice, _) = setup().await;
     talk.add_room("secret", Room::open("Secret").invite_only(&["bob"]));
     let mut a = user(&server, &talk, &alice).await;
-    let id = a.request("room", json!({"roomid": "secret", "sessionid": "t"})).await;
+    let id = a
+        .request("room", json!({"roomid": "secret", "sessionid": "t"}))
+        .await;
     let v = a.expect_error(Some(&id), "no_such_room").await;
-    assert_eq!(v["error"]["message"], "The user is not invited to this room.");
-    let id = a.request("room", json!({"roomid": "does-not-exist", "sessionid": "t"})).await;
+    assert_eq!(
+        v["error"]["message"],
+        "The user is not invited to this room."
+    );
+    let id = a
+        .request(
+            "room",
+            json!({"roomid": "does-not-exist", "sessionid": "t"}),
+        )
+        .await;
     a.expect_error(Some(&id), "no_such_room").await;
 }
 
@@ -107,14 +137,20 @@ async fn switch_and_leave() {
 
     a.join_ok("room2", "talk-a2").await;
     let left = b.recv().await;
-    assert_eq!(left, json!({"type": "event", "event": {"target": "room", "type": "leave", "leave": [a.session_id]}}));
+    assert_eq!(
+        left,
+        json!({"type": "event", "event": {"target": "room", "type": "leave", "leave": [a.session_id]}})
+    );
     let leave_req = eventually(Duration::from_secs(5), || {
         let reqs = talk.requests_of("room");
         async move { reqs.into_iter().find(|r| r["room"]["action"] == "leave") }
     })
     .await
     .expect("Talk got a leave request");
-    assert_eq!(leave_req["room"], json!({"version": "1.0", "roomid": "room1", "userid": "alice", "sessionid": "talk-a", "action": "leave"}));
+    assert_eq!(
+        leave_req["room"],
+        json!({"version": "1.0", "roomid": "room1", "userid": "alice", "sessionid": "talk-a", "action": "leave"})
+    );
 
     let id = a.request("room", json!({"roomid": ""})).await;
     let v = a.recv().await;
@@ -160,13 +196,19 @@ async fn room_session_reconnected() {
     let mut a2 = user(&server, &talk, &alice).await;
     a2.join("room1", "talk-a").await;
     let bye = a1.recv().await;
-    assert_eq!(bye, json!({"type": "bye", "bye": {"reason": "room_session_reconnected"}}));
+    assert_eq!(
+        bye,
+        json!({"type": "bye", "bye": {"reason": "room_session_reconnected"}})
+    );
     a1.expect_closed().await;
     let left = b.recv_until(|v| v["event"]["type"] == "leave").await;
     assert_eq!(left["event"]["leave"][0], a1.session_id.as_str());
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
-        !talk.requests_of("room").iter().any(|r| r["room"]["action"] == "leave" && r["room"]["sessionid"] == "talk-a"),
+        !talk
+            .requests_of("room")
+            .iter()
+            .any(|r| r["room"]["action"] == "leave" && r["room"]["sessionid"] == "talk-a"),
         "no leave request for the taken-over Talk session"
     );
 }
@@ -178,10 +220,17 @@ async fn bandwidth_from_backend_limits() {
     let alice = talk.add_user("alice", "Alice");
     talk.add_room("room1", Room::open("Room one"));
     // Appended to the generated [talk] backend section.
-    let server = TestServer::builder().talk(&talk).extra("maxstreambitrate = 300000\nmaxscreenbitrate = 600000\n").start().await;
+    let server = TestServer::builder()
+        .talk(&talk)
+        .extra("maxstreambitrate = 300000\nmaxscreenbitrate = 600000\n")
+        .start()
+        .await;
     let mut a = user(&server, &talk, &alice).await;
     let reply = a.join("room1", "t").await;
-    assert_eq!(reply["room"]["bandwidth"], json!({"maxstreambitrate": 300000, "maxscreenbitrate": 600000}));
+    assert_eq!(
+        reply["room"]["bandwidth"],
+        json!({"maxstreambitrate": 300000, "maxscreenbitrate": 600000})
+    );
 }
 
 /// Guests must join a room within 10 s or get `bye` `room_join_timeout`.
@@ -191,8 +240,15 @@ async fn anonymous_join_timeout() {
     let (mut g, _) = TestClient::connect(&server).await;
     g.hello_v1(&talk, None).await;
     let start = std::time::Instant::now();
-    let v = g.try_recv_within(Duration::from_secs(13)).await.expect("not closed").expect("a bye");
-    assert_eq!(v, json!({"type": "bye", "bye": {"reason": "room_join_timeout"}}));
+    let v = g
+        .try_recv_within(Duration::from_secs(13))
+        .await
+        .expect("not closed")
+        .expect("a bye");
+    assert_eq!(
+        v,
+        json!({"type": "bye", "bye": {"reason": "room_join_timeout"}})
+    );
     assert!(start.elapsed() >= Duration::from_secs(9));
     g.expect_closed().await;
 
@@ -219,12 +275,19 @@ async fn disconnect_expires_after_resume_window() {
     let a_id = a.session_id.clone();
     a.close().await;
     b.expect_silence(Duration::from_secs(20)).await;
-    let v = b.try_recv_within(Duration::from_secs(15)).await.expect("open").expect("leave after expiry");
+    let v = b
+        .try_recv_within(Duration::from_secs(15))
+        .await
+        .expect("open")
+        .expect("leave after expiry");
     assert_eq!(v["event"]["type"], "leave");
     assert_eq!(v["event"]["leave"][0], a_id.as_str());
     let found = eventually(Duration::from_secs(3), || {
         let reqs = talk.requests_of("room");
-        async move { reqs.into_iter().find(|r| r["room"]["action"] == "leave" && r["room"]["sessionid"] == "talk-a") }
+        async move {
+            reqs.into_iter()
+                .find(|r| r["room"]["action"] == "leave" && r["room"]["sessionid"] == "talk-a")
+        }
     })
     .await;
     assert!(found.is_some(), "Talk is told when the session expires");

@@ -157,8 +157,12 @@ mod tests {
             "[backend]\nbackends = nc\n[nc]\nurls = https://cloud.example.com/nextcloud\nsecret = s\n",
         );
         assert!(b.lookup("https://cloud.example.com/nextcloud/").is_some());
-        assert!(b.lookup("https://cloud.example.com/nextcloud/sub/").is_some());
-        assert!(b.lookup("https://cloud.example.com:443/nextcloud/").is_some());
+        assert!(b
+            .lookup("https://cloud.example.com/nextcloud/sub/")
+            .is_some());
+        assert!(b
+            .lookup("https://cloud.example.com:443/nextcloud/")
+            .is_some());
         assert!(b.lookup("https://cloud.example.com/nextcloud2/").is_none());
         assert!(b.lookup("http://cloud.example.com/nextcloud/").is_none());
         assert!(b.lookup("https://other.example.com/nextcloud/").is_none());
@@ -167,7 +171,8 @@ mod tests {
 
     #[test]
     fn http_needs_http_backend_and_allowall_matches_everything() {
-        let b = backends("[backend]\nbackends = nc\n[nc]\nurls = http://127.0.0.1:9000/\nsecret = s\n");
+        let b =
+            backends("[backend]\nbackends = nc\n[nc]\nurls = http://127.0.0.1:9000/\nsecret = s\n");
         assert!(b.lookup("http://127.0.0.1:9000/").is_some());
         assert!(b.lookup("http://127.0.0.1:9001/").is_none());
         let b = backends("[backend]\nallowall = true\nsecret = s\n");

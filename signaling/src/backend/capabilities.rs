@@ -84,7 +84,9 @@ impl Capabilities {
         let mut entries = self.entries.lock();
         let e = entries.entry(url.to_owned()).or_default();
         let now = Instant::now();
-        if e.last_invalidated.is_some_and(|t| now.duration_since(t) < MIN_INVALIDATE_INTERVAL) {
+        if e.last_invalidated
+            .is_some_and(|t| now.duration_since(t) < MIN_INVALIDATE_INTERVAL)
+        {
             return false;
         }
         e.last_invalidated = Some(now);
@@ -179,7 +181,9 @@ mod tests {
             "https://c.example/ocs/v2.php/cloud/capabilities"
         );
         assert_eq!(
-            capabilities_url("https://c.example/nc/ocs/v2.php/apps/spreed/api/v1/signaling/backend"),
+            capabilities_url(
+                "https://c.example/nc/ocs/v2.php/apps/spreed/api/v1/signaling/backend"
+            ),
             "https://c.example/nc/ocs/v2.php/cloud/capabilities"
         );
         assert_eq!(

@@ -112,9 +112,10 @@ impl BackendClient {
         request: &BackendRequest,
     ) -> Result<BackendResponse, BackendError> {
         let kind = request.kind();
-        let result = tokio::time::timeout(self.timeout, self.do_request(backend, base_url, request))
-            .await
-            .unwrap_or(Err(BackendError::Timeout));
+        let result =
+            tokio::time::timeout(self.timeout, self.do_request(backend, base_url, request))
+                .await
+                .unwrap_or(Err(BackendError::Timeout));
         metrics::backend_request(backend.id.as_str(), kind, result.is_ok());
         result
     }
@@ -130,7 +131,10 @@ impl BackendClient {
             .map_err(|_| BackendError::Url(base_url.to_owned()))?;
         let caps = self.capabilities.get(url.as_str()).await;
         if let Ok(lookup) = caps {
-            if lookup.data.is_some_and(|c| c.has_feature(FEATURE_SIGNALING_V3)) {
+            if lookup
+                .data
+                .is_some_and(|c| c.has_feature(FEATURE_SIGNALING_V3))
+            {
                 url = url::Url::parse(base_url)
                     .and_then(|u| u.join(proto::talk::BACKEND_PATH_V3))
                     .map_err(|_| BackendError::Url(base_url.to_owned()))?;

@@ -54,7 +54,12 @@ pub async fn run(socket: WebSocket, hub: Hub, info: ClientInfo, shutdown: Cancel
     }
 }
 
-async fn read_loop(mut stream: SplitStream<WebSocket>, hub: &Hub, ctx: &mut ConnCtx, token: &CancellationToken) {
+async fn read_loop(
+    mut stream: SplitStream<WebSocket>,
+    hub: &Hub,
+    ctx: &mut ConnCtx,
+    token: &CancellationToken,
+) {
     let mut hello_deadline = Instant::now() + HELLO_TIMEOUT;
     let mut read_deadline = Instant::now() + PONG_WAIT;
     loop {
@@ -91,7 +96,10 @@ async fn read_loop(mut stream: SplitStream<WebSocket>, hub: &Hub, ctx: &mut Conn
         read_deadline = Instant::now() + PONG_WAIT;
         match msg {
             Message::Text(text) => {
-                METRICS.client_messages_total.with_label_values(&["incoming"]).inc();
+                METRICS
+                    .client_messages_total
+                    .with_label_values(&["incoming"])
+                    .inc();
                 METRICS
                     .client_bytes_total
                     .with_label_values(&["incoming"])
@@ -133,7 +141,9 @@ fn now_nanos() -> u128 {
 }
 
 fn observe_rtt(payload: &[u8]) {
-    let sent: Option<u128> = std::str::from_utf8(payload).ok().and_then(|s| s.parse().ok());
+    let sent: Option<u128> = std::str::from_utf8(payload)
+        .ok()
+        .and_then(|s| s.parse().ok());
     if let Some(sent) = sent {
         let rtt_ms = now_nanos().saturating_sub(sent) as f64 / 1e6;
         METRICS.client_rtt.observe(rtt_ms);
@@ -183,7 +193,11 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut rx: OutboxRecei
     token.cancel();
 }
 
-async fn send_close(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason: &str) -> Result<(), axum::Error> {
+async fn send_close(
+    sink: &mut SplitSink<WebSocket, Message>,
+    code: u16,
+    reason: &str,
+) -> Result<(), axum::Error> {
     sink.send(Message::Close(Some(CloseFrame {
         code,
         reason: reason.into(),

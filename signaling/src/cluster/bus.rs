@@ -15,9 +15,17 @@ pub enum Subject {
     /// One session, wherever it lives.
     Session(PublicSessionId),
     /// Every session of a user on one backend.
-    User { backend: BackendId, compat: bool, user: String },
+    User {
+        backend: BackendId,
+        compat: bool,
+        user: String,
+    },
     /// Client-facing events of a room.
-    Room { backend: BackendId, compat: bool, room: RoomId },
+    Room {
+        backend: BackendId,
+        compat: bool,
+        room: RoomId,
+    },
 }
 
 fn encode_pair(id: &str, backend: &BackendId, compat: bool) -> String {
@@ -32,10 +40,18 @@ impl Subject {
     pub fn to_subject_string(&self) -> String {
         match self {
             Subject::Session(id) => format!("session.{id}"),
-            Subject::User { backend, compat, user } => {
+            Subject::User {
+                backend,
+                compat,
+                user,
+            } => {
                 format!("user.{}", encode_pair(user, backend, *compat))
             }
-            Subject::Room { backend, compat, room } => {
+            Subject::Room {
+                backend,
+                compat,
+                room,
+            } => {
                 format!("room.{}", encode_pair(room.as_str(), backend, *compat))
             }
         }
@@ -125,13 +141,22 @@ mod tests {
             compat: false,
             room: "abc".into(),
         };
-        assert_eq!(s.to_subject_string(), format!("room.{}", STANDARD.encode("abc|backend-1")));
+        assert_eq!(
+            s.to_subject_string(),
+            format!("room.{}", STANDARD.encode("abc|backend-1"))
+        );
         let u = Subject::User {
             backend: "compat".into(),
             compat: true,
             user: "alice".into(),
         };
-        assert_eq!(u.to_subject_string(), format!("user.{}", STANDARD.encode("alice")));
-        assert_eq!(Subject::Session("xyz".into()).to_subject_string(), "session.xyz");
+        assert_eq!(
+            u.to_subject_string(),
+            format!("user.{}", STANDARD.encode("alice"))
+        );
+        assert_eq!(
+            Subject::Session("xyz".into()).to_subject_string(),
+            "session.xyz"
+        );
     }
 }

@@ -117,7 +117,8 @@ mod tests {
         for n in 0..3 {
             bus.publish(&subject, msg(n)).unwrap();
         }
-        bus.publish(&Subject::Session("other".into()), msg(9)).unwrap();
+        bus.publish(&Subject::Session("other".into()), msg(9))
+            .unwrap();
         assert_eq!(got.lock().len(), 3);
         assert!(got.lock()[0].contains("\"0\"") && got.lock()[2].contains("\"2\""));
         drop(sub);

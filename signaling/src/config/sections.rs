@@ -118,7 +118,9 @@ pub struct NatsConfig {
 
 impl NatsConfig {
     pub fn is_loopback(&self) -> bool {
-        self.urls.iter().any(|u| u == "nats://loopback" || u == ":loopback:")
+        self.urls
+            .iter()
+            .any(|u| u == "nats://loopback" || u == ":loopback:")
     }
 }
 
@@ -200,7 +202,16 @@ pub struct GrpcConfig {
 
 const KNOWN: &[(&str, &[&str])] = &[
     ("http", &["listen", "readtimeout", "writetimeout"]),
-    ("https", &["listen", "readtimeout", "writetimeout", "certificate", "key"]),
+    (
+        "https",
+        &[
+            "listen",
+            "readtimeout",
+            "writetimeout",
+            "certificate",
+            "key",
+        ],
+    ),
     ("app", &["debug", "allowsubscribeany", "trustedproxies"]),
     ("sessions", &["hashkey", "blockkey"]),
     ("clients", &["internalsecret"]),
@@ -208,19 +219,45 @@ const KNOWN: &[(&str, &[&str])] = &[
     (
         "backend",
         &[
-            "backendtype", "backends", "backendprefix", "allowall", "secret", "timeout",
-            "connectionsperhost", "skipverify", "allowed", "allowhttp", "sessionlimit",
-            "maxstreambitrate", "maxscreenbitrate",
+            "backendtype",
+            "backends",
+            "backendprefix",
+            "allowall",
+            "secret",
+            "timeout",
+            "connectionsperhost",
+            "skipverify",
+            "allowed",
+            "allowhttp",
+            "sessionlimit",
+            "maxstreambitrate",
+            "maxscreenbitrate",
         ],
     ),
     ("nats", &["url"]),
     (
         "mcu",
         &[
-            "type", "url", "maxstreambitrate", "maxscreenbitrate", "allowedcandidates",
-            "blockedcandidates", "timeout", "proxytimeout", "urltype", "skipverify", "token_id",
-            "token_key", "dnsdiscovery", "keyprefix", "endpoints", "discoverysrv",
-            "discoveryservice", "clientkey", "clientcert", "cacert",
+            "type",
+            "url",
+            "maxstreambitrate",
+            "maxscreenbitrate",
+            "allowedcandidates",
+            "blockedcandidates",
+            "timeout",
+            "proxytimeout",
+            "urltype",
+            "skipverify",
+            "token_id",
+            "token_key",
+            "dnsdiscovery",
+            "keyprefix",
+            "endpoints",
+            "discoverysrv",
+            "discoveryservice",
+            "clientkey",
+            "clientcert",
+            "cacert",
         ],
     ),
     ("turn", &["apikey", "secret", "servers"]),
@@ -228,19 +265,42 @@ const KNOWN: &[(&str, &[&str])] = &[
     ("stats", &["allowed_ips"]),
     (
         "etcd",
-        &["endpoints", "discoverysrv", "discoveryservice", "clientkey", "clientcert", "cacert", "loglevel"],
+        &[
+            "endpoints",
+            "discoverysrv",
+            "discoveryservice",
+            "clientkey",
+            "clientcert",
+            "cacert",
+            "loglevel",
+        ],
     ),
     (
         "grpc",
         &[
-            "listen", "servercertificate", "serverkey", "serverca", "clientcertificate",
-            "clientkey", "clientca", "targettype", "targets", "dnsdiscovery", "targetprefix",
+            "listen",
+            "servercertificate",
+            "serverkey",
+            "serverca",
+            "clientcertificate",
+            "clientkey",
+            "clientca",
+            "targettype",
+            "targets",
+            "dnsdiscovery",
+            "targetprefix",
         ],
     ),
 ];
 
-const BACKEND_SECTION_KEYS: &[&str] =
-    &["urls", "url", "secret", "sessionlimit", "maxstreambitrate", "maxscreenbitrate"];
+const BACKEND_SECTION_KEYS: &[&str] = &[
+    "urls",
+    "url",
+    "secret",
+    "sessionlimit",
+    "maxstreambitrate",
+    "maxscreenbitrate",
+];
 
 pub(super) fn read_all(r: &mut Reader<'_>) -> Result<Config, ConfigError> {
     let backend = read_backend(r)?;
@@ -258,12 +318,20 @@ pub(super) fn read_all(r: &mut Reader<'_>) -> Result<Config, ConfigError> {
                 r,
                 "app",
                 "trustedproxies",
-                &["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
+                &[
+                    "127.0.0.0/8",
+                    "::1/128",
+                    "10.0.0.0/8",
+                    "172.16.0.0/12",
+                    "192.168.0.0/16",
+                ],
             )?,
         },
         sessions: read_sessions(r)?,
         clients: ClientsConfig {
-            internal_secret: Secret::new(r.str_env("clients", "internalsecret").unwrap_or_default()),
+            internal_secret: Secret::new(
+                r.str_env("clients", "internalsecret").unwrap_or_default(),
+            ),
         },
         federation: FederationConfig {
             skip_verify: r.bool("federation", "skipverify")?,
@@ -305,7 +373,12 @@ pub(super) fn read_all(r: &mut Reader<'_>) -> Result<Config, ConfigError> {
 }
 
 fn warn_unknown(r: &mut Reader<'_>, config: &Config) {
-    let backend_ids: Vec<&str> = config.backend.backends.iter().map(|b| b.id.as_str()).collect();
+    let backend_ids: Vec<&str> = config
+        .backend
+        .backends
+        .iter()
+        .map(|b| b.id.as_str())
+        .collect();
     let mut warnings = Vec::new();
     for section in r.ini.sections() {
         if matches!(section, "geoip-overrides" | "continent-overrides") {
@@ -316,8 +389,9 @@ fn warn_unknown(r: &mut Reader<'_>, config: &Config) {
             .find(|(s, _)| *s == section)
             .map(|(_, k)| *k)
             .or_else(|| {
-                (backend_ids.contains(&section) || r.list("backend", "backends").iter().any(|b| b == section))
-                    .then_some(BACKEND_SECTION_KEYS)
+                (backend_ids.contains(&section)
+                    || r.list("backend", "backends").iter().any(|b| b == section))
+                .then_some(BACKEND_SECTION_KEYS)
             });
         match known {
             None => warnings.push(format!("unknown section [{section}] is ignored")),
@@ -349,9 +423,9 @@ fn read_listen(r: &Reader<'_>, section: &str) -> Result<Vec<ListenAddr>, ConfigE
             if a.starts_with('/') {
                 return Ok(ListenAddr::Unix(PathBuf::from(a)));
             }
-            parse_socket_addr(&a)
-                .map(ListenAddr::Tcp)
-                .ok_or_else(|| ConfigError::invalid(section, "listen", format!("invalid address {a:?}")))
+            parse_socket_addr(&a).map(ListenAddr::Tcp).ok_or_else(|| {
+                ConfigError::invalid(section, "listen", format!("invalid address {a:?}"))
+            })
         })
         .collect()
 }
@@ -373,10 +447,18 @@ fn read_https(r: &Reader<'_>) -> Result<HttpsConfig, ConfigError> {
     let key = r.str("https", "key").map(PathBuf::from);
     if !listen.is_empty() {
         if certificate.is_none() {
-            return Err(ConfigError::invalid("https", "certificate", "required when [https] listen is set"));
+            return Err(ConfigError::invalid(
+                "https",
+                "certificate",
+                "required when [https] listen is set",
+            ));
         }
         if key.is_none() {
-            return Err(ConfigError::invalid("https", "key", "required when [https] listen is set"));
+            return Err(ConfigError::invalid(
+                "https",
+                "key",
+                "required when [https] listen is set",
+            ));
         }
     }
     Ok(HttpsConfig {
@@ -395,7 +477,12 @@ pub(crate) fn parse_net(s: &str) -> Option<IpNet> {
     s.parse::<std::net::IpAddr>().ok().map(IpNet::from)
 }
 
-fn read_nets(r: &Reader<'_>, section: &str, key: &str, default: &[&str]) -> Result<Vec<IpNet>, ConfigError> {
+fn read_nets(
+    r: &Reader<'_>,
+    section: &str,
+    key: &str,
+    default: &[&str],
+) -> Result<Vec<IpNet>, ConfigError> {
     let list = r.list(section, key);
     let list: Vec<String> = if list.is_empty() {
         default.iter().map(|s| s.to_string()).collect()
@@ -403,7 +490,11 @@ fn read_nets(r: &Reader<'_>, section: &str, key: &str, default: &[&str]) -> Resu
         list
     };
     list.iter()
-        .map(|s| parse_net(s).ok_or_else(|| ConfigError::invalid(section, key, format!("invalid IP or CIDR {s:?}"))))
+        .map(|s| {
+            parse_net(s).ok_or_else(|| {
+                ConfigError::invalid(section, key, format!("invalid IP or CIDR {s:?}"))
+            })
+        })
         .collect()
 }
 
@@ -435,12 +526,24 @@ fn read_sessions(r: &mut Reader<'_>) -> Result<SessionsConfig, ConfigError> {
 }
 
 /// Normalizes a configured backend URL: trailing `/`, default port dropped.
-pub(crate) fn normalize_backend_url(section: &str, key: &str, u: &str) -> Result<String, ConfigError> {
-    let with_slash = if u.ends_with('/') { u.to_owned() } else { format!("{u}/") };
+pub(crate) fn normalize_backend_url(
+    section: &str,
+    key: &str,
+    u: &str,
+) -> Result<String, ConfigError> {
+    let with_slash = if u.ends_with('/') {
+        u.to_owned()
+    } else {
+        format!("{u}/")
+    };
     let parsed = url::Url::parse(&with_slash)
         .map_err(|e| ConfigError::invalid(section, key, format!("invalid URL {u:?}: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(ConfigError::invalid(section, key, format!("not an http(s) URL: {u:?}")));
+        return Err(ConfigError::invalid(
+            section,
+            key,
+            format!("not an http(s) URL: {u:?}"),
+        ));
     }
     Ok(parsed.to_string())
 }
@@ -450,7 +553,11 @@ fn read_backend(r: &mut Reader<'_>) -> Result<BackendConfig, ConfigError> {
         None | Some("static") => BackendType::Static,
         Some("etcd") => BackendType::Etcd,
         Some(other) => {
-            return Err(ConfigError::invalid("backend", "backendtype", format!("unknown type {other:?}")))
+            return Err(ConfigError::invalid(
+                "backend",
+                "backendtype",
+                format!("unknown type {other:?}"),
+            ))
         }
     };
     let secret = Secret::new(r.str_env("backend", "secret").unwrap_or_default());
@@ -486,7 +593,9 @@ fn read_backend(r: &mut Reader<'_>) -> Result<BackendConfig, ConfigError> {
             for u in urls {
                 let n = normalize_backend_url(&id, "urls", &u)?;
                 if backends.iter().any(|b| b.urls.contains(&n)) {
-                    r.warn(format!("[{id}] url {n} is already used by another backend and is skipped"));
+                    r.warn(format!(
+                        "[{id}] url {n} is already used by another backend and is skipped"
+                    ));
                     continue;
                 }
                 normalized.push(n);
@@ -562,7 +671,13 @@ fn read_mcu(r: &mut Reader<'_>) -> Result<McuConfig, ConfigError> {
         None => None,
         Some("janus") => Some(McuType::Janus),
         Some("proxy") => Some(McuType::Proxy),
-        Some(other) => return Err(ConfigError::invalid("mcu", "type", format!("unknown type {other:?}"))),
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                "mcu",
+                "type",
+                format!("unknown type {other:?}"),
+            ))
+        }
     };
     let urls = match kind {
         Some(McuType::Proxy) => split_list(&urls_raw.unwrap_or_default(), ' '),
@@ -570,7 +685,11 @@ fn read_mcu(r: &mut Reader<'_>) -> Result<McuConfig, ConfigError> {
     };
     let url_type = r.str("mcu", "urltype").unwrap_or_else(|| "static".into());
     if !matches!(url_type.as_str(), "static" | "etcd") {
-        return Err(ConfigError::invalid("mcu", "urltype", format!("unknown type {url_type:?}")));
+        return Err(ConfigError::invalid(
+            "mcu",
+            "urltype",
+            format!("unknown type {url_type:?}"),
+        ));
     }
     Ok(McuConfig {
         kind,
@@ -598,10 +717,18 @@ fn read_turn(r: &Reader<'_>) -> Result<TurnConfig, ConfigError> {
     };
     if !t.servers.is_empty() {
         if t.api_key.is_empty() {
-            return Err(ConfigError::invalid("turn", "apikey", "required when [turn] servers is set"));
+            return Err(ConfigError::invalid(
+                "turn",
+                "apikey",
+                "required when [turn] servers is set",
+            ));
         }
         if t.secret.is_empty() {
-            return Err(ConfigError::invalid("turn", "secret", "required when [turn] servers is set"));
+            return Err(ConfigError::invalid(
+                "turn",
+                "secret",
+                "required when [turn] servers is set",
+            ));
         }
     }
     Ok(t)
@@ -617,11 +744,18 @@ fn read_geoip(r: &Reader<'_>) -> Result<GeoIpConfig, ConfigError> {
     let continent_overrides = r
         .ini
         .keys("continent-overrides")
-        .map(|(k, v)| (k.to_ascii_uppercase(), split_list(&v.to_ascii_uppercase(), ',')))
+        .map(|(k, v)| {
+            (
+                k.to_ascii_uppercase(),
+                split_list(&v.to_ascii_uppercase(), ','),
+            )
+        })
         .collect();
     Ok(GeoIpConfig {
         license: r.str("geoip", "license"),
-        url: r.str("geoip", "url").filter(|u| u != "default" && u != "none"),
+        url: r
+            .str("geoip", "url")
+            .filter(|u| u != "default" && u != "none"),
         overrides,
         continent_overrides,
     })
@@ -630,14 +764,19 @@ fn read_geoip(r: &Reader<'_>) -> Result<GeoIpConfig, ConfigError> {
 fn read_grpc(r: &Reader<'_>) -> Result<GrpcConfig, ConfigError> {
     let listen = match r.str_env("grpc", "listen") {
         None => None,
-        Some(a) => Some(
-            parse_socket_addr(&a)
-                .ok_or_else(|| ConfigError::invalid("grpc", "listen", format!("invalid address {a:?}")))?,
-        ),
+        Some(a) => Some(parse_socket_addr(&a).ok_or_else(|| {
+            ConfigError::invalid("grpc", "listen", format!("invalid address {a:?}"))
+        })?),
     };
-    let target_type = r.str("grpc", "targettype").unwrap_or_else(|| "static".into());
+    let target_type = r
+        .str("grpc", "targettype")
+        .unwrap_or_else(|| "static".into());
     if !matches!(target_type.as_str(), "static" | "etcd") {
-        return Err(ConfigError::invalid("grpc", "targettype", format!("unknown type {target_type:?}")));
+        return Err(ConfigError::invalid(
+            "grpc",
+            "targettype",
+            format!("unknown type {target_type:?}"),
+        ));
     }
     Ok(GrpcConfig {
         listen,

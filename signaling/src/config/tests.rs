@@ -5,7 +5,10 @@ use super::*;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     let mut env = BTreeMap::new();
-    env.insert("HASHKEY".to_string(), "0123456789abcdef0123456789abcdef".to_string());
+    env.insert(
+        "HASHKEY".to_string(),
+        "0123456789abcdef0123456789abcdef".to_string(),
+    );
     env.insert("NC_SECRET".to_string(), "from-env".to_string());
     Config::from_ini_str(text, &env)
 }
@@ -45,7 +48,10 @@ fn hashkey_required_and_blockkey_checked() {
 #[test]
 fn env_substitution_on_env_keys() {
     let c = parse("[sessions]\nhashkey = $(HASHKEY)\n[backend]\nbackends = nc\n[nc]\nurls = https://cloud.example.com\nsecret = $(NC_SECRET)\n").unwrap();
-    assert_eq!(c.sessions.hash_key.expose(), "0123456789abcdef0123456789abcdef");
+    assert_eq!(
+        c.sessions.hash_key.expose(),
+        "0123456789abcdef0123456789abcdef"
+    );
     assert_eq!(c.backend.backends[0].secret.expose(), "from-env");
 }
 
@@ -60,7 +66,10 @@ fn backends_sections() {
     let b = &c.backend.backends;
     assert_eq!(b.len(), 2);
     assert_eq!(b[0].id, "one");
-    assert_eq!(b[0].urls, vec!["https://a.example.com/nc/", "https://b.example.com/"]);
+    assert_eq!(
+        b[0].urls,
+        vec!["https://a.example.com/nc/", "https://b.example.com/"]
+    );
     assert_eq!(b[0].secret.expose(), "common");
     assert_eq!(b[0].session_limit, 5);
     assert_eq!(b[0].max_stream_bitrate, 100);
@@ -73,8 +82,14 @@ fn backends_sections() {
 #[test]
 fn allowall_needs_secret() {
     let err = parse(&format!("{MINIMAL}[backend]\nallowall = true\n")).unwrap_err();
-    assert_eq!(err.to_string(), "[backend] secret: required with allowall or allowed");
-    let c = parse(&format!("{MINIMAL}[backend]\nallowall = true\nsecret = s\n")).unwrap();
+    assert_eq!(
+        err.to_string(),
+        "[backend] secret: required with allowall or allowed"
+    );
+    let c = parse(&format!(
+        "{MINIMAL}[backend]\nallowall = true\nsecret = s\n"
+    ))
+    .unwrap();
     let compat = c.backend.compat.unwrap();
     assert_eq!(compat.id, "compat");
     assert!(compat.urls.is_empty());
@@ -86,12 +101,18 @@ fn invalid_values_name_section_and_key() {
         ("[http]\nlisten = nonsense\n", "[http] listen:"),
         ("[app]\ndebug = maybe\n", "[app] debug:"),
         ("[backend]\ntimeout = ten\n", "[backend] timeout:"),
-        ("[backend]\nbackendtype = consul\n", "[backend] backendtype:"),
+        (
+            "[backend]\nbackendtype = consul\n",
+            "[backend] backendtype:",
+        ),
         ("[stats]\nallowed_ips = 1.2.3.4.5\n", "[stats] allowed_ips:"),
         ("[mcu]\ntype = mediasoup\n", "[mcu] type:"),
         ("[turn]\nservers = turn:x\n", "[turn] apikey:"),
         ("[https]\nlisten = 127.0.0.1:8443\n", "[https] certificate:"),
-        ("[backend]\nbackends = b\nsecret = s\n[b]\nurls = ftp://x\n", "[b] urls:"),
+        (
+            "[backend]\nbackends = b\nsecret = s\n[b]\nurls = ftp://x\n",
+            "[b] urls:",
+        ),
     ] {
         let err = parse(&format!("{MINIMAL}{text}")).unwrap_err();
         assert!(err.to_string().starts_with(want), "{text}: {err}");
@@ -100,14 +121,29 @@ fn invalid_values_name_section_and_key() {
 
 #[test]
 fn unknown_keys_and_sections_are_warned_about() {
-    let c = parse(&format!("{MINIMAL}[http]\nlisten = 127.0.0.1:1\nlisten_typo = 1\n[bogus]\nx = 1\n")).unwrap();
-    assert!(c.warnings.iter().any(|w| w == "unknown key [http] listen_typo is ignored"), "{:?}", c.warnings);
-    assert!(c.warnings.iter().any(|w| w == "unknown section [bogus] is ignored"));
+    let c = parse(&format!(
+        "{MINIMAL}[http]\nlisten = 127.0.0.1:1\nlisten_typo = 1\n[bogus]\nx = 1\n"
+    ))
+    .unwrap();
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w == "unknown key [http] listen_typo is ignored"),
+        "{:?}",
+        c.warnings
+    );
+    assert!(c
+        .warnings
+        .iter()
+        .any(|w| w == "unknown section [bogus] is ignored"));
 }
 
 #[test]
 fn listeners_and_nats() {
-    let c = parse(&format!("{MINIMAL}[http]\nlisten = 127.0.0.1:8080 /tmp/sock\n[nats]\nurl = nats://loopback\n")).unwrap();
+    let c = parse(&format!(
+        "{MINIMAL}[http]\nlisten = 127.0.0.1:8080 /tmp/sock\n[nats]\nurl = nats://loopback\n"
+    ))
+    .unwrap();
     assert_eq!(c.http.listen.len(), 2);
     assert!(matches!(c.http.listen[1], ListenAddr::Unix(_)));
     assert!(c.nats.is_loopback());
@@ -116,7 +152,10 @@ fn listeners_and_nats() {
 #[test]
 fn embedded_default_runs_single_node() {
     let c = Config::embedded_default();
-    assert_eq!(c.http.listen, vec![ListenAddr::Tcp("127.0.0.1:8080".parse().unwrap())]);
+    assert_eq!(
+        c.http.listen,
+        vec![ListenAddr::Tcp("127.0.0.1:8080".parse().unwrap())]
+    );
     assert!(c.nats.is_loopback());
     assert!(c.mcu.kind.is_none());
     assert!(c.sessions.generated_hashkey);

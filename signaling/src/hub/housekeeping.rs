@@ -27,7 +27,7 @@ impl Hub {
             }
             self.housekeeping_pass(Instant::now());
             ticks += 1;
-            if ticks % 60 == 0 {
+            if ticks.is_multiple_of(60) {
                 self.inner.throttler.expire();
             }
         }

@@ -26,7 +26,10 @@ struct TransientEntry {
 pub enum TransientSet {
     /// Same value: no notification; the TTL is re-armed or cancelled.
     Unchanged { generation: u64 },
-    Changed { old: Option<RawJson>, generation: u64 },
+    Changed {
+        old: Option<RawJson>,
+        generation: u64,
+    },
 }
 
 #[derive(Default)]
@@ -126,7 +129,8 @@ impl Room {
 
     /// Stores a transient value (facts 1.12).
     pub fn transient_set(&self, key: &str, raw: RawJson) -> TransientSet {
-        let value: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null);
+        let value: serde_json::Value =
+            serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null);
         let mut s = self.state.lock();
         s.transient_generation += 1;
         let generation = s.transient_generation;
@@ -161,7 +165,10 @@ impl Room {
     /// timer was armed for.
     pub fn transient_expire(&self, key: &str, generation: u64) -> Option<RawJson> {
         let mut s = self.state.lock();
-        if s.transient.get(key).is_some_and(|e| e.generation == generation) {
+        if s.transient
+            .get(key)
+            .is_some_and(|e| e.generation == generation)
+        {
             s.transient.remove(key).map(|e| e.raw)
         } else {
             None

@@ -28,7 +28,12 @@ impl Rooms {
 
     /// The live room, created with `properties` if there is none. Existing
     /// rooms keep their properties (facts 1.9.3 step 7).
-    pub fn get_or_create(&self, backend: &Arc<Backend>, id: &RoomId, properties: Option<RawJson>) -> Arc<Room> {
+    pub fn get_or_create(
+        &self,
+        backend: &Arc<Backend>,
+        id: &RoomId,
+        properties: Option<RawJson>,
+    ) -> Arc<Room> {
         let mut map = self.map.lock();
         let key = (backend.id.clone(), id.clone());
         if let Some(room) = map.get(&key) {
@@ -36,7 +41,10 @@ impl Rooms {
                 return room.clone();
             }
         } else {
-            METRICS.hub_rooms.with_label_values(&[backend.id.as_str()]).inc();
+            METRICS
+                .hub_rooms
+                .with_label_values(&[backend.id.as_str()])
+                .inc();
         }
         let room = Arc::new(Room::new(id.clone(), backend.clone(), properties));
         map.insert(key, room.clone());
@@ -47,9 +55,15 @@ impl Rooms {
     pub fn remove_closed(&self, room: &Arc<Room>) {
         let mut map = self.map.lock();
         let key = (room.backend.id.clone(), room.id.clone());
-        if map.get(&key).is_some_and(|r| Arc::ptr_eq(r, room) && r.is_closed()) {
+        if map
+            .get(&key)
+            .is_some_and(|r| Arc::ptr_eq(r, room) && r.is_closed())
+        {
             map.remove(&key);
-            METRICS.hub_rooms.with_label_values(&[room.backend.id.as_str()]).dec();
+            METRICS
+                .hub_rooms
+                .with_label_values(&[room.backend.id.as_str()])
+                .dec();
         }
     }
 

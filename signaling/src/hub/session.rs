@@ -177,7 +177,11 @@ impl Session {
 
     /// Whether `conn` is the connection currently bound to the session.
     pub fn is_attached(&self, conn: ConnectionId) -> bool {
-        self.state.lock().outbox.as_ref().is_some_and(|o| o.id() == conn)
+        self.state
+            .lock()
+            .outbox
+            .as_ref()
+            .is_some_and(|o| o.id() == conn)
     }
 
     /// Unbinds whatever connection is attached and returns it.
@@ -244,12 +248,18 @@ impl Session {
             }
             match &bus.message.body {
                 ServerBody::Message { message: m } | ServerBody::Control { control: m } => {
-                    if m.sender.as_ref().is_some_and(|snd| snd.sessionid == self.public_id) {
+                    if m.sender
+                        .as_ref()
+                        .is_some_and(|snd| snd.sessionid == self.public_id)
+                    {
                         return;
                     }
                     let to_call = m.recipient.as_ref().is_some_and(|r| r.kind == "call");
                     if to_call {
-                        let in_call = s.room.as_ref().is_some_and(|j| j.room.is_in_call(&self.public_id));
+                        let in_call = s
+                            .room
+                            .as_ref()
+                            .is_some_and(|j| j.room.is_in_call(&self.public_id));
                         if !in_call {
                             return;
                         }
@@ -279,8 +289,11 @@ impl Session {
                             }
                         }
                         Event::Room(RoomEvent::Leave { leave }) => {
-                            let known: Vec<_> =
-                                leave.iter().filter(|id| s.seen.remove(*id)).cloned().collect();
+                            let known: Vec<_> = leave
+                                .iter()
+                                .filter(|id| s.seen.remove(*id))
+                                .cloned()
+                                .collect();
                             if known.is_empty() {
                                 return;
                             }
@@ -304,7 +317,10 @@ impl Session {
     }
 
     /// Marks ids as seen without an event (the joiner's initial list).
-    pub fn mark_seen<'a>(&self, ids: impl IntoIterator<Item = &'a PublicSessionId>) -> Vec<PublicSessionId> {
+    pub fn mark_seen<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a PublicSessionId>,
+    ) -> Vec<PublicSessionId> {
         let mut s = self.state.lock();
         ids.into_iter()
             .filter(|id| s.seen.insert((*id).clone()))
@@ -319,7 +335,11 @@ impl Session {
     }
 
     pub fn room_session_id(&self) -> Option<RoomSessionId> {
-        self.state.lock().room.as_ref().map(|j| j.room_session_id.clone())
+        self.state
+            .lock()
+            .room
+            .as_ref()
+            .map(|j| j.room_session_id.clone())
     }
 
     pub fn set_room_session_id(&self, id: RoomSessionId) {

@@ -68,7 +68,9 @@ impl Sessions {
         }
         let mut shard = self.shard_of_index(session.index).lock();
         shard.by_index.insert(session.index, session.clone());
-        shard.by_public.insert(session.public_id.clone(), session.clone());
+        shard
+            .by_public
+            .insert(session.public_id.clone(), session.clone());
         drop(shard);
         let labels = [session.backend.id.as_str(), session.client_type.as_str()];
         METRICS.hub_sessions.with_label_values(&labels).inc();
@@ -96,7 +98,11 @@ impl Sessions {
     }
 
     pub fn by_index(&self, index: u64) -> Option<Arc<Session>> {
-        self.shard_of_index(index).lock().by_index.get(&index).cloned()
+        self.shard_of_index(index)
+            .lock()
+            .by_index
+            .get(&index)
+            .cloned()
     }
 
     pub fn by_public(&self, id: &PublicSessionId) -> Option<Arc<Session>> {
@@ -124,7 +130,11 @@ impl Sessions {
 
     /// Maps a Talk room session id to `public`; returns the session that
     /// held it before, if another one did.
-    pub fn set_room_session(&self, room_session: &RoomSessionId, public: &PublicSessionId) -> Option<PublicSessionId> {
+    pub fn set_room_session(
+        &self,
+        room_session: &RoomSessionId,
+        public: &PublicSessionId,
+    ) -> Option<PublicSessionId> {
         if room_session.is_empty() {
             return None;
         }

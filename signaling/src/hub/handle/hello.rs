@@ -42,8 +42,14 @@ pub async fn hello(hub: &Hub, ctx: &mut ConnCtx, id: Option<String>, req: HelloR
         }
         HelloAuth::ClientV1 { url, params } => client_v1(hub, url, params).await,
         HelloAuth::ClientV2 { url, token } => client_v2(hub, url, &token, ClientType::Client).await,
-        HelloAuth::Federation { url, token } => client_v2(hub, url, &token, ClientType::Federation).await,
-        HelloAuth::Internal { random, token, backend } => internal(hub, ctx, &random, &token, backend).await,
+        HelloAuth::Federation { url, token } => {
+            client_v2(hub, url, &token, ClientType::Federation).await
+        }
+        HelloAuth::Internal {
+            random,
+            token,
+            backend,
+        } => internal(hub, ctx, &random, &token, backend).await,
     };
     match result {
         Ok(auth) => {
@@ -83,17 +89,27 @@ async fn client_v1(hub: &Hub, url: String, params: RawJson) -> Result<Authentica
     }
 }
 
-async fn client_v2(hub: &Hub, url: String, token: &str, client_type: ClientType) -> Result<Authenticated, HubError> {
+async fn client_v2(
+    hub: &Hub,
+    url: String,
+    token: &str,
+    client_type: ClientType,
+) -> Result<Authenticated, HubError> {
     let backend = lookup_backend(hub, &url)?;
     let caps = &hub.inner.client.capabilities;
     let mut lookup = caps.get(&url).await?;
     if client_type == ClientType::Federation
-        && !lookup.data.as_ref().is_some_and(|c| c.has_feature(FEATURE_FEDERATION_V2))
+        && !lookup
+            .data
+            .as_ref()
+            .is_some_and(|c| c.has_feature(FEATURE_FEDERATION_V2))
     {
         return Err(ErrorCode::FederationUnsupported.into());
     }
     let has_key = |l: &crate::backend::capabilities::Lookup| {
-        l.data.as_ref().and_then(|c| c.hello_v2_token_key().map(str::to_owned))
+        l.data
+            .as_ref()
+            .and_then(|c| c.hello_v2_token_key().map(str::to_owned))
     };
     let mut key = has_key(&lookup);
     if key.is_none() && lookup.cached && caps.invalidate(&url) {
@@ -162,7 +178,11 @@ fn server_info(hub: &Hub, internal: bool) -> ServerInfo {
     let f = hub.features();
     ServerInfo {
         version: proto::SERVER_VERSION.to_owned(),
-        features: if internal { f.internal.clone() } else { f.client.clone() },
+        features: if internal {
+            f.internal.clone()
+        } else {
+            f.client.clone()
+        },
     }
 }
 
@@ -217,7 +237,10 @@ fn register(
         session.set_join_deadline(Some(Instant::now() + ANONYMOUS_JOIN_TIMEOUT));
     }
     tracing::debug!(session = %session.public_id, user = session.user_id, kind = session.client_type.as_str(), "session registered");
-    ctx.reply(&ServerMessage::reply(id, hello_response(hub, &session, version)));
+    ctx.reply(&ServerMessage::reply(
+        id,
+        hello_response(hub, &session, version),
+    ));
     ctx.session = Some(session);
     Ok(())
 }
@@ -242,14 +265,26 @@ fn subscribe_session(hub: &Hub, session: &Arc<Session>) {
     for subject in subjects {
         match bus.subscribe(&subject, sink.clone()) {
             Ok(sub) => session.add_subscription(sub),
-            Err(e) => tracing::error!(session = %session.public_id, error = %e, "could not subscribe"),
+            Err(e) => {
+                tracing::error!(session = %session.public_id, error = %e, "could not subscribe")
+            }
         }
     }
 }
 
 /// Resume (facts 1.6).
-async fn resume(hub: &Hub, ctx: &mut ConnCtx, id: Option<String>, version: HelloVersion, resume_id: PrivateSessionId) {
-    let Ok(attempt) = hub.inner.throttler.check(ctx.info.addr, Action::HelloResume) else {
+async fn resume(
+    hub: &Hub,
+    ctx: &mut ConnCtx,
+    id: Option<String>,
+    version: HelloVersion,
+    resume_id: PrivateSessionId,
+) {
+    let Ok(attempt) = hub
+        .inner
+        .throttler
+        .check(ctx.info.addr, Action::HelloResume)
+    else {
         ctx.reply_error(id, WireError::new(ErrorCode::TooManyRequests));
         return;
     };
@@ -266,7 +301,10 @@ async fn resume(hub: &Hub, ctx: &mut ConnCtx, id: Option<String>, version: Hello
     let session = hub.inner.sessions.by_index(data.sid).filter(|s| {
         s.private_id == resume_id
             && !s.is_closed()
-            && matches!(s.client_type, ClientType::Client | ClientType::Internal | ClientType::Federation)
+            && matches!(
+                s.client_type,
+                ClientType::Client | ClientType::Internal | ClientType::Federation
+            )
     });
     let Some(session) = session else {
         METRICS.hub_sessions_resume_failed_total.inc();
@@ -286,7 +324,10 @@ async fn resume(hub: &Hub, ctx: &mut ConnCtx, id: Option<String>, version: Hello
         .hub_sessions_resume_total
         .with_label_values(&[session.backend.id.as_str(), session.client_type.as_str()])
         .inc();
-    ctx.reply(&ServerMessage::reply(id, hello_response(hub, &session, version)));
+    ctx.reply(&ServerMessage::reply(
+        id,
+        hello_response(hub, &session, version),
+    ));
     let flushed = session.flush_pending();
     tracing::debug!(session = %session.public_id, flushed, "session resumed");
     ctx.session = Some(session);

@@ -7,7 +7,13 @@ use proto::client::InternalRequest;
 use crate::hub::session::Session;
 use crate::hub::{ConnCtx, Hub};
 
-pub async fn internal(_hub: &Hub, _ctx: &ConnCtx, session: &Arc<Session>, _id: Option<String>, req: InternalRequest) {
+pub async fn internal(
+    _hub: &Hub,
+    _ctx: &ConnCtx,
+    session: &Arc<Session>,
+    _id: Option<String>,
+    req: InternalRequest,
+) {
     // Virtual sessions, in-call flags of internal clients and dialout are
     // the internal-clients work of the backend-notifications issue; until
     // it lands these requests are ignored like unknown types, without a

@@ -38,7 +38,8 @@ fn recipient_wire(r: &Recipient) -> RecipientWire {
 }
 
 pub fn message(hub: &Hub, sender: &Arc<Session>, req: MessageRequest, kind: Kind) {
-    if kind == Kind::Control && !sender.is_internal() && !sender.has_permission(Permission::Control) {
+    if kind == Kind::Control && !sender.is_internal() && !sender.has_permission(Permission::Control)
+    {
         tracing::debug!(session = %sender.public_id, "control message without permission ignored");
         return;
     }
@@ -69,7 +70,10 @@ pub fn message(hub: &Hub, sender: &Arc<Session>, req: MessageRequest, kind: Kind
                 )));
                 return;
             }
-            (Subject::Session(target.clone()), recipient_wire(&req.recipient))
+            (
+                Subject::Session(target.clone()),
+                recipient_wire(&req.recipient),
+            )
         }
         Recipient::User(user) => {
             if *user == sender.user_id {
@@ -99,7 +103,11 @@ pub fn message(hub: &Hub, sender: &Arc<Session>, req: MessageRequest, kind: Kind
             data: req.data,
         },
     ));
-    if let Err(e) = hub.inner.bus.publish(&subject, Arc::new(BusMessage::new(msg))) {
+    if let Err(e) = hub
+        .inner
+        .bus
+        .publish(&subject, Arc::new(BusMessage::new(msg)))
+    {
         tracing::warn!(error = %e, "could not publish message");
     }
 }

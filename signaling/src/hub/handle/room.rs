@@ -17,7 +17,13 @@ use crate::hub::session::{ClientType, Joined, Session};
 use crate::hub::{ConnCtx, Hub, HubError};
 use crate::metrics::METRICS;
 
-pub async fn room(hub: &Hub, ctx: &ConnCtx, session: &Arc<Session>, id: Option<String>, req: RoomRequest) {
+pub async fn room(
+    hub: &Hub,
+    ctx: &ConnCtx,
+    session: &Arc<Session>,
+    id: Option<String>,
+    req: RoomRequest,
+) {
     if req.room_id.is_empty() {
         if leave_room(hub, session, true) {
             if session.user_id.is_empty() && session.client_type != ClientType::Internal {
@@ -25,7 +31,10 @@ pub async fn room(hub: &Hub, ctx: &ConnCtx, session: &Arc<Session>, id: Option<S
                     tokio::time::Instant::now() + super::hello::ANONYMOUS_JOIN_TIMEOUT,
                 ));
             }
-            ctx.reply(&ServerMessage::reply(id, room_body(String::new(), None, None)));
+            ctx.reply(&ServerMessage::reply(
+                id,
+                room_body(String::new(), None, None),
+            ));
         }
         return;
     }
@@ -40,7 +49,11 @@ pub async fn room(hub: &Hub, ctx: &ConnCtx, session: &Arc<Session>, id: Option<S
     }
 }
 
-fn room_body(roomid: String, properties: Option<RawJson>, bandwidth: Option<Bandwidth>) -> ServerBody {
+fn room_body(
+    roomid: String,
+    properties: Option<RawJson>,
+    bandwidth: Option<Bandwidth>,
+) -> ServerBody {
     ServerBody::Room {
         room: RoomMessage {
             roomid,
@@ -57,7 +70,12 @@ struct TalkJoin {
     permissions: Option<Vec<String>>,
 }
 
-async fn ask_talk(hub: &Hub, session: &Session, room_id: &RoomId, room_session: &RoomSessionId) -> Result<TalkJoin, HubError> {
+async fn ask_talk(
+    hub: &Hub,
+    session: &Session,
+    room_id: &RoomId,
+    room_session: &RoomSessionId,
+) -> Result<TalkJoin, HubError> {
     if session.is_internal() {
         return Ok(TalkJoin {
             properties: None,
@@ -82,7 +100,11 @@ async fn ask_talk(hub: &Hub, session: &Session, room_id: &RoomId, room_session: 
             incall: None,
         },
     };
-    let resp = hub.inner.client.request(&session.backend, &session.backend_url, &req).await?;
+    let resp = hub
+        .inner
+        .client
+        .request(&session.backend, &session.backend_url, &req)
+        .await?;
     match (resp.kind.as_str(), resp.error, resp.room) {
         ("error", Some(e), _) => Err(e.into()),
         ("room", _, Some(room)) => {
@@ -124,7 +146,13 @@ fn bandwidth(hub: &Hub, session: &Session) -> Option<Bandwidth> {
     (bw.maxstreambitrate != 0 || bw.maxscreenbitrate != 0).then_some(bw)
 }
 
-async fn join(hub: &Hub, ctx: &ConnCtx, session: &Arc<Session>, id: Option<String>, req: RoomRequest) -> Result<(), HubError> {
+async fn join(
+    hub: &Hub,
+    ctx: &ConnCtx,
+    session: &Arc<Session>,
+    id: Option<String>,
+    req: RoomRequest,
+) -> Result<(), HubError> {
     let room_session = req.session_id;
     // Already in this room: only the room session id changes (facts 5.10).
     if let Some(current) = session.room() {
@@ -135,17 +163,25 @@ async fn join(hub: &Hub, ctx: &ConnCtx, session: &Arc<Session>, id: Option<Strin
                 room_session
             };
             if let Some(old) = session.room_session_id() {
-                hub.inner.sessions.clear_room_session(&old, &session.public_id);
+                hub.inner
+                    .sessions
+                    .clear_room_session(&old, &session.public_id);
             }
-            hub.inner.sessions.set_room_session(&new_id, &session.public_id);
+            hub.inner
+                .sessions
+                .set_room_session(&new_id, &session.public_id);
             session.set_room_session_id(new_id);
             let mut details = serde_json::json!({"room": {"roomid": current.id.0}});
             if let Some(p) = current.properties() {
-                let props: serde_json::Value = serde_json::from_str(p.get()).unwrap_or(serde_json::Value::Null);
+                let props: serde_json::Value =
+                    serde_json::from_str(p.get()).unwrap_or(serde_json::Value::Null);
                 details["room"]["properties"] = props;
             }
-            let details = serde_json::value::to_raw_value(&details).map_err(|_| HubError::from(ErrorCode::InternalError))?;
-            return Err(WireError::new(ErrorCode::AlreadyJoined).with_details(details).into());
+            let details = serde_json::value::to_raw_value(&details)
+                .map_err(|_| HubError::from(ErrorCode::InternalError))?;
+            return Err(WireError::new(ErrorCode::AlreadyJoined)
+                .with_details(details)
+                .into());
         }
     }
 
@@ -175,7 +211,10 @@ async fn join(hub: &Hub, ctx: &ConnCtx, session: &Arc<Session>, id: Option<Strin
         room_session
     };
     let (room, others) = loop {
-        let room = hub.inner.rooms.get_or_create(&backend, &req.room_id, talk.properties.clone());
+        let room = hub
+            .inner
+            .rooms
+            .get_or_create(&backend, &req.room_id, talk.properties.clone());
         if let Ok(others) = room.add(session) {
             break (room, others);
         }
@@ -195,7 +234,9 @@ async fn join(hub: &Hub, ctx: &ConnCtx, session: &Arc<Session>, id: Option<Strin
             return Err(WireError::with_message(ErrorCode::InternalError, e.to_string()).into());
         }
     };
-    hub.inner.sessions.set_room_session(&effective_room_session, &session.public_id);
+    hub.inner
+        .sessions
+        .set_room_session(&effective_room_session, &session.public_id);
     session.set_room(Joined::new(
         room.clone(),
         effective_room_session,
@@ -208,12 +249,20 @@ async fn join(hub: &Hub, ctx: &ConnCtx, session: &Arc<Session>, id: Option<Strin
     }
     METRICS
         .room_sessions
-        .with_label_values(&[backend.id.as_str(), room.id.as_str(), session.client_type.as_str()])
+        .with_label_values(&[
+            backend.id.as_str(),
+            room.id.as_str(),
+            session.client_type.as_str(),
+        ])
         .inc();
 
     ctx.reply(&ServerMessage::reply(
         id,
-        room_body(room.id.0.clone(), room.properties(), bandwidth(hub, session)),
+        room_body(
+            room.id.0.clone(),
+            room.properties(),
+            bandwidth(hub, session),
+        ),
     ));
 
     // Everybody, the joiner included, learns about the joiner.
@@ -221,7 +270,11 @@ async fn join(hub: &Hub, ctx: &ConnCtx, session: &Arc<Session>, id: Option<Strin
     let event = ServerMessage::new(ServerBody::Event {
         event: Event::Room(RoomEvent::Join { join: vec![own] }),
     });
-    if let Err(e) = hub.inner.bus.publish(&room.subject(), Arc::new(BusMessage::new(event))) {
+    if let Err(e) = hub
+        .inner
+        .bus
+        .publish(&room.subject(), Arc::new(BusMessage::new(event)))
+    {
         tracing::warn!(room = %room.id, error = %e, "could not publish join event");
     }
     if let Some(initial) = super::transient::initial(&room) {
@@ -232,7 +285,10 @@ async fn join(hub: &Hub, ctx: &ConnCtx, session: &Arc<Session>, id: Option<Strin
     others.sort_by_key(|s| s.index);
     let entries: Vec<_> = others.iter().map(|s| hub.join_entry(s)).collect();
     let fresh = session.mark_seen(entries.iter().map(|e| &e.sessionid));
-    let entries: Vec<_> = entries.into_iter().filter(|e| fresh.contains(&e.sessionid)).collect();
+    let entries: Vec<_> = entries
+        .into_iter()
+        .filter(|e| fresh.contains(&e.sessionid))
+        .collect();
     if !entries.is_empty() {
         session.send(&ServerMessage::new(ServerBody::Event {
             event: Event::Room(RoomEvent::Join { join: entries }),
@@ -253,18 +309,28 @@ pub(crate) fn leave_room(hub: &Hub, session: &Arc<Session>, notify_backend: bool
     if closed {
         hub.inner.rooms.remove_closed(&room);
     }
-    hub.inner.sessions.clear_room_session(&room_session, &session.public_id);
+    hub.inner
+        .sessions
+        .clear_room_session(&room_session, &session.public_id);
     super::transient::remove(hub, &room, &format!("sd:{}", session.public_id));
     METRICS
         .room_sessions
-        .with_label_values(&[room.backend.id.as_str(), room.id.as_str(), session.client_type.as_str()])
+        .with_label_values(&[
+            room.backend.id.as_str(),
+            room.id.as_str(),
+            session.client_type.as_str(),
+        ])
         .dec();
     let event = ServerMessage::new(ServerBody::Event {
         event: Event::Room(RoomEvent::Leave {
             leave: vec![session.public_id.clone()],
         }),
     });
-    if let Err(e) = hub.inner.bus.publish(&room.subject(), Arc::new(BusMessage::new(event))) {
+    if let Err(e) = hub
+        .inner
+        .bus
+        .publish(&room.subject(), Arc::new(BusMessage::new(event)))
+    {
         tracing::warn!(room = %room.id, error = %e, "could not publish leave event");
     }
     if notify_backend && !room_session.is_empty() && session.client_type == ClientType::Client {

@@ -14,7 +14,13 @@ use crate::hub::room::{Room, TransientSet};
 use crate::hub::session::Session;
 use crate::hub::{ConnCtx, Hub};
 
-pub fn transient(hub: &Hub, ctx: &ConnCtx, session: &Arc<Session>, id: Option<String>, req: TransientRequest) {
+pub fn transient(
+    hub: &Hub,
+    ctx: &ConnCtx,
+    session: &Arc<Session>,
+    id: Option<String>,
+    req: TransientRequest,
+) {
     let Some(room) = session.room() else {
         ctx.reply_error(id, WireError::new(ErrorCode::NotInRoom));
         return;
@@ -30,7 +36,10 @@ pub fn transient(hub: &Hub, ctx: &ConnCtx, session: &Arc<Session>, id: Option<St
         if !session.has_permission(Permission::TransientData) {
             ctx.reply_error(
                 id,
-                WireError::with_message(ErrorCode::NotAllowed, "Not allowed to update transient data."),
+                WireError::with_message(
+                    ErrorCode::NotAllowed,
+                    "Not allowed to update transient data.",
+                ),
             );
             return;
         }
@@ -38,7 +47,10 @@ pub fn transient(hub: &Hub, ctx: &ConnCtx, session: &Arc<Session>, id: Option<St
             if owner != session.public_id.as_str() {
                 ctx.reply_error(
                     id,
-                    WireError::with_message(ErrorCode::NotAllowed, "Not allowed to update this transient data entry."),
+                    WireError::with_message(
+                        ErrorCode::NotAllowed,
+                        "Not allowed to update this transient data entry.",
+                    ),
                 );
                 return;
             }
@@ -50,14 +62,20 @@ pub fn transient(hub: &Hub, ctx: &ConnCtx, session: &Arc<Session>, id: Option<St
             ttl_ns,
             ..
         } => set(hub, &room, &key, value, ttl_ns),
-        TransientRequest::Set { value: None, .. } | TransientRequest::Remove { .. } => remove(hub, &room, &key),
+        TransientRequest::Set { value: None, .. } | TransientRequest::Remove { .. } => {
+            remove(hub, &room, &key)
+        }
         TransientRequest::Other(_) => {}
     }
 }
 
 fn publish(hub: &Hub, room: &Room, event: TransientEvent) {
     let msg = ServerMessage::new(ServerBody::Transient { transient: event });
-    if let Err(e) = hub.inner.bus.publish(&room.subject(), Arc::new(BusMessage::new(msg))) {
+    if let Err(e) = hub
+        .inner
+        .bus
+        .publish(&room.subject(), Arc::new(BusMessage::new(msg)))
+    {
         tracing::warn!(room = %room.id, error = %e, "could not publish transient update");
     }
 }
