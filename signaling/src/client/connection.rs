@@ -35,13 +35,15 @@ pub const CLOSE_INTERNAL: u16 = 1011;
 /// Serves one upgraded WebSocket until it closes.
 pub async fn run(socket: WebSocket, hub: Hub, info: ClientInfo, shutdown: CancellationToken) {
     let (sink, stream) = socket.split();
-    let token = shutdown.child_token();
+    // Cancelled when the connection must end now (writer failed, client
+    // too slow); a server shutdown instead queues a close frame.
+    let token = CancellationToken::new();
     let (outbox, rx) = Outbox::new(token.clone());
     let mut writer = tokio::spawn(write_loop(sink, rx));
 
     let mut ctx = ConnCtx::new(outbox, info);
     hub.welcome(&ctx);
-    read_loop(stream, &hub, &mut ctx, &token).await;
+    read_loop(stream, &hub, &mut ctx, &token, &shutdown).await;
     hub.connection_closed(&mut ctx);
     if shutdown.is_cancelled() {
         ctx.outbox.close(CLOSE_GOING_AWAY, "server shutting down");
@@ -59,6 +61,7 @@ async fn read_loop(
     hub: &Hub,
     ctx: &mut ConnCtx,
     token: &CancellationToken,
+    shutdown: &CancellationToken,
 ) {
     let mut hello_deadline = Instant::now() + HELLO_TIMEOUT;
     let mut read_deadline = Instant::now() + PONG_WAIT;
@@ -71,6 +74,7 @@ async fn read_loop(
         };
         let next = tokio::select! {
             _ = token.cancelled() => return,
+            _ = shutdown.cancelled() => return,
             r = timeout_at(deadline, stream.next()) => r,
         };
         let msg = match next {
