@@ -23,12 +23,18 @@ async fn runs_without_config_and_stops_on_sigterm() {
         async { f.await.ok().filter(|r| r.status().is_success()) }
     })
     .await;
-    assert!(ok.is_some(), "server did not start:\n{}", child.log_tail(30));
+    assert!(
+        ok.is_some(),
+        "server did not start:\n{}",
+        child.log_tail(30)
+    );
     let log = std::fs::read_to_string(child.log_path()).unwrap();
     assert!(log.contains("embedded default"), "{log}");
     assert!(log.contains("no Nextcloud backend is configured"), "{log}");
 
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/spreed")).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/spreed"))
+        .await
+        .unwrap();
     use futures_util::{SinkExt, StreamExt};
     let mut next_text = async || loop {
         match ws.next().await.unwrap().unwrap() {
@@ -39,9 +45,14 @@ async fn runs_without_config_and_stops_on_sigterm() {
     assert!(next_text().await.contains("\"welcome\""));
     let hello = json!({"id": "1", "type": "hello", "hello": {"version": "1.0", "auth": {"url": "https://cloud.example.com/", "params": {}}}});
     drop(next_text);
-    ws.send(tokio_tungstenite::tungstenite::Message::Text(hello.to_string().into())).await.unwrap();
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        hello.to_string().into(),
+    ))
+    .await
+    .unwrap();
     let reply = loop {
-        if let tokio_tungstenite::tungstenite::Message::Text(t) = ws.next().await.unwrap().unwrap() {
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = ws.next().await.unwrap().unwrap()
+        {
             break t.to_string();
         }
     };
