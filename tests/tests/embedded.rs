@@ -44,7 +44,6 @@ async fn runs_without_config_and_stops_on_sigterm() {
     };
     assert!(next_text().await.contains("\"welcome\""));
     let hello = json!({"id": "1", "type": "hello", "hello": {"version": "1.0", "auth": {"url": "https://cloud.example.com/", "params": {}}}});
-    drop(next_text);
     ws.send(tokio_tungstenite::tungstenite::Message::Text(
         hello.to_string().into(),
     ))
