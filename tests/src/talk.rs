@@ -82,6 +82,8 @@ pub struct Behaviour {
     pub no_v3: bool,
     /// Publish no hello-v2 key.
     pub no_key: bool,
+    /// Answer `auth` and `room` with a reply of the wrong type.
+    pub wrong_type: bool,
 }
 
 /// One backend request the emulator received, checksum verified or not.
@@ -322,6 +324,9 @@ async fn backend(
             "invalid_request",
             "The request could not be authenticated.",
         ));
+    }
+    if behaviour.wrong_type {
+        return ocs(json!({"type": "ping", "ping": {"version": "1.0"}}));
     }
     match json["type"].as_str() {
         Some("auth") => ocs(auth(&state, &json["auth"])),

@@ -412,3 +412,59 @@ async fn backend_timeout_and_garbage() {
     assert_eq!(v["error"]["code"], "internal_error");
     assert_eq!(v["error"]["message"], "unsupported_content_type");
 }
+
+/// A Talk reply of the wrong type is `auth_failed` (hello) or
+/// `room_join_failed` (room).
+#[tokio::test]
+async fn unexpected_talk_replies() {
+    let (talk, server) = setup().await;
+    let alice = talk.add_user("alice", "Alice");
+    talk.add_room("room1", tests::talk::Room::open("Room one"));
+    let (mut a, _) = TestClient::connect(&server).await;
+    a.hello_v1(&talk, Some(&alice)).await;
+    talk.set_behaviour(Behaviour {
+        wrong_type: true,
+        ..Default::default()
+    });
+    let (mut c, _) = TestClient::connect(&server).await;
+    let (_, v) = c
+        .hello_raw(json!({"version": "1.0", "auth": {"url": talk.url(), "params": {"userid": "alice", "ticket": alice.ticket}}}))
+        .await;
+    assert_eq!(v["error"]["code"], "auth_failed", "{v}");
+    assert_eq!(
+        v["error"]["message"],
+        "The user could not be authenticated."
+    );
+    let id = a
+        .request("room", json!({"roomid": "room1", "sessionid": "t"}))
+        .await;
+    a.expect_error(Some(&id), "room_join_failed").await;
+}
+
+/// `sessionlimit` of a backend: further client sessions are refused with
+/// `session_limit_exceeded`; internal sessions do not count; a closed
+/// session frees its slot.
+#[tokio::test]
+async fn session_limit() {
+    let talk = Talk::start(tests::server::TALK_SECRET).await;
+    let alice = talk.add_user("alice", "Alice");
+    // Appended to the generated [talk] backend section.
+    let server = TestServer::builder()
+        .talk(&talk)
+        .extra("sessionlimit = 1\n")
+        .start()
+        .await;
+    let (mut first, _) = TestClient::connect(&server).await;
+    first.hello_v1(&talk, Some(&alice)).await;
+    let (mut second, _) = TestClient::connect(&server).await;
+    let (_, v) = second
+        .hello_raw(json!({"version": "2.0", "auth": {"url": talk.url(), "params": {"token": talk.v2_token("bob")}}}))
+        .await;
+    assert_eq!(v["error"]["code"], "session_limit_exceeded");
+    let (mut internal, _) = TestClient::connect(&server).await;
+    internal.hello_internal(&talk, &[]).await;
+    first.request("bye", json!({})).await;
+    first.expect_closed().await;
+    let v = second.hello_v2(&talk, "bob").await;
+    assert_eq!(v["hello"]["userid"], "bob");
+}

@@ -102,3 +102,33 @@ async fn resume_takeover() {
     .await;
     assert_eq!(a2.recv().await["message"]["data"], "to new conn");
 }
+
+/// Ten undecodable resume ids from one address block further resume
+/// attempts with `too_many_requests`, even valid ones.
+#[tokio::test]
+async fn brute_force_resume_is_blocked() {
+    let (talk, server, alice, _) = setup().await;
+    let victim = user(&server, &talk, &alice).await;
+    // The failures are recorded at once; their delays run in parallel.
+    let mut attackers = Vec::new();
+    for n in 0..10 {
+        let (mut c, _) = TestClient::connect(&server).await;
+        c.request(
+            "hello",
+            json!({"version": "1.0", "resumeid": format!("forged-{n}")}),
+        )
+        .await;
+        attackers.push(c);
+    }
+    // The first failure answers after its 100 ms delay.
+    assert_eq!(
+        attackers[0].recv().await["error"]["code"],
+        "no_such_session"
+    );
+    let (mut c, _) = TestClient::connect(&server).await;
+    let (id, v) = c
+        .hello_raw(json!({"version": "1.0", "resumeid": victim.resume_id}))
+        .await;
+    assert_eq!(v["id"], id);
+    assert_eq!(v["error"]["code"], "too_many_requests");
+}
