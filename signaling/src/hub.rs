@@ -24,6 +24,7 @@ use proto::event::JoinEntry;
 use proto::features::ServerFeatures;
 use proto::server::{bye_reason, ByeMessage, ServerBody, ServerMessage, WelcomeMessage};
 use proto::session_id::SessionIdCodec;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backend::{BackendClient, Backends};
@@ -31,6 +32,7 @@ use crate::client::connection::CLOSE_NORMAL;
 use crate::client::{ClientInfo, Outbox};
 use crate::cluster::EventBus;
 use crate::config::{Config, Secret};
+use crate::federation::FederationSettings;
 use crate::metrics::METRICS;
 use crate::throttle::Throttler;
 
@@ -96,6 +98,9 @@ pub(crate) struct Inner {
     /// Background work the hub starts (Talk leave requests); drained on
     /// shutdown.
     pub tasks: TaskTracker,
+    /// Fires when the server shuts down (ends federation connections).
+    pub shutdown: CancellationToken,
+    pub federation: FederationSettings,
     next_index: AtomicU64,
 }
 
@@ -141,6 +146,11 @@ impl Hub {
                 sfu,
                 features,
                 tasks: TaskTracker::new(),
+                shutdown: CancellationToken::new(),
+                federation: FederationSettings {
+                    timeout: config.federation.timeout,
+                    skip_verify: config.federation.skip_verify,
+                },
                 next_index: AtomicU64::new(1),
             }),
         })
@@ -173,6 +183,7 @@ impl Hub {
 
     /// Waits for background requests to Talk to finish.
     pub async fn drain(&self) {
+        self.inner.shutdown.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
     }
@@ -238,6 +249,22 @@ impl Hub {
             // Taken over by a resume on another connection.
             return Flow::Close;
         }
+        if let Some(fed) = session.federation() {
+            // While in a remote room, everything but hello/room/bye goes
+            // to the remote server (facts 6.5).
+            if matches!(
+                msg.body,
+                ClientRequest::Message(_)
+                    | ClientRequest::Control(_)
+                    | ClientRequest::Transient(_)
+                    | ClientRequest::Internal(_)
+            ) {
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(frame) {
+                    fed.forward(v);
+                }
+                return Flow::Continue;
+            }
+        }
         match msg.body {
             // A second hello on an authenticated connection is ignored.
             ClientRequest::Hello(_) => Flow::Continue,
@@ -286,6 +313,9 @@ impl Hub {
     pub(crate) fn close_session(&self, session: &Arc<Session>, notify_backend: bool) {
         if !session.mark_closed() {
             return;
+        }
+        if let Some(fed) = session.take_federation() {
+            fed.close();
         }
         handle::room::leave_room(self, session, notify_backend);
         self.inner.sessions.unregister(session);

@@ -16,6 +16,7 @@ pub mod backend;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod federation;
 pub mod hub;
 pub mod metrics;
 pub mod realip;

@@ -16,6 +16,7 @@ pub struct TestServerBuilder {
     backend_timeout: u64,
     internal_secret: Option<String>,
     extra: String,
+    port: Option<u16>,
 }
 
 pub struct TestServer {
@@ -30,6 +31,7 @@ impl TestServer {
             backend_timeout: 2,
             internal_secret: Some(INTERNAL_SECRET.into()),
             extra: String::new(),
+            port: None,
         }
     }
 
@@ -61,6 +63,12 @@ impl TestServerBuilder {
         self
     }
 
+    /// Listen on this port (to restart a server where it was).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
     /// Raw INI text appended to the generated config.
     pub fn extra(mut self, ini: &str) -> Self {
         self.extra.push_str(ini);
@@ -87,7 +95,7 @@ impl TestServerBuilder {
     pub async fn start(self) -> TestServer {
         let bin = target_bin("signaling");
         for _attempt in 0..5 {
-            let port = free_port();
+            let port = self.port.unwrap_or_else(free_port);
             let dir = tempfile::tempdir().expect("temp dir");
             let config = dir.path().join("server.conf");
             std::fs::write(&config, self.config(port)).expect("write config");

@@ -84,6 +84,8 @@ pub struct Behaviour {
     pub no_key: bool,
     /// Answer `auth` and `room` with a reply of the wrong type.
     pub wrong_type: bool,
+    /// Do not advertise `federation-v2`.
+    pub no_federation: bool,
 }
 
 /// One backend request the emulator received, checksum verified or not.
@@ -270,7 +272,10 @@ pub fn unix_now() -> i64 {
 async fn capabilities(State(state): State<Arc<State_>>) -> Response {
     *state.capability_fetches.lock() += 1;
     let b = state.behaviour.lock().clone();
-    let mut features = vec!["audio", "video", "chat-v2", "federation-v2"];
+    let mut features = vec!["audio", "video", "chat-v2"];
+    if !b.no_federation {
+        features.push("federation-v2");
+    }
     if !b.no_v3 {
         features.push("signaling-v3");
     }

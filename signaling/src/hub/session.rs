@@ -20,6 +20,7 @@ use super::room::Room;
 use crate::backend::Backend;
 use crate::client::{ConnectionId, Outbox};
 use crate::cluster::{BusMessage, Subscription};
+use crate::federation::Federation;
 
 /// Pending messages kept while disconnected before a warning is logged.
 const PENDING_WARN: usize = 32;
@@ -94,6 +95,8 @@ struct State {
     seen: HashSet<PublicSessionId>,
     closed: bool,
     subscriptions: Vec<Subscription>,
+    /// Set while the session is in a room on a remote server.
+    federation: Option<Arc<Federation>>,
 }
 
 pub struct Session {
@@ -238,6 +241,11 @@ impl Session {
         }
     }
 
+    /// Sends an already serialized message (relayed from a remote server).
+    pub fn send_raw(&self, json: String) {
+        self.send_frame(Arc::from(json), false);
+    }
+
     /// Delivers a bus message after the per-receiver rules of facts 1.15.
     pub fn deliver(&self, bus: &Arc<BusMessage>) {
         let mut rewritten: Option<ServerMessage> = None;
@@ -374,6 +382,36 @@ impl Session {
         let mut s = self.state.lock();
         s.seen.clear();
         s.room.take()
+    }
+
+    /// Forgets which sessions were seen in join events.
+    pub fn reset_seen(&self) {
+        self.state.lock().seen.clear();
+    }
+
+    // === federation ===
+
+    pub fn federation(&self) -> Option<Arc<Federation>> {
+        self.state.lock().federation.clone()
+    }
+
+    pub fn set_federation(&self, f: Arc<Federation>) -> Option<Arc<Federation>> {
+        self.state.lock().federation.replace(f)
+    }
+
+    pub fn take_federation(&self) -> Option<Arc<Federation>> {
+        self.state.lock().federation.take()
+    }
+
+    /// Drops `f` if it is still the session's federation.
+    pub fn detach_federation(&self, f: &Federation) {
+        let mut s = self.state.lock();
+        if s.federation
+            .as_ref()
+            .is_some_and(|x| std::ptr::eq(Arc::as_ptr(x), f))
+        {
+            s.federation = None;
+        }
     }
 
     // === permissions and timers ===

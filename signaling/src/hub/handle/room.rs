@@ -25,6 +25,15 @@ pub async fn room(
     req: RoomRequest,
 ) {
     if req.room_id.is_empty() {
+        if let Some(fed) = session.take_federation() {
+            // The remote answers the leave; its reply is relayed.
+            let mut msg = serde_json::json!({"type": "room", "room": {"roomid": ""}});
+            if let Some(id) = &id {
+                msg["id"] = serde_json::Value::String(id.clone());
+            }
+            fed.leave(Some(msg));
+            return;
+        }
         if leave_room(hub, session, true) {
             if session.user_id.is_empty() && session.client_type != ClientType::Internal {
                 session.set_join_deadline(Some(
@@ -38,10 +47,8 @@ pub async fn room(
         }
         return;
     }
-    if req.federation.is_some() {
-        // Federation is built by the cluster issues; until then say so
-        // with the protocol's own error rather than joining locally.
-        ctx.reply_error(id, WireError::new(ErrorCode::FederationUnsupported));
+    if let Some(fed) = req.federation.clone() {
+        join_federated(hub, ctx, session, id, req, fed).await;
         return;
     }
     if let Err(e) = join(hub, ctx, session, id.clone(), req).await {
@@ -88,6 +95,7 @@ async fn ask_talk(
     } else {
         room_session.0.clone()
     };
+    let (actorid, actortype) = actor(session);
     let req = BackendRequest::Room {
         room: request::RoomRequest {
             version: BACKEND_VERSION.into(),
@@ -95,8 +103,8 @@ async fn ask_talk(
             userid: session.user_id.clone(),
             sessionid,
             action: None,
-            actorid: None,
-            actortype: None,
+            actorid,
+            actortype,
             incall: None,
         },
     };
@@ -125,6 +133,22 @@ async fn ask_talk(
             })
         }
         _ => Err(ErrorCode::RoomJoinFailed.into()),
+    }
+}
+
+/// Actor fields for federated sessions, from their user data (facts 2.5.2).
+fn actor(session: &Session) -> (Option<String>, Option<String>) {
+    if session.client_type != ClientType::Federation {
+        return (None, None);
+    }
+    let data: serde_json::Value = session
+        .user_data
+        .as_ref()
+        .and_then(|d| serde_json::from_str(d.get()).ok())
+        .unwrap_or_default();
+    match (data["actorId"].as_str(), data["actorType"].as_str()) {
+        (Some(id), Some(kind)) => (Some(id.to_owned()), Some(kind.to_owned())),
+        _ => (None, None),
     }
 }
 
@@ -203,6 +227,9 @@ async fn join(
     }
 
     leave_room(hub, session, true);
+    if let Some(fed) = session.take_federation() {
+        fed.leave(None);
+    }
 
     let backend = session.backend.clone();
     let effective_room_session = if room_session.is_empty() {
@@ -333,7 +360,13 @@ pub(crate) fn leave_room(hub: &Hub, session: &Arc<Session>, notify_backend: bool
     {
         tracing::warn!(room = %room.id, error = %e, "could not publish leave event");
     }
-    if notify_backend && !room_session.is_empty() && session.client_type == ClientType::Client {
+    if notify_backend
+        && !room_session.is_empty()
+        && matches!(
+            session.client_type,
+            ClientType::Client | ClientType::Federation
+        )
+    {
         notify_leave(hub, session, &room.id, room_session);
     }
     true
@@ -341,6 +374,7 @@ pub(crate) fn leave_room(hub: &Hub, session: &Arc<Session>, notify_backend: bool
 
 /// Tells Talk in the background that the session left (fire and forget).
 fn notify_leave(hub: &Hub, session: &Arc<Session>, room_id: &RoomId, room_session: RoomSessionId) {
+    let (actorid, actortype) = actor(session);
     let req = BackendRequest::Room {
         room: request::RoomRequest {
             version: BACKEND_VERSION.into(),
@@ -348,8 +382,8 @@ fn notify_leave(hub: &Hub, session: &Arc<Session>, room_id: &RoomId, room_sessio
             userid: session.user_id.clone(),
             sessionid: room_session.0,
             action: Some("leave".into()),
-            actorid: None,
-            actortype: None,
+            actorid,
+            actortype,
             incall: None,
         },
     };
@@ -361,4 +395,72 @@ fn notify_leave(hub: &Hub, session: &Arc<Session>, room_id: &RoomId, room_sessio
             tracing::warn!(url, error = %e, "leave request to Nextcloud failed");
         }
     });
+}
+
+/// Joins a room on another signaling server (facts 6.1-6.2).
+async fn join_federated(
+    hub: &Hub,
+    ctx: &ConnCtx,
+    session: &Arc<Session>,
+    id: Option<String>,
+    req: RoomRequest,
+    fed: proto::client::FederationWire,
+) {
+    use crate::federation::{dial, Federation, Target};
+    session.set_join_deadline(None);
+    let signaling = if fed.signaling.ends_with('/') {
+        fed.signaling.clone()
+    } else {
+        format!("{}/", fed.signaling)
+    };
+    let target = Target {
+        signaling: signaling.clone(),
+        url: fed.url.clone(),
+        token: fed.token.clone(),
+        local_room: req.room_id.0.clone(),
+        remote_room: if fed.roomid.is_empty() {
+            req.room_id.0.clone()
+        } else {
+            fed.roomid.clone()
+        },
+        room_session: if req.session_id.is_empty() {
+            session.public_id.0.clone()
+        } else {
+            req.session_id.0.clone()
+        },
+    };
+    if let Some(existing) = session.federation() {
+        if existing.same_remote(&fed.url, &signaling) {
+            existing.rejoin(target, id);
+            return;
+        }
+    }
+    let settings = &hub.inner.federation;
+    match dial::dial(&signaling, settings.timeout, settings.skip_verify).await {
+        Err(e) => {
+            tracing::debug!(signaling, error = %e, "federation dial failed");
+            ctx.reply(&crate::federation::dial_error_message(id, &e));
+            if session.federation().is_none() && session.user_id.is_empty() {
+                session.set_join_deadline(Some(
+                    tokio::time::Instant::now() + super::hello::ANONYMOUS_JOIN_TIMEOUT,
+                ));
+            }
+        }
+        Ok(ws) => {
+            leave_room(hub, session, true);
+            if let Some(old) = session.take_federation() {
+                old.close();
+            }
+            let f = Federation::start(
+                session,
+                target,
+                id,
+                ws,
+                settings,
+                &hub.inner.tasks,
+                &hub.inner.shutdown,
+            );
+            session.set_federation(f);
+        }
+    }
 }
