@@ -185,7 +185,7 @@ pub struct InCallWire {
     pub incall: i64,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct DialoutWire {
     #[serde(rename = "type", default)]
     pub kind: String,

@@ -6,4 +6,4 @@
 pub mod bus;
 pub mod loopback;
 
-pub use bus::{BusMessage, BusSink, EventBus, Subject, Subscription};
+pub use bus::{BusMessage, BusPayload, BusSink, EventBus, RoomNotice, Subject, Subscription};

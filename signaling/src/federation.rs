@@ -109,6 +109,12 @@ impl Federation {
         fed
     }
 
+    /// The local room id and Talk session id to ping Nextcloud with.
+    pub fn ping_target(&self) -> (String, String) {
+        let t = self.target.lock();
+        (t.local_room.clone(), t.room_session.clone())
+    }
+
     pub fn same_remote(&self, url: &str, signaling: &str) -> bool {
         let t = self.target.lock();
         t.url == url && t.signaling == signaling

@@ -6,9 +6,13 @@
 //! ([`session`], [`room`]); everything that could cross nodes goes through
 //! the event bus. No lock is held across an `.await`.
 
+pub mod dialout;
 pub mod error;
+pub mod filter;
 pub mod handle;
 pub mod housekeeping;
+pub mod notify;
+pub mod ping;
 pub mod room;
 pub mod rooms;
 pub mod session;
@@ -101,6 +105,7 @@ pub(crate) struct Inner {
     /// Fires when the server shuts down (ends federation connections).
     pub shutdown: CancellationToken,
     pub federation: FederationSettings,
+    pub dialouts: dialout::PendingDialouts,
     next_index: AtomicU64,
 }
 
@@ -151,6 +156,7 @@ impl Hub {
                     timeout: config.federation.timeout,
                     skip_verify: config.federation.skip_verify,
                 },
+                dialouts: dialout::PendingDialouts::default(),
                 next_index: AtomicU64::new(1),
             }),
         })
@@ -317,6 +323,11 @@ impl Hub {
         if let Some(fed) = session.take_federation() {
             fed.close();
         }
+        if session.is_internal() {
+            for v in self.inner.sessions.virtuals_of(&session.public_id) {
+                handle::internal::close_virtual(self, &v, None);
+            }
+        }
         handle::room::leave_room(self, session, notify_backend);
         self.inner.sessions.unregister(session);
         tracing::debug!(session = %session.public_id, "session closed");
@@ -328,6 +339,29 @@ impl Hub {
             send_bye(&outbox, reason);
         }
         self.close_session(session, notify_backend);
+    }
+
+    /// The bus sink of a session: per-receiver delivery, and the close a
+    /// disinvite from the current room asks for.
+    pub(crate) fn session_sink(&self, session: &Arc<Session>) -> crate::cluster::BusSink {
+        let weak = Arc::downgrade(session);
+        let hub = Arc::downgrade(&self.inner);
+        Arc::new(move |m: &Arc<crate::cluster::BusMessage>| {
+            let Some(s) = weak.upgrade() else { return };
+            if s.deliver(m) == session::Delivered::CloseAfter {
+                if let Some(inner) = hub.upgrade() {
+                    Hub { inner }.close_after_disinvite(&s);
+                }
+            }
+        })
+    }
+
+    /// Closes connection and session after a disinvite event was queued.
+    pub(crate) fn close_after_disinvite(&self, session: &Arc<Session>) {
+        if let Some(outbox) = session.take_outbox() {
+            outbox.close(CLOSE_NORMAL, "");
+        }
+        self.close_session(session, true);
     }
 
     /// The `join` entry describing `s` to others (facts 1.14.1).

@@ -12,6 +12,7 @@
 //!
 //! Facts are cited from `shared/spec/upstream-facts.md` as "facts N.M".
 
+pub mod api;
 pub mod backend;
 pub mod client;
 pub mod cluster;
@@ -62,6 +63,7 @@ pub async fn run(
     let state = server::AppState::new(
         hub.clone(),
         config.app.trusted_proxies.clone(),
+        config.stats.allowed_ips.clone(),
         shutdown.clone(),
     );
     let result = server::serve(state, listeners, SHUTDOWN_GRACE).await;

@@ -10,7 +10,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use axum::serve::IncomingStream;
 use axum::Router;
 use ipnet::IpNet;
@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 use crate::client::connection::{self, MAX_MESSAGE_SIZE};
 use crate::client::ClientInfo;
 use crate::hub::Hub;
-use crate::realip;
+use crate::{api, realip};
 
 /// The peer of an HTTP connection; Unix socket peers count as loopback.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +44,7 @@ impl Connected<IncomingStream<'_, UnixListener>> for PeerAddr {
 pub struct AppState {
     pub hub: Hub,
     pub trusted_proxies: Arc<Vec<IpNet>>,
+    pub stats_allowed: Arc<Vec<IpNet>>,
     pub connections: TaskTracker,
     pub shutdown: CancellationToken,
     server_header: HeaderValue,
@@ -51,12 +52,18 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(hub: Hub, trusted_proxies: Vec<IpNet>, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        hub: Hub,
+        trusted_proxies: Vec<IpNet>,
+        stats_allowed: Vec<IpNet>,
+        shutdown: CancellationToken,
+    ) -> Self {
         let server = format!("nextcloud-spreed-signaling/{}", proto::SERVER_VERSION);
         let features = hub.features().header_value();
         AppState {
             hub,
             trusted_proxies: Arc::new(trusted_proxies),
+            stats_allowed: Arc::new(stats_allowed),
             connections: TaskTracker::new(),
             shutdown,
             server_header: HeaderValue::from_str(&server)
@@ -66,7 +73,7 @@ impl AppState {
         }
     }
 
-    fn add_headers(&self, resp: &mut Response) {
+    pub fn add_headers(&self, resp: &mut Response) {
         let h = resp.headers_mut();
         h.insert(header::SERVER, self.server_header.clone());
         h.insert(
@@ -79,7 +86,11 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/spreed", any(spreed))
-        .route("/api/v1/welcome", get(welcome))
+        .route("/api/v1/welcome", get(api::welcome))
+        .route("/api/v1/room/{roomid}", post(api::room))
+        .route("/api/v1/stats", get(api::stats))
+        .route("/api/v1/serverinfo", get(api::serverinfo))
+        .route("/metrics", get(api::metrics))
         .with_state(state)
 }
 
@@ -106,20 +117,6 @@ async fn spreed(
         .on_upgrade(move |socket| {
             tracker.track_future(connection::run(socket, hub, info, shutdown))
         })
-        .into_response();
-    app.add_headers(&mut resp);
-    resp
-}
-
-async fn welcome(State(app): State<AppState>) -> Response {
-    let body = format!(
-        "{}\n",
-        serde_json::json!({"nextcloud-spreed-signaling": "Welcome", "version": proto::SERVER_VERSION})
-    );
-    let mut resp = (
-        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-        body,
-    )
         .into_response();
     app.add_headers(&mut resp);
     resp

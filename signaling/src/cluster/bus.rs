@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use proto::ids::{BackendId, PublicSessionId, RoomId};
 use proto::server::ServerMessage;
+use proto::talk::notify::RoomNotification;
 
 /// Where a message goes. The string form is the NATS subject the reference
 /// uses, so nodes of both implementations can share a bus.
@@ -22,6 +23,12 @@ pub enum Subject {
     },
     /// Client-facing events of a room.
     Room {
+        backend: BackendId,
+        compat: bool,
+        room: RoomId,
+    },
+    /// Backend notifications for the room object on every node.
+    BackendRoom {
         backend: BackendId,
         compat: bool,
         room: RoomId,
@@ -44,18 +51,40 @@ impl Subject {
                 backend,
                 compat,
                 user,
-            } => {
-                format!("user.{}", encode_pair(user, backend, *compat))
-            }
+            } => format!("user.{}", encode_pair(user, backend, *compat)),
             Subject::Room {
                 backend,
                 compat,
                 room,
-            } => {
-                format!("room.{}", encode_pair(room.as_str(), backend, *compat))
-            }
+            } => format!("room.{}", encode_pair(room.as_str(), backend, *compat)),
+            Subject::BackendRoom {
+                backend,
+                compat,
+                room,
+            } => format!(
+                "backend.room.{}",
+                encode_pair(room.as_str(), backend, *compat)
+            ),
         }
     }
+}
+
+/// What travels on the bus.
+#[derive(Debug)]
+pub enum BusPayload {
+    /// A message for clients; receivers apply the per-receiver rules.
+    Message(ServerMessage),
+    /// A backend notification for the room object on every node that
+    /// holds the room (facts 3.3).
+    Room(RoomNotice),
+}
+
+/// A Nextcloud room notification with the time it was received.
+#[derive(Debug)]
+pub struct RoomNotice {
+    pub room: RoomId,
+    pub notification: RoomNotification,
+    pub received_us: i64,
 }
 
 /// A message on the bus. The JSON form is cached so a room broadcast is
@@ -65,7 +94,7 @@ pub struct BusMessage {
     /// When the message was published (Unix microseconds); receivers drop
     /// room events older than their own join (facts 1.15.5).
     pub send_time_us: i64,
-    pub message: ServerMessage,
+    pub payload: BusPayload,
     json: OnceLock<Arc<str>>,
 }
 
@@ -80,15 +109,34 @@ impl BusMessage {
     pub fn new(message: ServerMessage) -> Self {
         BusMessage {
             send_time_us: now_us(),
-            message,
+            payload: BusPayload::Message(message),
             json: OnceLock::new(),
         }
     }
 
-    /// The message as a text frame, serialized at most once.
+    pub fn room(notice: RoomNotice) -> Self {
+        BusMessage {
+            send_time_us: now_us(),
+            payload: BusPayload::Room(notice),
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The client message, if this is one.
+    pub fn message(&self) -> Option<&ServerMessage> {
+        match &self.payload {
+            BusPayload::Message(m) => Some(m),
+            BusPayload::Room(_) => None,
+        }
+    }
+
+    /// The client message as a text frame, serialized at most once.
     pub fn json(&self) -> Arc<str> {
         self.json
-            .get_or_init(|| Arc::from(self.message.to_json()))
+            .get_or_init(|| match &self.payload {
+                BusPayload::Message(m) => Arc::from(m.to_json()),
+                BusPayload::Room(_) => Arc::from("{}"),
+            })
             .clone()
     }
 }

@@ -27,6 +27,9 @@ impl Hub {
             }
             self.housekeeping_pass(Instant::now());
             ticks += 1;
+            if ticks.is_multiple_of(super::ping::PING_INTERVAL.as_secs()) {
+                self.ping_rooms();
+            }
             if ticks.is_multiple_of(60) {
                 self.inner.throttler.expire();
             }

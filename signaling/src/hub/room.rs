@@ -12,7 +12,8 @@ use proto::RawJson;
 
 use super::session::Session;
 use crate::backend::Backend;
-use crate::cluster::Subject;
+use crate::cluster::{Subject, Subscription};
+use proto::event::ParticipantEntry;
 
 /// One transient data entry; `generation` tells a TTL timer whether the
 /// value it was armed for is still the stored one.
@@ -34,6 +35,12 @@ pub enum TransientSet {
 
 #[derive(Default)]
 struct State {
+    /// The last `users` list of an `incall` notification (facts 5.3).
+    participants: Vec<ParticipantEntry>,
+    /// Receive time of the newest notification per type (facts 3.3).
+    last_notification: HashMap<String, i64>,
+    /// The backend-room subscription; dropped when the room closes.
+    subscription: Option<Subscription>,
     properties: Option<RawJson>,
     transient: HashMap<String, TransientEntry>,
     transient_generation: u64,
@@ -107,8 +114,91 @@ impl Room {
         s.in_call.remove(id);
         if s.members.is_empty() {
             s.closed = true;
+            s.subscription = None;
         }
         (was, s.closed)
+    }
+
+    /// The subject of backend notifications for this room.
+    pub fn backend_subject(&self) -> Subject {
+        Subject::BackendRoom {
+            backend: self.backend.id.clone(),
+            compat: self.backend.is_compat(),
+            room: self.id.clone(),
+        }
+    }
+
+    pub fn set_subscription(&self, sub: Subscription) {
+        let mut s = self.state.lock();
+        if !s.closed {
+            s.subscription = Some(sub);
+        }
+    }
+
+    /// Accepts a notification of `kind` received at `at` unless a newer one
+    /// of the same kind was already applied.
+    pub fn accept_notification(&self, kind: &str, at: i64) -> bool {
+        let mut s = self.state.lock();
+        let last = s
+            .last_notification
+            .entry(kind.to_owned())
+            .or_insert(i64::MIN);
+        if at < *last {
+            return false;
+        }
+        *last = at;
+        true
+    }
+
+    /// Stores new properties; returns whether they differ from the old.
+    pub fn update_properties(&self, properties: Option<RawJson>) -> bool {
+        let mut s = self.state.lock();
+        let same = s.properties.as_ref().map(|p| p.get()) == properties.as_ref().map(|p| p.get());
+        if !same {
+            s.properties = properties;
+        }
+        !same
+    }
+
+    pub fn participants(&self) -> Vec<ParticipantEntry> {
+        self.state.lock().participants.clone()
+    }
+
+    pub fn set_participants(&self, list: Vec<ParticipantEntry>) {
+        self.state.lock().participants = list;
+    }
+
+    /// Sets `inCall` of every cached participant (the "all" update).
+    pub fn set_all_participants_in_call(&self, value: i64) {
+        for p in self.state.lock().participants.iter_mut() {
+            p.insert("inCall".into(), serde_json::Value::from(value));
+        }
+    }
+
+    /// Drops the cached entry of a removed virtual session.
+    pub fn remove_participant(&self, id: &PublicSessionId) {
+        self.state
+            .lock()
+            .participants
+            .retain(|p| p.get("sessionId").and_then(|v| v.as_str()) != Some(id.as_str()));
+    }
+
+    /// Empties the call set; returns who was in it.
+    pub fn clear_call(&self) -> Vec<PublicSessionId> {
+        self.state.lock().in_call.drain().collect()
+    }
+
+    pub fn call_is_empty(&self) -> bool {
+        self.state.lock().in_call.is_empty()
+    }
+
+    /// Closes the room at once (deleted by Nextcloud): returns the members.
+    pub fn close(&self) -> Vec<Arc<Session>> {
+        let mut s = self.state.lock();
+        s.closed = true;
+        s.subscription = None;
+        s.in_call.clear();
+        s.members.drain().map(|(_, m)| m).collect()
     }
 
     pub fn is_closed(&self) -> bool {

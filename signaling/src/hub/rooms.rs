@@ -26,19 +26,20 @@ impl Rooms {
             .cloned()
     }
 
-    /// The live room, created with `properties` if there is none. Existing
-    /// rooms keep their properties (facts 1.9.3 step 7).
+    /// The live room, created with `properties` if there is none; the flag
+    /// says whether it was created. Existing rooms keep their properties
+    /// (facts 1.9.3 step 7).
     pub fn get_or_create(
         &self,
         backend: &Arc<Backend>,
         id: &RoomId,
         properties: Option<RawJson>,
-    ) -> Arc<Room> {
+    ) -> (Arc<Room>, bool) {
         let mut map = self.map.lock();
         let key = (backend.id.clone(), id.clone());
         if let Some(room) = map.get(&key) {
             if !room.is_closed() {
-                return room.clone();
+                return (room.clone(), false);
             }
         } else {
             METRICS
@@ -48,7 +49,7 @@ impl Rooms {
         }
         let room = Arc::new(Room::new(id.clone(), backend.clone(), properties));
         map.insert(key, room.clone());
-        room
+        (room, true)
     }
 
     /// Drops `room` from the registry once it closed.
@@ -65,6 +66,10 @@ impl Rooms {
                 .with_label_values(&[room.backend.id.as_str()])
                 .dec();
         }
+    }
+
+    pub fn all(&self) -> Vec<Arc<Room>> {
+        self.map.lock().values().cloned().collect()
     }
 
     pub fn len(&self) -> usize {

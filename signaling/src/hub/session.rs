@@ -5,17 +5,18 @@
 //! The session never holds a hub reference: operations that need the hub
 //! live in `hub/handle/*` and take the session as an argument.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
-use proto::event::{Event, RoomEvent};
+use proto::event::{Event, JoinEntry, ParticipantsEvent, RoomEvent, RoomlistEvent};
 use proto::ids::{PrivateSessionId, PublicSessionId, RoomSessionId};
 use proto::permissions::{Permission, Permissions};
 use proto::server::{ServerBody, ServerMessage};
 use proto::RawJson;
 use tokio::time::Instant;
 
+use super::filter;
 use super::room::Room;
 use crate::backend::Backend;
 use crate::client::{ConnectionId, Outbox};
@@ -97,6 +98,39 @@ struct State {
     subscriptions: Vec<Subscription>,
     /// Set while the session is in a room on a remote server.
     federation: Option<Arc<Federation>>,
+    /// In-call flags (internal and virtual sessions keep their own).
+    in_call: i64,
+    /// Virtual session flags (muted, talking).
+    flags: u32,
+    /// Last `flags` value sent to this receiver per session (dedupe).
+    seen_flags: HashMap<PublicSessionId, u32>,
+}
+
+/// The owner of a virtual session and the id it chose for it.
+pub struct VirtualOwner {
+    pub owner: Weak<Session>,
+    pub owner_id: PublicSessionId,
+    pub client_id: String,
+    pub room_id: proto::ids::RoomId,
+    /// `options.actorId` / `options.actorType` of `addsession`.
+    pub actor: Option<(String, String)>,
+}
+
+impl VirtualOwner {
+    /// The registry key `<owner public id>|<client id>`.
+    pub fn key(&self) -> String {
+        format!("{}|{}", self.owner_id, self.client_id)
+    }
+}
+
+/// What a delivery asks of the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivered {
+    No,
+    Yes,
+    /// Written; now close the connection and the session (disinvite from
+    /// the current room, facts 1.7).
+    CloseAfter,
 }
 
 pub struct Session {
@@ -110,6 +144,8 @@ pub struct Session {
     pub user_id: String,
     pub user_data: Option<RawJson>,
     pub features: Vec<String>,
+    /// Set for virtual sessions.
+    pub virtual_owner: Option<VirtualOwner>,
     state: Mutex<State>,
 }
 
@@ -130,6 +166,9 @@ pub struct NewSession {
     pub user_id: String,
     pub user_data: Option<RawJson>,
     pub features: Vec<String>,
+    pub virtual_owner: Option<VirtualOwner>,
+    pub in_call: i64,
+    pub flags: u32,
 }
 
 impl Session {
@@ -144,7 +183,12 @@ impl Session {
             user_id: n.user_id,
             user_data: n.user_data,
             features: n.features,
-            state: Mutex::new(State::default()),
+            virtual_owner: n.virtual_owner,
+            state: Mutex::new(State {
+                in_call: n.in_call,
+                flags: n.flags,
+                ..State::default()
+            }),
         }
     }
 
@@ -176,6 +220,11 @@ impl Session {
         } else {
             false
         }
+    }
+
+    /// Whether a connection is bound to the session.
+    pub fn is_connected(&self) -> bool {
+        self.state.lock().outbox.is_some()
     }
 
     /// Whether `conn` is the connection currently bound to the session.
@@ -217,6 +266,10 @@ impl Session {
     /// Sends a message straight to this session's client (or queues it while
     /// disconnected).
     pub fn send(&self, msg: &ServerMessage) {
+        if self.virtual_owner.is_some() {
+            // Virtual sessions have no connection of their own.
+            return;
+        }
         self.send_frame(Arc::from(msg.to_json()), false);
     }
 
@@ -247,53 +300,69 @@ impl Session {
     }
 
     /// Delivers a bus message after the per-receiver rules of facts 1.15.
-    pub fn deliver(&self, bus: &Arc<BusMessage>) {
-        let mut rewritten: Option<ServerMessage> = None;
+    pub fn deliver(&self, bus: &Arc<BusMessage>) -> Delivered {
+        let Some(message) = bus.message() else {
+            return Delivered::No;
+        };
+        if let Some(v) = &self.virtual_owner {
+            return self.deliver_for_virtual(v, message);
+        }
+        let mut frames: Option<Vec<ServerMessage>> = None;
+        let mut outcome = Delivered::Yes;
         {
             let mut s = self.state.lock();
             if s.closed {
-                return;
+                return Delivered::No;
             }
-            match &bus.message.body {
+            let hide_names = s.permissions.has(Permission::HideDisplayNames);
+            match &message.body {
                 ServerBody::Message { message: m } | ServerBody::Control { control: m } => {
                     if m.sender
                         .as_ref()
                         .is_some_and(|snd| snd.sessionid == self.public_id)
                     {
-                        return;
+                        return Delivered::No;
                     }
                     let to_call = m.recipient.as_ref().is_some_and(|r| r.kind == "call");
-                    if to_call {
-                        let in_call = s
+                    if to_call
+                        && !s
                             .room
                             .as_ref()
-                            .is_some_and(|j| j.room.is_in_call(&self.public_id));
-                        if !in_call {
-                            return;
-                        }
+                            .is_some_and(|j| j.room.is_in_call(&self.public_id))
+                    {
+                        return Delivered::No;
+                    }
+                    if hide_names
+                        && matches!(message.body, ServerBody::Message { .. })
+                        && filter::is_nick_changed(&m.data)
+                    {
+                        return Delivered::No;
                     }
                 }
                 ServerBody::Event { event } => {
                     if matches!(event, Event::Room(_) | Event::Participants(_)) {
                         match &s.room {
                             Some(j) if bus.send_time_us >= j.join_time_us => {}
-                            _ => return,
+                            _ => return Delivered::No,
                         }
                     }
                     match event {
                         Event::Room(RoomEvent::Join { join }) => {
-                            let fresh: Vec<_> = join
+                            let mut fresh: Vec<JoinEntry> = join
                                 .iter()
                                 .filter(|e| s.seen.insert(e.sessionid.clone()))
                                 .cloned()
                                 .collect();
                             if fresh.is_empty() {
-                                return;
+                                return Delivered::No;
                             }
-                            if fresh.len() != join.len() {
-                                rewritten = Some(ServerMessage::new(ServerBody::Event {
-                                    event: Event::Room(RoomEvent::Join { join: fresh }),
-                                }));
+                            if hide_names {
+                                fresh.iter_mut().for_each(filter::hide_display_name);
+                            }
+                            if fresh.len() != join.len() || hide_names {
+                                frames = Some(vec![event_message(Event::Room(RoomEvent::Join {
+                                    join: fresh,
+                                }))]);
                             }
                         }
                         Event::Room(RoomEvent::Leave { leave }) => {
@@ -303,12 +372,45 @@ impl Session {
                                 .cloned()
                                 .collect();
                             if known.is_empty() {
-                                return;
+                                return Delivered::No;
                             }
                             if known.len() != leave.len() {
-                                rewritten = Some(ServerMessage::new(ServerBody::Event {
-                                    event: Event::Room(RoomEvent::Leave { leave: known }),
-                                }));
+                                frames = Some(vec![event_message(Event::Room(RoomEvent::Leave {
+                                    leave: known,
+                                }))]);
+                            }
+                        }
+                        Event::Room(RoomEvent::Message { message: m }) => {
+                            let relay = self.has_feature(proto::features::CLIENT_CHAT_RELAY);
+                            if let Some(datas) = filter::chat_relay(&m.data, relay, hide_names) {
+                                frames = Some(
+                                    datas
+                                        .into_iter()
+                                        .map(|data| {
+                                            event_message(Event::Room(RoomEvent::Message {
+                                                message: proto::event::RoomEventMessage {
+                                                    roomid: m.roomid.clone(),
+                                                    data,
+                                                },
+                                            }))
+                                        })
+                                        .collect(),
+                                );
+                            }
+                        }
+                        Event::Participants(ParticipantsEvent::Flags { flags }) => {
+                            if s.seen_flags.insert(flags.sessionid.clone(), flags.flags)
+                                == Some(flags.flags)
+                            {
+                                return Delivered::No;
+                            }
+                        }
+                        Event::Roomlist(RoomlistEvent::Disinvite { disinvite }) => {
+                            if s.room
+                                .as_ref()
+                                .is_some_and(|j| j.room.id.as_str() == disinvite.roomid)
+                            {
+                                outcome = Delivered::CloseAfter;
                             }
                         }
                         _ => {}
@@ -317,11 +419,48 @@ impl Session {
                 _ => {}
             }
         }
-        let frame = match rewritten {
-            Some(m) => Arc::from(m.to_json()),
-            None => bus.json(),
+        let chat_refresh = is_chat_refresh(message);
+        match frames {
+            None => self.send_frame(bus.json(), chat_refresh),
+            Some(list) => {
+                for m in list {
+                    self.send_frame(Arc::from(m.to_json()), chat_refresh);
+                }
+            }
+        }
+        outcome
+    }
+
+    /// Messages to a virtual session go to its owner, addressed with the
+    /// id the owner chose (facts 5.4).
+    fn deliver_for_virtual(&self, v: &VirtualOwner, message: &ServerMessage) -> Delivered {
+        let Some(owner) = v.owner.upgrade() else {
+            return Delivered::No;
         };
-        self.send_frame(frame, is_chat_refresh(&bus.message));
+        let (m, control) = match &message.body {
+            ServerBody::Message { message: m } => (m, false),
+            ServerBody::Control { control: m } => (m, true),
+            _ => return Delivered::No,
+        };
+        if m.sender
+            .as_ref()
+            .is_some_and(|snd| snd.sessionid == self.public_id)
+        {
+            return Delivered::No;
+        }
+        let mut m = m.clone();
+        m.recipient = Some(proto::client::RecipientWire {
+            kind: "session".into(),
+            sessionid: Some(v.client_id.clone()),
+            userid: (!self.user_id.is_empty()).then(|| self.user_id.clone()),
+        });
+        let body = if control {
+            ServerBody::Control { control: m }
+        } else {
+            ServerBody::Message { message: m }
+        };
+        owner.send(&ServerMessage::new(body));
+        Delivered::Yes
     }
 
     /// Marks ids as seen without an event (the joiner's initial list).
@@ -414,6 +553,29 @@ impl Session {
         }
     }
 
+    // === call state ===
+
+    pub fn in_call(&self) -> i64 {
+        self.state.lock().in_call
+    }
+
+    /// Sets the in-call flags; returns the previous value.
+    pub fn set_in_call(&self, v: i64) -> i64 {
+        std::mem::replace(&mut self.state.lock().in_call, v)
+    }
+
+    pub fn flags(&self) -> u32 {
+        self.state.lock().flags
+    }
+
+    pub fn set_flags(&self, v: u32) -> u32 {
+        std::mem::replace(&mut self.state.lock().flags, v)
+    }
+
+    pub fn is_virtual(&self) -> bool {
+        self.virtual_owner.is_some()
+    }
+
     // === permissions and timers ===
 
     pub fn set_permissions(&self, p: Permissions) {
@@ -457,6 +619,10 @@ impl Session {
     pub fn is_closed(&self) -> bool {
         self.state.lock().closed
     }
+}
+
+fn event_message(event: Event) -> ServerMessage {
+    ServerMessage::new(ServerBody::Event { event })
 }
 
 fn is_chat_refresh(msg: &ServerMessage) -> bool {

@@ -25,6 +25,8 @@ pub struct Sessions {
     room_sessions: Mutex<HashMap<RoomSessionId, PublicSessionId>>,
     /// Client/federation sessions per backend, for `sessionlimit`.
     per_backend: Mutex<HashMap<BackendId, u64>>,
+    /// Virtual sessions by `<owner public id>|<client id>`.
+    virtuals: Mutex<HashMap<String, Arc<Session>>>,
 }
 
 impl Default for Sessions {
@@ -33,6 +35,7 @@ impl Default for Sessions {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             room_sessions: Mutex::default(),
             per_backend: Mutex::default(),
+            virtuals: Mutex::default(),
         }
     }
 }
@@ -66,6 +69,9 @@ impl Sessions {
             }
             *n += 1;
         }
+        if let Some(v) = &session.virtual_owner {
+            self.virtuals.lock().insert(v.key(), session.clone());
+        }
         let mut shard = self.shard_of_index(session.index).lock();
         shard.by_index.insert(session.index, session.clone());
         shard
@@ -79,6 +85,15 @@ impl Sessions {
     }
 
     pub fn unregister(&self, session: &Session) {
+        if let Some(v) = &session.virtual_owner {
+            let mut virtuals = self.virtuals.lock();
+            if virtuals
+                .get(&v.key())
+                .is_some_and(|s| s.index == session.index)
+            {
+                virtuals.remove(&v.key());
+            }
+        }
         let mut shard = self.shard_of_index(session.index).lock();
         let removed = shard.by_index.remove(&session.index).is_some();
         shard.by_public.remove(&session.public_id);
@@ -95,6 +110,28 @@ impl Sessions {
             .hub_sessions
             .with_label_values(&[session.backend.id.as_str(), session.client_type.as_str()])
             .dec();
+    }
+
+    pub fn virtual_session(
+        &self,
+        owner: &PublicSessionId,
+        client_id: &str,
+    ) -> Option<Arc<Session>> {
+        self.virtuals
+            .lock()
+            .get(&format!("{owner}|{client_id}"))
+            .cloned()
+    }
+
+    /// The virtual sessions an internal client owns.
+    pub fn virtuals_of(&self, owner: &PublicSessionId) -> Vec<Arc<Session>> {
+        let prefix = format!("{owner}|");
+        self.virtuals
+            .lock()
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, s)| s.clone())
+            .collect()
     }
 
     pub fn by_index(&self, index: u64) -> Option<Arc<Session>> {

@@ -7,6 +7,7 @@ use proto::client::{HelloAuth, HelloRequest, HelloVersion};
 use proto::error::{ErrorCode, WireError};
 use proto::hello_token::{self, TokenKey};
 use proto::ids::PrivateSessionId;
+use proto::permissions::flags;
 use proto::server::{bye_reason, HelloResponse, ServerBody, ServerInfo, ServerMessage};
 use proto::session_id::SessionIdData;
 use proto::talk::capabilities::FEATURE_FEDERATION_V2;
@@ -16,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::backend::Backend;
 use crate::cluster::bus::now_us;
-use crate::cluster::{BusMessage, Subject};
+use crate::cluster::Subject;
 use crate::hub::session::{ClientType, NewSession, Session};
 use crate::hub::{ConnCtx, Hub, HubError};
 use crate::metrics::METRICS;
@@ -226,7 +227,18 @@ fn register(
         backend_url: auth.backend_url,
         user_id: auth.user_id,
         user_data: auth.user_data,
+        in_call: if auth.client_type == ClientType::Internal
+            && !features
+                .iter()
+                .any(|f| f == proto::features::CLIENT_INTERNAL_INCALL)
+        {
+            flags::IN_CALL | flags::WITH_AUDIO
+        } else {
+            0
+        },
         features,
+        virtual_owner: None,
+        flags: 0,
     }));
     if hub.inner.sessions.register(&session).is_err() {
         return Err(ErrorCode::SessionLimitExceeded.into());
@@ -247,12 +259,7 @@ fn register(
 
 /// Subscribes a new session to its own and its user's subjects.
 fn subscribe_session(hub: &Hub, session: &Arc<Session>) {
-    let weak = Arc::downgrade(session);
-    let sink = Arc::new(move |m: &Arc<BusMessage>| {
-        if let Some(s) = weak.upgrade() {
-            s.deliver(m);
-        }
-    });
+    let sink = hub.session_sink(session);
     let bus = &hub.inner.bus;
     let mut subjects = vec![Subject::Session(session.public_id.clone())];
     if !session.user_id.is_empty() {

@@ -237,21 +237,9 @@ async fn join(
     } else {
         room_session
     };
-    let (room, others) = loop {
-        let room = hub
-            .inner
-            .rooms
-            .get_or_create(&backend, &req.room_id, talk.properties.clone());
-        if let Ok(others) = room.add(session) {
-            break (room, others);
-        }
-    };
-    let weak = Arc::downgrade(session);
-    let sink = Arc::new(move |m: &Arc<BusMessage>| {
-        if let Some(s) = weak.upgrade() {
-            s.deliver(m);
-        }
-    });
+    let (room, others) =
+        hub.join_local_room(session, &backend, &req.room_id, talk.properties.clone());
+    let sink = hub.session_sink(session);
     let subscription = match hub.inner.bus.subscribe(&room.subject(), sink) {
         Ok(s) => s,
         Err(e) => {
@@ -304,6 +292,9 @@ async fn join(
     {
         tracing::warn!(room = %room.id, error = %e, "could not publish join event");
     }
+    if session.is_internal() {
+        hub.broadcast_cached_participants(&room);
+    }
     if let Some(initial) = super::transient::initial(&room) {
         session.send(&initial);
     }
@@ -328,6 +319,17 @@ async fn join(
 /// Talk's `leave` request when `notify_backend`. Returns whether the
 /// session was in a room.
 pub(crate) fn leave_room(hub: &Hub, session: &Arc<Session>, notify_backend: bool) -> bool {
+    leave_room_with(hub, session, notify_backend, true)
+}
+
+/// [`leave_room`] with a choice about the `leave` event (a deleted room
+/// sends none).
+pub(crate) fn leave_room_with(
+    hub: &Hub,
+    session: &Arc<Session>,
+    notify_backend: bool,
+    publish_event: bool,
+) -> bool {
     let Some(joined) = session.take_room() else {
         return false;
     };
@@ -353,12 +355,17 @@ pub(crate) fn leave_room(hub: &Hub, session: &Arc<Session>, notify_backend: bool
             leave: vec![session.public_id.clone()],
         }),
     });
-    if let Err(e) = hub
-        .inner
-        .bus
-        .publish(&room.subject(), Arc::new(BusMessage::new(event)))
-    {
-        tracing::warn!(room = %room.id, error = %e, "could not publish leave event");
+    if publish_event {
+        if let Err(e) = hub
+            .inner
+            .bus
+            .publish(&room.subject(), Arc::new(BusMessage::new(event)))
+        {
+            tracing::warn!(room = %room.id, error = %e, "could not publish leave event");
+        }
+    }
+    if session.is_internal() && !closed {
+        hub.broadcast_cached_participants(&room);
     }
     if notify_backend
         && !room_session.is_empty()

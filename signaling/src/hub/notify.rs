@@ -1,0 +1,618 @@
+//! Notifications from Nextcloud (`POST /api/v1/room/{roomid}`, facts 3.4).
+//!
+//! User-bound parts (roomlist events) are published to the users' subjects;
+//! room-bound parts are converted once (Talk session ids -> signaling ids)
+//! and published to the room's backend subject, where every node that holds
+//! the room applies them to its local members.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use proto::event::{
+    DisinviteEntry, Event, ParticipantEntry, ParticipantsEvent, ParticipantsUpdate, RoomEvent,
+    RoomEventMessage, RoomlistEntry, RoomlistEvent, SwitchtoEvent,
+};
+use proto::ids::{PublicSessionId, RoomId, RoomSessionId};
+use proto::permissions::{flags, Permissions};
+use proto::server::{RoomMessage, ServerBody, ServerMessage};
+use proto::talk::notify::RoomNotification;
+use proto::RawJson;
+use serde_json::Value;
+
+use super::room::Room;
+use super::session::{ClientType, Session};
+use super::Hub;
+use crate::backend::Backend;
+use crate::cluster::bus::now_us;
+use crate::cluster::{BusMessage, BusPayload, RoomNotice, Subject};
+
+/// A notification Nextcloud sent that cannot be processed.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("Unsupported request type: {0}")]
+    UnsupportedType(String),
+    #[error("Missing {0} payload")]
+    MissingPayload(String),
+}
+
+fn event(e: Event) -> ServerMessage {
+    ServerMessage::new(ServerBody::Event { event: e })
+}
+
+fn raw(v: &Value) -> Option<RawJson> {
+    serde_json::value::to_raw_value(v).ok()
+}
+
+impl Hub {
+    /// Joins `session` to the local room, creating it (and its backend
+    /// subscription) if needed. Returns the room and the members that were
+    /// there before.
+    pub(crate) fn join_local_room(
+        &self,
+        session: &Arc<Session>,
+        backend: &Arc<Backend>,
+        id: &RoomId,
+        properties: Option<RawJson>,
+    ) -> (Arc<Room>, Vec<Arc<Session>>) {
+        loop {
+            let (room, created) = self
+                .inner
+                .rooms
+                .get_or_create(backend, id, properties.clone());
+            if created {
+                let weak_room = Arc::downgrade(&room);
+                let hub = Arc::downgrade(&self.inner);
+                let sink = Arc::new(move |m: &Arc<BusMessage>| {
+                    let (Some(room), Some(inner)) = (weak_room.upgrade(), hub.upgrade()) else {
+                        return;
+                    };
+                    if let BusPayload::Room(notice) = &m.payload {
+                        Hub { inner }.apply_room_notice(&room, notice);
+                    }
+                });
+                match self.inner.bus.subscribe(&room.backend_subject(), sink) {
+                    Ok(sub) => room.set_subscription(sub),
+                    Err(e) => {
+                        tracing::error!(room = %room.id, error = %e, "could not subscribe to backend events")
+                    }
+                }
+            }
+            if let Ok(others) = room.add(session) {
+                return (room, others);
+            }
+        }
+    }
+
+    fn publish_user(&self, backend: &Backend, user: &str, msg: &ServerMessage) {
+        let subject = Subject::User {
+            backend: backend.id.clone(),
+            compat: backend.is_compat(),
+            user: user.to_owned(),
+        };
+        if let Err(e) = self
+            .inner
+            .bus
+            .publish(&subject, Arc::new(BusMessage::new(msg.clone())))
+        {
+            tracing::warn!(error = %e, "could not publish user event");
+        }
+    }
+
+    fn publish_session(&self, id: &PublicSessionId, msg: &ServerMessage) {
+        let subject = Subject::Session(id.clone());
+        if let Err(e) = self
+            .inner
+            .bus
+            .publish(&subject, Arc::new(BusMessage::new(msg.clone())))
+        {
+            tracing::warn!(error = %e, "could not publish session event");
+        }
+    }
+
+    /// Asks the owner of a disinvited virtual session to hang up
+    /// (facts 1.11).
+    fn hangup_virtual(&self, v: &Arc<Session>) {
+        let (Some(owner), Some(info)) = (
+            v.virtual_owner.as_ref().and_then(|o| o.owner.upgrade()),
+            &v.virtual_owner,
+        ) else {
+            return;
+        };
+        let Some(data) =
+            raw(&serde_json::json!({"type": "hangup", "hangup": {"reason": "disinvited"}}))
+        else {
+            return;
+        };
+        owner.send(&ServerMessage::new(ServerBody::Control {
+            control: proto::server::MessageDelivery {
+                sender: None,
+                recipient: Some(proto::client::RecipientWire {
+                    kind: "session".into(),
+                    sessionid: Some(info.client_id.clone()),
+                    userid: (!v.user_id.is_empty()).then(|| v.user_id.clone()),
+                }),
+                data,
+            },
+        }));
+    }
+
+    /// The signaling session of a Talk session id (`"0"` is never one).
+    pub(crate) fn resolve_room_session(&self, talk_id: &str) -> Option<PublicSessionId> {
+        if talk_id.is_empty() || talk_id == "0" {
+            return None;
+        }
+        self.inner
+            .sessions
+            .by_room_session(&RoomSessionId(talk_id.to_owned()))
+    }
+
+    /// Replaces Talk session ids by signaling ids; drops unknown entries.
+    fn convert_entries(&self, list: Vec<ParticipantEntry>) -> Vec<ParticipantEntry> {
+        list.into_iter()
+            .filter_map(|mut e| {
+                let talk = e.get("sessionId").and_then(Value::as_str)?.to_owned();
+                let id = self.resolve_room_session(&talk)?;
+                e.insert("sessionId".into(), Value::String(id.0));
+                Some(e)
+            })
+            .collect()
+    }
+
+    /// Processes a validated notification for `room_id` from `backend`.
+    pub fn room_notification(
+        &self,
+        backend: &Arc<Backend>,
+        room_id: &RoomId,
+        mut n: RoomNotification,
+    ) -> Result<(), NotifyError> {
+        let roomlist = |e: RoomlistEvent| event(Event::Roomlist(e));
+        let missing = |k: &str| NotifyError::MissingPayload(k.to_owned());
+        let mut room_bound = false;
+        match n.kind.as_str() {
+            "invite" => {
+                let inv = n.invite.as_ref().ok_or_else(|| missing("invite"))?;
+                let entry = RoomlistEntry {
+                    roomid: room_id.0.clone(),
+                    properties: inv.properties.clone(),
+                };
+                let invited: HashSet<&String> = inv.userids.iter().collect();
+                let invite = roomlist(RoomlistEvent::Invite {
+                    invite: entry.clone(),
+                });
+                let update = roomlist(RoomlistEvent::Update { update: entry });
+                for u in &inv.userids {
+                    self.publish_user(backend, u, &invite);
+                }
+                for u in inv.alluserids.iter().filter(|u| !invited.contains(u)) {
+                    self.publish_user(backend, u, &update);
+                }
+            }
+            "disinvite" => {
+                let dis = n.disinvite.as_ref().ok_or_else(|| missing("disinvite"))?;
+                let msg = roomlist(RoomlistEvent::Disinvite {
+                    disinvite: DisinviteEntry {
+                        roomid: room_id.0.clone(),
+                        reason: "disinvited".into(),
+                    },
+                });
+                let removed: HashSet<&String> = dis.userids.iter().collect();
+                for u in &dis.userids {
+                    self.publish_user(backend, u, &msg);
+                }
+                for talk in &dis.sessionids {
+                    let Some(id) = self.resolve_room_session(talk) else {
+                        continue;
+                    };
+                    match self
+                        .inner
+                        .sessions
+                        .by_public(&id)
+                        .filter(|s| s.is_virtual())
+                    {
+                        Some(v) => self.hangup_virtual(&v),
+                        None => self.publish_session(&id, &msg),
+                    }
+                }
+                let update = roomlist(RoomlistEvent::Update {
+                    update: RoomlistEntry {
+                        roomid: room_id.0.clone(),
+                        properties: dis.properties.clone(),
+                    },
+                });
+                for u in dis.alluserids.iter().filter(|u| !removed.contains(u)) {
+                    self.publish_user(backend, u, &update);
+                }
+            }
+            "update" => {
+                let up = n.update.as_ref().ok_or_else(|| missing("update"))?;
+                let msg = roomlist(RoomlistEvent::Update {
+                    update: RoomlistEntry {
+                        roomid: room_id.0.clone(),
+                        properties: up.properties.clone(),
+                    },
+                });
+                for u in &up.userids {
+                    self.publish_user(backend, u, &msg);
+                }
+                room_bound = true;
+            }
+            "delete" => {
+                let del = n.delete.as_ref().ok_or_else(|| missing("delete"))?;
+                let msg = roomlist(RoomlistEvent::Disinvite {
+                    disinvite: DisinviteEntry {
+                        roomid: room_id.0.clone(),
+                        reason: "deleted".into(),
+                    },
+                });
+                for u in &del.userids {
+                    self.publish_user(backend, u, &msg);
+                }
+                room_bound = true;
+            }
+            "incall" => {
+                let inc = n.incall.as_mut().ok_or_else(|| missing("incall"))?;
+                if !inc.all {
+                    inc.users = self.convert_entries(std::mem::take(&mut inc.users));
+                    inc.changed = self.convert_entries(std::mem::take(&mut inc.changed));
+                    if inc.users.is_empty() && inc.changed.is_empty() {
+                        return Ok(());
+                    }
+                }
+                room_bound = true;
+            }
+            "participants" => {
+                let p = n
+                    .participants
+                    .as_mut()
+                    .ok_or_else(|| missing("participants"))?;
+                p.users = self.convert_entries(std::mem::take(&mut p.users));
+                p.changed = self.convert_entries(std::mem::take(&mut p.changed));
+                if p.users.is_empty() && p.changed.is_empty() {
+                    return Ok(());
+                }
+                room_bound = true;
+            }
+            "message" => {
+                n.message.as_ref().ok_or_else(|| missing("message"))?;
+                room_bound = true;
+            }
+            "switchto" => {
+                let sw = n.switchto.as_mut().ok_or_else(|| missing("switchto"))?;
+                let resolved = self.resolve_switchto(&sw.sessions);
+                if resolved.is_empty() {
+                    return Ok(());
+                }
+                sw.sessions = raw(&Value::Object(resolved)).ok_or_else(|| missing("switchto"))?;
+                room_bound = true;
+            }
+            other => return Err(NotifyError::UnsupportedType(other.to_owned())),
+        }
+        if room_bound {
+            let subject = Subject::BackendRoom {
+                backend: backend.id.clone(),
+                compat: backend.is_compat(),
+                room: room_id.clone(),
+            };
+            let notice = RoomNotice {
+                room: room_id.clone(),
+                notification: n,
+                received_us: now_us(),
+            };
+            if let Err(e) = self
+                .inner
+                .bus
+                .publish(&subject, Arc::new(BusMessage::room(notice)))
+            {
+                tracing::warn!(error = %e, "could not publish room notification");
+            }
+        }
+        Ok(())
+    }
+
+    /// `sessions` as list or map of Talk ids -> map of signaling id -> details.
+    fn resolve_switchto(&self, sessions: &RawJson) -> serde_json::Map<String, Value> {
+        let mut out = serde_json::Map::new();
+        match serde_json::from_str::<Value>(sessions.get()) {
+            Ok(Value::Array(list)) => {
+                for talk in list.iter().filter_map(Value::as_str) {
+                    if let Some(id) = self.resolve_room_session(talk) {
+                        out.insert(id.0, Value::Null);
+                    }
+                }
+            }
+            Ok(Value::Object(map)) => {
+                for (talk, details) in map {
+                    if let Some(id) = self.resolve_room_session(&talk) {
+                        out.insert(id.0, details);
+                    }
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// Applies a room-bound notification to the local room.
+    pub(crate) fn apply_room_notice(&self, room: &Arc<Room>, notice: &RoomNotice) {
+        let n = &notice.notification;
+        if room.is_closed() || !room.accept_notification(&n.kind, notice.received_us) {
+            return;
+        }
+        match n.kind.as_str() {
+            "update" => {
+                let props = n.update.as_ref().and_then(|u| u.properties.clone());
+                if room.update_properties(props.clone()) {
+                    let msg = ServerMessage::new(ServerBody::Room {
+                        room: RoomMessage {
+                            roomid: room.id.0.clone(),
+                            properties: props,
+                            bandwidth: None,
+                        },
+                    });
+                    for m in room.members() {
+                        m.send(&msg);
+                    }
+                }
+            }
+            "delete" => self.delete_room(room),
+            "incall" => {
+                if let Some(inc) = &n.incall {
+                    if inc.all {
+                        self.incall_all(room, &inc.incall);
+                    } else {
+                        room.set_participants(inc.users.clone());
+                        for c in &inc.changed {
+                            let (Some(id), Some(v)) =
+                                (c.get("sessionId").and_then(Value::as_str), c.get("inCall"))
+                            else {
+                                continue;
+                            };
+                            let in_call = match v {
+                                Value::Bool(b) => *b,
+                                Value::Number(n) => n.as_i64().unwrap_or(0) & flags::IN_CALL != 0,
+                                _ => continue,
+                            };
+                            room.set_in_call(&PublicSessionId(id.to_owned()), in_call);
+                        }
+                        self.broadcast_participants(room, inc.users.clone(), inc.changed.clone());
+                    }
+                }
+            }
+            "participants" => {
+                if let Some(p) = &n.participants {
+                    for c in &p.changed {
+                        let Some(id) = c.get("sessionId").and_then(Value::as_str) else {
+                            continue;
+                        };
+                        let Some(Value::Array(perms)) = c.get("permissions") else {
+                            continue;
+                        };
+                        let Some(list) =
+                            perms.iter().map(Value::as_str).collect::<Option<Vec<_>>>()
+                        else {
+                            continue;
+                        };
+                        if let Some(s) = self
+                            .inner
+                            .sessions
+                            .by_public(&PublicSessionId(id.to_owned()))
+                        {
+                            s.set_permissions(Permissions::from_list(list));
+                        }
+                    }
+                    self.broadcast_participants(room, p.users.clone(), p.changed.clone());
+                }
+            }
+            "message" => {
+                if let Some(m) = &n.message {
+                    let msg = event(Event::Room(RoomEvent::Message {
+                        message: RoomEventMessage {
+                            roomid: room.id.0.clone(),
+                            data: m.data.clone(),
+                        },
+                    }));
+                    let bm = Arc::new(BusMessage::new(msg));
+                    for member in room.members() {
+                        member.deliver(&bm);
+                    }
+                }
+            }
+            "switchto" => {
+                let Some(sw) = &n.switchto else { return };
+                let Ok(Value::Object(map)) = serde_json::from_str::<Value>(sw.sessions.get())
+                else {
+                    return;
+                };
+                let members = room.members();
+                for (id, details) in map {
+                    let Some(member) = members.iter().find(|m| m.public_id.as_str() == id) else {
+                        continue;
+                    };
+                    let details = if details.is_null() {
+                        None
+                    } else {
+                        raw(&details)
+                    };
+                    member.send(&event(Event::Room(RoomEvent::Switchto {
+                        switchto: SwitchtoEvent {
+                            roomid: sw.roomid.clone(),
+                            details,
+                        },
+                    })));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Room deleted by Nextcloud (facts 3.4.4): internal members hear
+    /// `delete`, everybody leaves at once without leave events.
+    fn delete_room(&self, room: &Arc<Room>) {
+        let delete = event(Event::Room(RoomEvent::Delete));
+        let members = room.members();
+        for m in members.iter().filter(|m| m.is_internal()) {
+            m.send(&delete);
+        }
+        for m in &members {
+            super::handle::room::leave_room_with(self, m, true, false);
+            if !m.is_virtual() {
+                m.send(&ServerMessage::new(ServerBody::Room {
+                    room: RoomMessage {
+                        roomid: String::new(),
+                        properties: None,
+                        bandwidth: None,
+                    },
+                }));
+            }
+        }
+        room.close();
+        self.inner.rooms.remove_closed(room);
+    }
+
+    /// `incall` with `all: true` (facts 3.4.5).
+    fn incall_all(&self, room: &Arc<Room>, value: &Value) {
+        let incall = match value {
+            Value::Bool(b) => i64::from(*b),
+            Value::Number(n) => match n.as_i64() {
+                Some(v) => v,
+                None => return,
+            },
+            _ => return,
+        };
+        room.set_all_participants_in_call(incall);
+        let members = room.members();
+        let msg = event(Event::Participants(ParticipantsEvent::Update {
+            update: ParticipantsUpdate {
+                roomid: room.id.0.clone(),
+                incall: Some(incall),
+                all: true,
+                ..Default::default()
+            },
+        }));
+        if incall & flags::IN_CALL != 0 {
+            let clients: Vec<_> = members
+                .iter()
+                .filter(|m| m.client_type == ClientType::Client)
+                .collect();
+            let mut added = false;
+            for m in &clients {
+                added |= room.set_in_call(&m.public_id, true);
+            }
+            if added {
+                for m in clients {
+                    m.send(&msg);
+                }
+            }
+        } else if !room.clear_call().is_empty() {
+            for m in members.iter().filter(|m| !m.is_virtual()) {
+                m.send(&msg);
+            }
+        }
+    }
+
+    /// Sends a participants update with internal/virtual entries added.
+    pub(crate) fn broadcast_participants(
+        &self,
+        room: &Arc<Room>,
+        users: Vec<ParticipantEntry>,
+        changed: Vec<ParticipantEntry>,
+    ) {
+        // Clients never see `changed`: it is folded into `users`.
+        let mut users = users;
+        for c in changed {
+            let id = c.get("sessionId").cloned();
+            if !users.iter().any(|u| u.get("sessionId") == id.as_ref()) {
+                users.push(c);
+            }
+        }
+        let users = self.augment_participants(room, users);
+        if users.is_empty() {
+            return;
+        }
+        let msg = event(Event::Participants(ParticipantsEvent::Update {
+            update: ParticipantsUpdate {
+                roomid: room.id.0.clone(),
+                users,
+                ..Default::default()
+            },
+        }));
+        let bm = Arc::new(BusMessage::new(msg));
+        for m in room.members() {
+            m.deliver(&bm);
+        }
+    }
+
+    /// Facts 5.3: strip permissions, fill user ids, mark virtual sessions,
+    /// add synthetic entries for internal and virtual members.
+    pub(crate) fn augment_participants(
+        &self,
+        room: &Arc<Room>,
+        users: Vec<ParticipantEntry>,
+    ) -> Vec<ParticipantEntry> {
+        let members = room.members();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut listed: HashSet<String> = HashSet::new();
+        let mut out: Vec<ParticipantEntry> = users
+            .into_iter()
+            .map(|mut e| {
+                e.remove("permissions");
+                let id = e
+                    .get("sessionId")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                let has_user = e
+                    .get("userId")
+                    .and_then(Value::as_str)
+                    .is_some_and(|u| !u.is_empty());
+                if let (Some(id), false) = (&id, has_user) {
+                    if let Some(m) = members.iter().find(|m| m.public_id.as_str() == id) {
+                        let uid = m.effective_user_id();
+                        if m.is_virtual() {
+                            e.insert("virtual".into(), Value::Bool(true));
+                            e.insert("inCall".into(), Value::from(m.in_call()));
+                            listed.insert(id.clone());
+                        } else if !uid.is_empty() {
+                            e.insert("userId".into(), Value::String(uid));
+                        }
+                    }
+                }
+                e
+            })
+            .collect();
+        for m in &members {
+            if listed.contains(m.public_id.as_str()) {
+                continue;
+            }
+            let mut e = ParticipantEntry::new();
+            match m.client_type {
+                ClientType::Internal => {
+                    e.insert("inCall".into(), Value::from(m.in_call()));
+                    e.insert("sessionId".into(), Value::String(m.public_id.0.clone()));
+                    e.insert("lastPing".into(), Value::from(now));
+                    e.insert("internal".into(), Value::Bool(true));
+                    if !m.features.is_empty() {
+                        e.insert("features".into(), Value::from(m.features.clone()));
+                    }
+                }
+                ClientType::Virtual => {
+                    e.insert("inCall".into(), Value::from(m.in_call()));
+                    e.insert("sessionId".into(), Value::String(m.public_id.0.clone()));
+                    e.insert("lastPing".into(), Value::from(now));
+                    e.insert("virtual".into(), Value::Bool(true));
+                }
+                _ => continue,
+            }
+            out.push(e);
+        }
+        out
+    }
+
+    /// The cached list plus internal/virtual entries, sent when internal or
+    /// virtual members change (facts 5.3 case 2); nothing if empty.
+    pub(crate) fn broadcast_cached_participants(&self, room: &Arc<Room>) {
+        self.broadcast_participants(room, room.participants(), Vec::new());
+    }
+}
