@@ -76,7 +76,7 @@ pub enum BusPayload {
     Message(ServerMessage),
     /// A backend notification for the room object on every node that
     /// holds the room (facts 3.3).
-    Room(RoomNotice),
+    Room(Box<RoomNotice>),
 }
 
 /// A Nextcloud room notification with the time it was received.
@@ -117,7 +117,7 @@ impl BusMessage {
     pub fn room(notice: RoomNotice) -> Self {
         BusMessage {
             send_time_us: now_us(),
-            payload: BusPayload::Room(notice),
+            payload: BusPayload::Room(Box::new(notice)),
             json: OnceLock::new(),
         }
     }

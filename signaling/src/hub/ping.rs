@@ -14,11 +14,14 @@ use crate::backend::Backend;
 /// Ping period.
 pub const PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The backend of one URL and its (room id, entry) pairs.
+type UrlPings = (Arc<Backend>, Vec<(String, PingEntry)>);
+
 impl Hub {
     /// One round of pings for every local room.
     pub(crate) fn ping_rooms(&self) {
         // (url) -> (backend, room id -> entries)
-        let mut by_url: HashMap<String, (Arc<Backend>, Vec<(String, PingEntry)>)> = HashMap::new();
+        let mut by_url: HashMap<String, UrlPings> = HashMap::new();
         for room in self.inner.rooms.all() {
             for m in room.members() {
                 let Some(room_session) = m.room_session_id() else {

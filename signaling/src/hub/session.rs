@@ -398,20 +398,18 @@ impl Session {
                                 );
                             }
                         }
-                        Event::Participants(ParticipantsEvent::Flags { flags }) => {
+                        Event::Participants(ParticipantsEvent::Flags { flags })
                             if s.seen_flags.insert(flags.sessionid.clone(), flags.flags)
-                                == Some(flags.flags)
-                            {
-                                return Delivered::No;
-                            }
+                                == Some(flags.flags) =>
+                        {
+                            return Delivered::No;
                         }
-                        Event::Roomlist(RoomlistEvent::Disinvite { disinvite }) => {
+                        Event::Roomlist(RoomlistEvent::Disinvite { disinvite })
                             if s.room
                                 .as_ref()
-                                .is_some_and(|j| j.room.id.as_str() == disinvite.roomid)
-                            {
-                                outcome = Delivered::CloseAfter;
-                            }
+                                .is_some_and(|j| j.room.id.as_str() == disinvite.roomid) =>
+                        {
+                            outcome = Delivered::CloseAfter;
                         }
                         _ => {}
                     }
