@@ -168,6 +168,7 @@ impl Hub {
         let roomlist = |e: RoomlistEvent| event(Event::Roomlist(e));
         let missing = |k: &str| NotifyError::MissingPayload(k.to_owned());
         let mut room_bound = false;
+        let mut after_room: Vec<(String, ServerMessage)> = Vec::new();
         match n.kind.as_str() {
             "invite" => {
                 let inv = n.invite.as_ref().ok_or_else(|| missing("invite"))?;
@@ -231,9 +232,7 @@ impl Hub {
                         properties: up.properties.clone(),
                     },
                 });
-                for u in &up.userids {
-                    self.publish_user(backend, u, &msg);
-                }
+                after_room.extend(up.userids.iter().map(|u| (u.clone(), msg.clone())));
                 room_bound = true;
             }
             "delete" => {
@@ -244,9 +243,9 @@ impl Hub {
                         reason: "deleted".into(),
                     },
                 });
-                for u in &del.userids {
-                    self.publish_user(backend, u, &msg);
-                }
+                // Users hear about the deletion after the room is gone, so
+                // members leave with the room rather than by disconnect.
+                after_room.extend(del.userids.iter().map(|u| (u.clone(), msg.clone())));
                 room_bound = true;
             }
             "incall" => {
@@ -305,6 +304,9 @@ impl Hub {
             {
                 tracing::warn!(error = %e, "could not publish room notification");
             }
+        }
+        for (user, msg) in after_room {
+            self.publish_user(backend, &user, &msg);
         }
         Ok(())
     }
