@@ -23,7 +23,12 @@ async fn world() -> World {
     talk.add_room("room1", Room::open("Room one"));
     talk.add_room("room2", Room::open("Room two"));
     let server = TestServer::builder().talk(&talk).start().await;
-    World { talk, server, alice, bob }
+    World {
+        talk,
+        server,
+        alice,
+        bob,
+    }
 }
 
 async fn user(w: &World, u: &User) -> TestClient {
@@ -58,7 +63,11 @@ async fn validation_pipeline() {
     let body = json!({"type": "message", "message": {"data": {"a": 1}}}).to_string();
     let random = proto::checksum::new_random();
     let good = proto::checksum::backend_checksum(TALK_SECRET.as_bytes(), &random, body.as_bytes());
-    let post = |b: String| http.post(&url).header("Content-Type", "application/json").body(b);
+    let post = |b: String| {
+        http.post(&url)
+            .header("Content-Type", "application/json")
+            .body(b)
+    };
 
     // Missing checksum headers: 403, not counted as brute force.
     let r = post(body.clone()).send().await.unwrap();
@@ -66,13 +75,21 @@ async fn validation_pipeline() {
     assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
     assert_eq!(r.text().await.unwrap(), "Authentication check failed\n");
     // Wrong content type.
-    let r = http.post(&url).header("Content-Type", "text/plain").body(body.clone()).send().await.unwrap();
+    let r = http
+        .post(&url)
+        .header("Content-Type", "text/plain")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.text().await.unwrap(), "Unsupported Content-Type\n");
     // Too large: refused on the announced length, before the body is read.
     {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", w.server.port)).await.unwrap();
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", w.server.port))
+            .await
+            .unwrap();
         let head = format!(
             "POST /api/v1/room/room1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nSpreed-Signaling-Random: {random}\r\nSpreed-Signaling-Checksum: {good}\r\n\r\n",
             4 * 1024 * 1024 + 1
@@ -86,7 +103,9 @@ async fn validation_pipeline() {
     // Chunked bodies have no length: 411.
     {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", w.server.port)).await.unwrap();
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", w.server.port))
+            .await
+            .unwrap();
         let head = "POST /api/v1/room/room1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
         tcp.write_all(head.as_bytes()).await.unwrap();
         let mut buf = vec![0u8; 1024];
@@ -95,7 +114,12 @@ async fn validation_pipeline() {
         assert!(text.starts_with("HTTP/1.1 411"), "{text}");
     }
     // Forged checksum.
-    let r = post(body.clone()).header("Spreed-Signaling-Random", &random).header("Spreed-Signaling-Checksum", "00").send().await.unwrap();
+    let r = post(body.clone())
+        .header("Spreed-Signaling-Random", &random)
+        .header("Spreed-Signaling-Checksum", "00")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     // Unknown backend.
     let r = post(body.clone())
@@ -107,22 +131,44 @@ async fn validation_pipeline() {
         .unwrap();
     assert_eq!(r.status(), 403);
     // Without the backend header every configured secret is tried (legacy Talk).
-    let r = post(body.clone()).header("Spreed-Signaling-Random", &random).header("Spreed-Signaling-Checksum", &good).send().await.unwrap();
+    let r = post(body.clone())
+        .header("Spreed-Signaling-Random", &random)
+        .header("Spreed-Signaling-Checksum", &good)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "{}");
 
     // Malformed JSON, unknown types and known types without payload: 400.
     for (b, text) in [
         ("{not json".to_string(), "Could not read body".to_string()),
-        (json!({"type": "frobnicate"}).to_string(), "Unsupported request type: frobnicate".to_string()),
+        (
+            json!({"type": "frobnicate"}).to_string(),
+            "Unsupported request type: frobnicate".to_string(),
+        ),
     ] {
         let random = proto::checksum::new_random();
         let sum = proto::checksum::backend_checksum(TALK_SECRET.as_bytes(), &random, b.as_bytes());
-        let r = post(b).header("Spreed-Signaling-Random", &random).header("Spreed-Signaling-Checksum", &sum).send().await.unwrap();
+        let r = post(b)
+            .header("Spreed-Signaling-Random", &random)
+            .header("Spreed-Signaling-Checksum", &sum)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 400);
         assert_eq!(r.text().await.unwrap(), format!("{text}\n"));
     }
-    for kind in ["invite", "disinvite", "update", "delete", "incall", "participants", "message", "switchto"] {
+    for kind in [
+        "invite",
+        "disinvite",
+        "update",
+        "delete",
+        "incall",
+        "participants",
+        "message",
+        "switchto",
+    ] {
         let (status, _) = notify(&w, "room1", json!({"type": kind})).await;
         assert_eq!(status, 400, "{kind} without payload");
     }
@@ -151,7 +197,12 @@ async fn forged_notifications_are_throttled() {
     }
     // The first forged request is answered after its 100 ms delay.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let (status, text) = notify(&w, "room1", json!({"type": "message", "message": {"data": {}}})).await;
+    let (status, text) = notify(
+        &w,
+        "room1",
+        json!({"type": "message", "message": {"data": {}}}),
+    )
+    .await;
     assert_eq!(status, 429);
     assert_eq!(text, "Too many requests\n");
     drop(pending);
@@ -166,15 +217,32 @@ async fn roomlist_events() {
     let props = json!({"name": "New room"});
     let (status, _) = notify(&w, "room9", json!({"type": "invite", "invite": {"userids": ["alice"], "alluserids": ["alice", "bob"], "properties": props}})).await;
     assert_eq!(status, 200);
-    assert_eq!(a.recv().await, json!({"type": "event", "event": {"target": "roomlist", "type": "invite", "invite": {"roomid": "room9", "properties": props}}}));
-    assert_eq!(b.recv().await, json!({"type": "event", "event": {"target": "roomlist", "type": "update", "update": {"roomid": "room9", "properties": props}}}));
+    assert_eq!(
+        a.recv().await,
+        json!({"type": "event", "event": {"target": "roomlist", "type": "invite", "invite": {"roomid": "room9", "properties": props}}})
+    );
+    assert_eq!(
+        b.recv().await,
+        json!({"type": "event", "event": {"target": "roomlist", "type": "update", "update": {"roomid": "room9", "properties": props}}})
+    );
 
     notify(&w, "room9", json!({"type": "update", "update": {"userids": ["bob"], "properties": {"name": "Renamed"}}})).await;
-    assert_eq!(b.recv().await["event"]["update"], json!({"roomid": "room9", "properties": {"name": "Renamed"}}));
+    assert_eq!(
+        b.recv().await["event"]["update"],
+        json!({"roomid": "room9", "properties": {"name": "Renamed"}})
+    );
     a.expect_silence(QUIET).await;
 
-    notify(&w, "room9", json!({"type": "disinvite", "disinvite": {"userids": ["alice"], "alluserids": ["bob"]}})).await;
-    assert_eq!(a.recv().await, json!({"type": "event", "event": {"target": "roomlist", "type": "disinvite", "disinvite": {"roomid": "room9", "reason": "disinvited"}}}));
+    notify(
+        &w,
+        "room9",
+        json!({"type": "disinvite", "disinvite": {"userids": ["alice"], "alluserids": ["bob"]}}),
+    )
+    .await;
+    assert_eq!(
+        a.recv().await,
+        json!({"type": "event", "event": {"target": "roomlist", "type": "disinvite", "disinvite": {"roomid": "room9", "reason": "disinvited"}}})
+    );
     assert_eq!(b.recv().await["event"]["type"], "update");
 }
 
@@ -192,7 +260,10 @@ async fn disinvite_closes_sessions_in_the_room() {
     g.recv().await;
 
     notify(&w, "room1", json!({"type": "disinvite", "disinvite": {"userids": ["alice"], "sessionids": ["tg"], "alluserids": ["bob"]}})).await;
-    assert_eq!(a.recv().await["event"]["disinvite"], json!({"roomid": "room1", "reason": "disinvited"}));
+    assert_eq!(
+        a.recv().await["event"]["disinvite"],
+        json!({"roomid": "room1", "reason": "disinvited"})
+    );
     a.expect_closed().await;
     g.recv_until(|v| v["event"]["type"] == "disinvite").await;
     g.expect_closed().await;
@@ -215,11 +286,24 @@ async fn update_room_properties() {
     let w = world().await;
     let (mut a, mut b) = two_in_room(&w).await;
     let props = json!({"name": "Room one", "type": 2});
-    notify(&w, "room1", json!({"type": "update", "update": {"userids": [], "properties": props}})).await;
+    notify(
+        &w,
+        "room1",
+        json!({"type": "update", "update": {"userids": [], "properties": props}}),
+    )
+    .await;
     for c in [&mut a, &mut b] {
-        assert_eq!(c.recv().await, json!({"type": "room", "room": {"roomid": "room1", "properties": props}}));
+        assert_eq!(
+            c.recv().await,
+            json!({"type": "room", "room": {"roomid": "room1", "properties": props}})
+        );
     }
-    notify(&w, "room1", json!({"type": "update", "update": {"userids": [], "properties": props}})).await;
+    notify(
+        &w,
+        "room1",
+        json!({"type": "update", "update": {"userids": [], "properties": props}}),
+    )
+    .await;
     a.expect_silence(QUIET).await;
 }
 
@@ -236,23 +320,54 @@ async fn delete_room() {
     while let Ok(Some(v)) = i.try_recv_within(Duration::from_millis(500)).await {
         seen.push(v);
     }
-    assert!(seen.iter().any(|v| v["event"]["type"] == "join" && v["event"]["join"].as_array().unwrap().len() == 2));
+    assert!(
+        seen.iter()
+            .any(|v| v["event"]["type"] == "join"
+                && v["event"]["join"].as_array().unwrap().len() == 2)
+    );
     assert!(seen.iter().any(|v| v["event"]["target"] == "participants"));
-    a.recv_until(|v| v["event"]["target"] == "participants").await;
-    b.recv_until(|v| v["event"]["target"] == "participants").await;
+    a.recv_until(|v| v["event"]["target"] == "participants")
+        .await;
+    b.recv_until(|v| v["event"]["target"] == "participants")
+        .await;
 
-    notify(&w, "room1", json!({"type": "delete", "delete": {"userids": ["bob"]}})).await;
-    assert_eq!(i.recv().await, json!({"type": "event", "event": {"target": "room", "type": "delete"}}));
-    assert_eq!(i.recv().await, json!({"type": "room", "room": {"roomid": ""}}));
-    assert_eq!(a.recv().await, json!({"type": "room", "room": {"roomid": ""}}));
-    assert_eq!(b.recv().await, json!({"type": "room", "room": {"roomid": ""}}));
-    assert_eq!(b.recv().await["event"]["disinvite"], json!({"roomid": "room1", "reason": "deleted"}));
+    notify(
+        &w,
+        "room1",
+        json!({"type": "delete", "delete": {"userids": ["bob"]}}),
+    )
+    .await;
+    assert_eq!(
+        i.recv().await,
+        json!({"type": "event", "event": {"target": "room", "type": "delete"}})
+    );
+    assert_eq!(
+        i.recv().await,
+        json!({"type": "room", "room": {"roomid": ""}})
+    );
+    assert_eq!(
+        a.recv().await,
+        json!({"type": "room", "room": {"roomid": ""}})
+    );
+    assert_eq!(
+        b.recv().await,
+        json!({"type": "room", "room": {"roomid": ""}})
+    );
+    assert_eq!(
+        b.recv().await["event"]["disinvite"],
+        json!({"roomid": "room1", "reason": "deleted"})
+    );
     // The sessions survive the deletion.
     w.talk.add_room("room3", Room::open("Room three"));
     b.join_ok("room3", "tb3").await;
     a.expect_silence(QUIET).await;
     let leaves = tests::wait::eventually(Duration::from_secs(3), || {
-        let n = w.talk.requests_of("room").iter().filter(|r| r["room"]["action"] == "leave").count();
+        let n = w
+            .talk
+            .requests_of("room")
+            .iter()
+            .filter(|r| r["room"]["action"] == "leave")
+            .count();
         async move { (n >= 2).then_some(n) }
     })
     .await;
@@ -285,30 +400,57 @@ async fn incall_updates_participants_and_call() {
         assert!(update.get("changed").is_none());
         assert!(update.get("incall").is_none());
         let users = update["users"].as_array().unwrap();
-        let ids: Vec<&str> = users.iter().map(|u| u["sessionId"].as_str().unwrap()).collect();
+        let ids: Vec<&str> = users
+            .iter()
+            .map(|u| u["sessionId"].as_str().unwrap())
+            .collect();
         assert_eq!(ids, vec![a_id.as_str(), b_id.as_str()]);
         assert!(users.iter().all(|u| u.get("permissions").is_none()));
         assert_eq!(users[1]["inCall"], 7);
     }
     // bob is in the call now, alice is not.
-    a.message(json!({"type": "call"}), json!("to the call")).await;
+    a.message(json!({"type": "call"}), json!("to the call"))
+        .await;
     assert_eq!(b.recv().await["message"]["data"], "to the call");
-    b.message(json!({"type": "call"}), json!("to the call")).await;
+    b.message(json!({"type": "call"}), json!("to the call"))
+        .await;
     a.expect_silence(QUIET).await;
 
     // "all": everybody into the call, short form.
-    notify(&w, "room1", json!({"type": "incall", "incall": {"incall": 1, "all": true}})).await;
+    notify(
+        &w,
+        "room1",
+        json!({"type": "incall", "incall": {"incall": 1, "all": true}}),
+    )
+    .await;
     for c in [&mut a, &mut b] {
-        assert_eq!(c.recv().await, json!({"type": "event", "event": {"target": "participants", "type": "update", "update": {"roomid": "room1", "incall": 1, "all": true}}}));
+        assert_eq!(
+            c.recv().await,
+            json!({"type": "event", "event": {"target": "participants", "type": "update", "update": {"roomid": "room1", "incall": 1, "all": true}}})
+        );
     }
-    b.message(json!({"type": "call"}), json!("now alice too")).await;
+    b.message(json!({"type": "call"}), json!("now alice too"))
+        .await;
     assert_eq!(a.recv().await["message"]["data"], "now alice too");
     // Again with nobody new: nothing is sent.
-    notify(&w, "room1", json!({"type": "incall", "incall": {"incall": true, "all": true}})).await;
+    notify(
+        &w,
+        "room1",
+        json!({"type": "incall", "incall": {"incall": true, "all": true}}),
+    )
+    .await;
     a.expect_silence(QUIET).await;
     // Call ended for all.
-    notify(&w, "room1", json!({"type": "incall", "incall": {"incall": 0, "all": true}})).await;
-    assert_eq!(a.recv().await["event"]["update"], json!({"roomid": "room1", "incall": 0, "all": true}));
+    notify(
+        &w,
+        "room1",
+        json!({"type": "incall", "incall": {"incall": 0, "all": true}}),
+    )
+    .await;
+    assert_eq!(
+        a.recv().await["event"]["update"],
+        json!({"roomid": "room1", "incall": 0, "all": true})
+    );
     assert_eq!(b.recv().await["event"]["update"]["all"], true);
     b.message(json!({"type": "call"}), json!("gone")).await;
     a.expect_silence(QUIET).await;
@@ -319,7 +461,8 @@ async fn incall_updates_participants_and_call() {
 #[tokio::test]
 async fn participants_update_permissions() {
     let w = world().await;
-    w.talk.add_room("mod", Room::open("Moderated").with_permissions(&[]));
+    w.talk
+        .add_room("mod", Room::open("Moderated").with_permissions(&[]));
     let mut a = user(&w, &w.alice).await;
     let mut b = user(&w, &w.bob).await;
     a.join_ok("mod", "ta").await;
@@ -337,7 +480,9 @@ async fn participants_update_permissions() {
     b.recv().await;
     a.request("control", json!({"recipient": {"type": "session", "sessionid": b.session_id}, "data": {"type": "mute"}})).await;
     assert_eq!(b.recv().await["control"]["data"], json!({"type": "mute"}));
-    let id = a.request("transient", json!({"type": "set", "key": "k", "value": 1})).await;
+    let id = a
+        .request("transient", json!({"type": "set", "key": "k", "value": 1}))
+        .await;
     a.expect_error(Some(&id), "not_allowed").await;
 }
 
@@ -351,17 +496,35 @@ async fn chat_message_relay() {
     assert_eq!(r.recv().await["type"], "hello");
     a.join_ok("room1", "ta").await;
     r.join("room1", "tb").await;
-    r.recv_until(|v| v["event"]["type"] == "join" && v["event"]["join"][0]["userid"] == "alice").await;
+    r.recv_until(|v| v["event"]["type"] == "join" && v["event"]["join"][0]["userid"] == "alice")
+        .await;
     a.recv().await;
 
     let comment = json!({"id": 42, "message": "hi", "actorDisplayName": "Alice"});
     notify(&w, "room1", json!({"type": "message", "message": {"data": {"type": "chat", "chat": {"refresh": true, "comment": comment}}}})).await;
-    assert_eq!(a.recv().await, json!({"type": "event", "event": {"target": "room", "type": "message", "message": {"roomid": "room1", "data": {"type": "chat", "chat": {"refresh": true}}}}}));
-    assert_eq!(r.recv().await["event"]["message"]["data"], json!({"type": "chat", "chat": {"comment": comment}}));
+    assert_eq!(
+        a.recv().await,
+        json!({"type": "event", "event": {"target": "room", "type": "message", "message": {"roomid": "room1", "data": {"type": "chat", "chat": {"refresh": true}}}}})
+    );
+    assert_eq!(
+        r.recv().await["event"]["message"]["data"],
+        json!({"type": "chat", "chat": {"comment": comment}})
+    );
 
-    notify(&w, "room1", json!({"type": "message", "message": {"data": {"type": "custom", "x": 1}}})).await;
-    assert_eq!(a.recv().await["event"]["message"]["data"], json!({"type": "custom", "x": 1}));
-    assert_eq!(r.recv().await["event"]["message"]["data"], json!({"type": "custom", "x": 1}));
+    notify(
+        &w,
+        "room1",
+        json!({"type": "message", "message": {"data": {"type": "custom", "x": 1}}}),
+    )
+    .await;
+    assert_eq!(
+        a.recv().await["event"]["message"]["data"],
+        json!({"type": "custom", "x": 1})
+    );
+    assert_eq!(
+        r.recv().await["event"]["message"]["data"],
+        json!({"type": "custom", "x": 1})
+    );
 }
 
 /// switchto: list and map forms reach the named sessions only.
@@ -369,12 +532,26 @@ async fn chat_message_relay() {
 async fn switchto() {
     let w = world().await;
     let (mut a, mut b) = two_in_room(&w).await;
-    notify(&w, "room1", json!({"type": "switchto", "switchto": {"roomid": "breakout", "sessions": ["ta", "nope"]}})).await;
-    assert_eq!(a.recv().await, json!({"type": "event", "event": {"target": "room", "type": "switchto", "switchto": {"roomid": "breakout"}}}));
+    notify(
+        &w,
+        "room1",
+        json!({"type": "switchto", "switchto": {"roomid": "breakout", "sessions": ["ta", "nope"]}}),
+    )
+    .await;
+    assert_eq!(
+        a.recv().await,
+        json!({"type": "event", "event": {"target": "room", "type": "switchto", "switchto": {"roomid": "breakout"}}})
+    );
     b.expect_silence(QUIET).await;
     notify(&w, "room1", json!({"type": "switchto", "switchto": {"roomid": "breakout2", "sessions": {"ta": {"x": 1}, "tb": null}}})).await;
-    assert_eq!(a.recv().await["event"]["switchto"], json!({"roomid": "breakout2", "details": {"x": 1}}));
-    assert_eq!(b.recv().await["event"]["switchto"], json!({"roomid": "breakout2"}));
+    assert_eq!(
+        a.recv().await["event"]["switchto"],
+        json!({"roomid": "breakout2", "details": {"x": 1}})
+    );
+    assert_eq!(
+        b.recv().await["event"]["switchto"],
+        json!({"roomid": "breakout2"})
+    );
 }
 
 /// A participants notification for a 2000-participant room (about 250 KB)
@@ -389,22 +566,32 @@ async fn large_participants_notification() {
     for n in 0..200 {
         let (mut c, _) = TestClient::connect(&w.server).await;
         c.hello_v2(&w.talk, &format!("user{n}")).await;
-        c.request("room", json!({"roomid": "room1", "sessionid": format!("talk-{n}")})).await;
+        c.request(
+            "room",
+            json!({"roomid": "room1", "sessionid": format!("talk-{n}")}),
+        )
+        .await;
         clients.push(c);
     }
     for c in clients.iter_mut() {
         c.recv_until(|v| v["type"] == "room").await;
     }
-    let users: Vec<Value> = (0..2000).map(|n| participant(&format!("talk-{n}"), &format!("user{n}"), 0)).collect();
+    let users: Vec<Value> = (0..2000)
+        .map(|n| participant(&format!("talk-{n}"), &format!("user{n}"), 0))
+        .collect();
     let body = json!({"type": "participants", "participants": {"changed": [], "users": users}});
     let size = body.to_string().len();
     assert!(size > 200 * 1024, "body is {size} bytes");
     let (status, _) = notify(&w, "room1", body).await;
     assert_eq!(status, 200);
     for c in clients.iter_mut() {
-        let v = c.recv_until(|v| v["event"]["target"] == "participants").await;
+        let v = c
+            .recv_until(|v| v["event"]["target"] == "participants")
+            .await;
         let users = v["event"]["update"]["users"].as_array().unwrap();
         assert_eq!(users.len(), 200);
-        assert!(users.iter().any(|u| u["sessionId"] == c.session_id.as_str()));
+        assert!(users
+            .iter()
+            .any(|u| u["sessionId"] == c.session_id.as_str()));
     }
 }

@@ -46,7 +46,9 @@ pub async fn internal(
         InternalRequest::UpdateSession(u) => update_session(hub, session, u),
         InternalRequest::RemoveSession(r) => remove_session(hub, ctx, session, id, r),
         InternalRequest::InCall(v) => {
-            if session.set_in_call(v) != v {
+            let old = session.set_in_call(v);
+            tracing::debug!(session = %session.public_id, old, new = v, "internal incall");
+            if old != v {
                 if let Some(room) = session.room() {
                     room.set_in_call(&session.public_id, v & flags::IN_CALL != 0);
                     hub.broadcast_cached_participants(&room);

@@ -60,14 +60,17 @@ pub fn message(hub: &Hub, sender: &Arc<Session>, req: MessageRequest, kind: Kind
                 if kind == Kind::Message && local.backend.id != backend.id {
                     return;
                 }
-                local.send(&ServerMessage::new(body(
+                // Through the per-receiver rules: a virtual session's
+                // messages go to its owner.
+                let msg = ServerMessage::new(body(
                     kind,
                     MessageDelivery {
                         sender: Some(from),
                         recipient: None,
                         data: req.data,
                     },
-                )));
+                ));
+                local.deliver(&Arc::new(BusMessage::new(msg)));
                 return;
             }
             (
