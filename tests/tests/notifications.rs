@@ -595,3 +595,50 @@ async fn large_participants_notification() {
             .any(|u| u["sessionId"] == c.session_id.as_str()));
     }
 }
+
+/// `hide-displaynames` receivers lose display names in join events and
+/// chat comments, and do not get `nickChanged` messages (facts 1.15.4).
+#[tokio::test]
+async fn hide_displaynames() {
+    let w = world().await;
+    w.talk.add_room(
+        "hidden",
+        Room::open("Hidden").with_permissions(&["hide-displaynames", "chat-relay"]),
+    );
+    let mut a = user(&w, &w.alice).await;
+    a.join_ok("hidden", "ta").await;
+    let (mut b, _) = TestClient::connect(&w.server).await;
+    b.request("hello", json!({"version": "1.0", "features": ["chat-relay"], "auth": {"url": w.talk.url(), "params": {"userid": "bob", "ticket": w.bob.ticket}}})).await;
+    b.recv().await;
+    b.join("hidden", "tb").await;
+    let join = a.recv_until(|v| v["event"]["type"] == "join").await;
+    assert_eq!(join["event"]["join"][0]["userid"], "bob");
+    assert!(
+        join["event"]["join"][0].get("user").is_none(),
+        "displayname removed: {join}"
+    );
+
+    b.recv_until(|v| v["event"]["type"] == "join" && v["event"]["join"][0]["userid"] == "alice")
+        .await;
+    b.message(
+        json!({"type": "room"}),
+        json!({"type": "nickChanged", "name": "B"}),
+    )
+    .await;
+    b.message(json!({"type": "room"}), json!({"type": "other"}))
+        .await;
+    assert_eq!(a.recv().await["message"]["data"]["type"], "other");
+
+    notify(&w, "hidden", json!({"type": "message", "message": {"data": {"type": "chat", "chat": {"refresh": true, "comment": {"id": 1, "actorDisplayName": "Bob"}}}}})).await;
+    // alice has no chat-relay feature: refresh only.
+    assert_eq!(
+        a.recv().await["event"]["message"]["data"],
+        json!({"type": "chat", "chat": {"refresh": true}})
+    );
+    // bob has chat-relay and the permission: comment without the name.
+    let v = b.recv_until(|v| v["event"]["type"] == "message").await;
+    assert_eq!(
+        v["event"]["message"]["data"]["chat"]["comment"]["actorDisplayName"],
+        ""
+    );
+}
