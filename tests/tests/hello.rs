@@ -468,3 +468,54 @@ async fn session_limit() {
     let v = second.hello_v2(&talk, "bob").await;
     assert_eq!(v["hello"]["userid"], "bob");
 }
+
+/// `allowall`: any Nextcloud URL with the common secret (development
+/// setups); notifications without a backend header use it too.
+#[tokio::test]
+async fn allowall_backend() {
+    let talk = Talk::start("common-secret").await;
+    let alice = talk.add_user("alice", "Alice");
+    talk.add_room("room1", tests::talk::Room::open("Room one"));
+    let server = TestServer::builder()
+        .extra("[backend]\nallowall = true\nsecret = common-secret\n")
+        .start()
+        .await;
+    let (mut a, _) = TestClient::connect(&server).await;
+    let v = a.hello_v1(&talk, Some(&alice)).await;
+    assert_eq!(v["hello"]["userid"], "alice");
+    a.join_ok("room1", "ta").await;
+    let (status, _) = talk
+        .notify(
+            &server.http_url(),
+            "room1",
+            &json!({"type": "message", "message": {"data": {"x": 1}}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(a.recv().await["event"]["message"]["data"], json!({"x": 1}));
+}
+
+/// A hello-v2 key that appears after the capabilities were cached is found:
+/// an unknown key makes the server refresh the capabilities once.
+#[tokio::test]
+async fn capabilities_refreshed_for_new_key() {
+    let (talk, server) = setup().await;
+    talk.set_behaviour(Behaviour {
+        no_key: true,
+        ..Default::default()
+    });
+    let (mut c, _) = TestClient::connect(&server).await;
+    let (_, v) = c
+        .hello_raw(json!({"version": "2.0", "auth": {"url": talk.url(), "params": {"token": talk.v2_token("bob")}}}))
+        .await;
+    assert_eq!(v["error"]["code"], "invalid_token");
+    let fetches = talk.capability_fetches();
+    talk.set_behaviour(Behaviour::default());
+    let v = c.hello_v2(&talk, "bob").await;
+    assert_eq!(v["hello"]["userid"], "bob");
+    assert_eq!(
+        talk.capability_fetches(),
+        fetches + 1,
+        "one refresh for the missing key"
+    );
+}

@@ -158,3 +158,19 @@ async fn session_data_removed_on_leave() {
         json!({"type": "remove", "key": key, "oldvalue": {"muted": true}})
     );
 }
+
+/// The data lives as long as somebody is in the room.
+#[tokio::test]
+async fn cleared_when_the_last_session_leaves() {
+    let (talk, server, alice, bob) = setup().await;
+    let mut a = user(&server, &talk, &alice).await;
+    a.join_ok("room1", "ta").await;
+    a.request("transient", json!({"type": "set", "key": "k", "value": 1}))
+        .await;
+    a.recv().await;
+    a.request("room", json!({"roomid": ""})).await;
+    a.recv().await;
+    let mut b = user(&server, &talk, &bob).await;
+    b.join_ok("room1", "tb").await;
+    b.expect_silence(Duration::from_millis(300)).await;
+}
