@@ -6,7 +6,9 @@
 //! - [`server`]: starts the real `signaling` binary with a generated config.
 //! - [`client`]: a `/spreed` client with `expect` helpers.
 //! - [`wait`]: deadlines for "eventually" checks.
+//! - [`bench`]: the load generator behind `signaling-bench`.
 
+pub mod bench;
 pub mod client;
 pub mod process;
 pub mod server;

@@ -1,0 +1,150 @@
+//! One benchmark client: connect, hello v1, join, and a reader task that
+//! records latencies of benchmark messages.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::report::{histogram, Counters};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Sink = SplitSink<Ws, Message>;
+
+const STEP: Duration = Duration::from_secs(30);
+
+/// What all client tasks share.
+pub struct Shared {
+    pub counters: Arc<Counters>,
+    /// Per client: how many more messages it may have in flight.
+    pub permits: Vec<Arc<Semaphore>>,
+    /// Time base of the timestamps in messages.
+    pub base: Instant,
+}
+
+impl Shared {
+    pub fn now_us(&self) -> u64 {
+        self.base.elapsed().as_micros() as u64
+    }
+}
+
+async fn next_json(ws: &mut Ws) -> Result<Value, String> {
+    loop {
+        let msg = tokio::time::timeout(STEP, ws.next())
+            .await
+            .map_err(|_| "timeout".to_string())?
+            .ok_or("connection closed")?
+            .map_err(|e| e.to_string())?;
+        match msg {
+            Message::Text(t) => return serde_json::from_str(&t).map_err(|e| e.to_string()),
+            Message::Close(f) => return Err(format!("closed by the server: {f:?}")),
+            _ => {}
+        }
+    }
+}
+
+/// Reads until a message of `kind` (or an error) arrives.
+pub async fn expect(ws: &mut Ws, kind: &str) -> Result<Value, String> {
+    loop {
+        let v = next_json(ws).await?;
+        if v["type"] == kind {
+            return Ok(v);
+        }
+        if v["type"] == "error" {
+            return Err(v["error"]["code"].as_str().unwrap_or("error").to_owned());
+        }
+    }
+}
+
+/// Connects. A `welcome` (which older servers do not send) is skipped by
+/// the next `expect`.
+pub async fn connect(server: &str) -> Result<Ws, String> {
+    let (ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(server))
+        .await
+        .map_err(|_| "connect timeout".to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok(ws)
+}
+
+/// Hello v1 with the emulator's ticket; returns (session id, resume id).
+pub async fn hello(ws: &mut Ws, backend_url: &str, user: &str, ticket: &str) -> Result<(String, String), String> {
+    let hello = json!({"id": "h", "type": "hello", "hello": {"version": "1.0",
+        "auth": {"url": backend_url, "params": {"userid": user, "ticket": ticket}}}});
+    ws.send(Message::Text(hello.to_string().into())).await.map_err(|e| e.to_string())?;
+    let v = expect(ws, "hello").await?;
+    Ok((
+        v["hello"]["sessionid"].as_str().unwrap_or_default().to_owned(),
+        v["hello"]["resumeid"].as_str().unwrap_or_default().to_owned(),
+    ))
+}
+
+pub async fn resume(ws: &mut Ws, resume_id: &str) -> Result<String, String> {
+    let hello = json!({"id": "r", "type": "hello", "hello": {"version": "1.0", "resumeid": resume_id}});
+    ws.send(Message::Text(hello.to_string().into())).await.map_err(|e| e.to_string())?;
+    let v = expect(ws, "hello").await?;
+    Ok(v["hello"]["sessionid"].as_str().unwrap_or_default().to_owned())
+}
+
+pub async fn join(ws: &mut Ws, room: &str, room_session: &str) -> Result<(), String> {
+    let msg = json!({"id": "j", "type": "room", "room": {"roomid": room, "sessionid": room_session}});
+    ws.send(Message::Text(msg.to_string().into())).await.map_err(|e| e.to_string())?;
+    expect(ws, "room").await.map(|_| ())
+}
+
+#[derive(Deserialize)]
+struct Incoming {
+    #[serde(rename = "type")]
+    kind: String,
+    message: Option<IncomingMessage>,
+}
+
+#[derive(Deserialize)]
+struct IncomingMessage {
+    data: BenchData,
+}
+
+#[derive(Deserialize)]
+struct BenchData {
+    /// (sender index, send time in us since the base)
+    bench: (usize, u64),
+}
+
+/// The text of a benchmark message from client `me`.
+pub fn bench_message(recipient: &Value, me: usize, now_us: u64, pad: &str) -> String {
+    json!({"type": "message", "message": {"recipient": recipient, "data": {"bench": [me, now_us], "pad": pad}}}).to_string()
+}
+
+/// Counts deliveries and latencies until the stream ends.
+pub async fn read_loop(mut stream: SplitStream<Ws>, shared: Arc<Shared>) -> Histogram<u64> {
+    let mut h = histogram();
+    while let Some(Ok(msg)) = stream.next().await {
+        let Message::Text(text) = msg else { continue };
+        match serde_json::from_str::<Incoming>(&text) {
+            Ok(Incoming {
+                kind,
+                message: Some(m),
+            }) if kind == "message" => {
+                let (sender, sent) = m.data.bench;
+                let _ = h.record(shared.now_us().saturating_sub(sent).max(1));
+                shared.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                if let Some(p) = shared.permits.get(sender) {
+                    p.add_permits(1);
+                }
+            }
+            Ok(Incoming { kind, .. }) if kind == "error" => {
+                shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+    h
+}
