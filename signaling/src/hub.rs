@@ -235,10 +235,9 @@ impl Hub {
                 return Flow::Continue;
             }
         };
-        METRICS
-            .server_messages_total
-            .with_label_values(&[msg.body.kind()])
-            .inc();
+        if let Some(c) = METRICS.hot.server_message(msg.body.kind()) {
+            c.inc();
+        }
         let Some(session) = ctx.session.clone() else {
             return match msg.body {
                 ClientRequest::Hello(hello) => {

@@ -9,8 +9,29 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+/// Counters touched for every frame, resolved once: a labelled lookup per
+/// message would cost a hash and a lock.
+pub struct Hot {
+    pub messages_in: IntCounter,
+    pub messages_out: IntCounter,
+    pub bytes_in: IntCounter,
+    pub bytes_out: IntCounter,
+    server_messages: Vec<(&'static str, IntCounter)>,
+}
+
+impl Hot {
+    /// `signaling_server_messages_total{type}` for a client message type.
+    pub fn server_message(&self, kind: &str) -> Option<&IntCounter> {
+        self.server_messages
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, c)| c)
+    }
+}
+
 pub struct Metrics {
     pub registry: Registry,
+    pub hot: Hot,
     pub hub_rooms: IntGaugeVec,
     pub hub_sessions: IntGaugeVec,
     pub hub_sessions_total: IntCounterVec,
@@ -67,7 +88,45 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     )
     .unwrap_or_else(|e| unreachable!("{e}"));
     let _ = r.register(Box::new(rtt.clone()));
+    let client_messages = counter(
+        &r,
+        "signaling_client_messages_total",
+        "The total number of messages sent to or received by clients",
+        &["direction"],
+    );
+    let client_bytes = counter(
+        &r,
+        "signaling_client_bytes_total",
+        "The total number of bytes sent to or received by clients",
+        &["direction"],
+    );
+    let server_messages = counter(
+        &r,
+        "signaling_server_messages_total",
+        "The total number of signaling messages",
+        &["type"],
+    );
+    let hot = Hot {
+        messages_in: client_messages.with_label_values(&["incoming"]),
+        messages_out: client_messages.with_label_values(&["outgoing"]),
+        bytes_in: client_bytes.with_label_values(&["incoming"]),
+        bytes_out: client_bytes.with_label_values(&["outgoing"]),
+        server_messages: [
+            "hello",
+            "bye",
+            "room",
+            "message",
+            "control",
+            "internal",
+            "transient",
+            "unknown",
+        ]
+        .into_iter()
+        .map(|k| (k, server_messages.with_label_values(&[k])))
+        .collect(),
+    };
     Metrics {
+        hot,
         hub_rooms: gauge(
             &r,
             "signaling_hub_rooms",
@@ -99,25 +158,10 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "The current number of sessions in a room",
             &["backend", "room", "clienttype"],
         ),
-        server_messages_total: counter(
-            &r,
-            "signaling_server_messages_total",
-            "The total number of signaling messages",
-            &["type"],
-        ),
+        server_messages_total: server_messages,
         client_rtt: rtt,
-        client_bytes_total: counter(
-            &r,
-            "signaling_client_bytes_total",
-            "The total number of bytes sent to or received by clients",
-            &["direction"],
-        ),
-        client_messages_total: counter(
-            &r,
-            "signaling_client_messages_total",
-            "The total number of messages sent to or received by clients",
-            &["direction"],
-        ),
+        client_bytes_total: client_bytes,
+        client_messages_total: client_messages,
         backend_client_requests_total: counter(
             &r,
             "signaling_backend_client_requests_total",

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::time::{timeout, timeout_at, Instant};
+use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::outbox::{OutFrame, Outbox, OutboxReceiver};
@@ -65,6 +65,11 @@ async fn read_loop(
 ) {
     let mut hello_deadline = Instant::now() + HELLO_TIMEOUT;
     let mut read_deadline = Instant::now() + PONG_WAIT;
+    // Created once: building these futures per frame showed in profiles.
+    let cancelled = token.cancelled();
+    let shutting_down = shutdown.cancelled();
+    let timer = tokio::time::sleep_until(hello_deadline);
+    tokio::pin!(cancelled, shutting_down, timer);
     loop {
         let waiting_for_hello = ctx.session.is_none();
         let deadline = if waiting_for_hello {
@@ -72,10 +77,14 @@ async fn read_loop(
         } else {
             read_deadline
         };
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
         let next = tokio::select! {
-            _ = token.cancelled() => return,
-            _ = shutdown.cancelled() => return,
-            r = timeout_at(deadline, stream.next()) => r,
+            _ = &mut cancelled => return,
+            _ = &mut shutting_down => return,
+            _ = &mut timer => Err(()),
+            r = stream.next() => Ok(r),
         };
         let msg = match next {
             Err(_) if waiting_for_hello && Instant::now() >= hello_deadline => {
@@ -100,14 +109,8 @@ async fn read_loop(
         read_deadline = Instant::now() + PONG_WAIT;
         match msg {
             Message::Text(text) => {
-                METRICS
-                    .client_messages_total
-                    .with_label_values(&["incoming"])
-                    .inc();
-                METRICS
-                    .client_bytes_total
-                    .with_label_values(&["incoming"])
-                    .inc_by(text.len() as u64);
+                METRICS.hot.messages_in.inc();
+                METRICS.hot.bytes_in.inc_by(text.len() as u64);
                 let had_session = ctx.session.is_some();
                 let flow = hub.handle_frame(ctx, text.as_bytes()).await;
                 if !had_session && ctx.session.is_none() {
@@ -158,10 +161,12 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut rx: OutboxRecei
     // The first tick fires at once: upstream pings right after connecting.
     let mut ping = tokio::time::interval(PING_PERIOD);
     let token = rx.token();
+    let cancelled = token.cancelled();
+    tokio::pin!(cancelled);
     loop {
         tokio::select! {
             biased;
-            _ = token.cancelled() => {
+            _ = &mut cancelled => {
                 if let Some((code, reason)) = rx.close_reason() {
                     let _ = timeout(Duration::from_secs(1), send_close(&mut sink, code, &reason)).await;
                 }
@@ -169,14 +174,34 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut rx: OutboxRecei
             }
             frame = rx.rx.recv() => match frame {
                 Some(OutFrame::Text(text)) => {
-                    let len = text.len() as u64;
-                    let sent = timeout(WRITE_WAIT, sink.send(Message::Text(text.as_ref().into()))).await;
-                    if !matches!(sent, Ok(Ok(()))) {
+                    // Queue everything that is waiting, then write once.
+                    let mut close = None;
+                    let mut ok = feed_text(&mut sink, &text).await;
+                    let mut batch = 1;
+                    while ok && batch < WRITE_BATCH {
+                        match rx.rx.try_recv() {
+                            Ok(OutFrame::Text(t)) => {
+                                ok = feed_text(&mut sink, &t).await;
+                                batch += 1;
+                            }
+                            Ok(OutFrame::Close { code, reason }) => {
+                                close = Some((code, reason));
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if ok {
+                        ok = matches!(timeout(WRITE_WAIT, sink.flush()).await, Ok(Ok(())));
+                    }
+                    if !ok {
                         let _ = timeout(Duration::from_secs(1), send_close(&mut sink, CLOSE_INTERNAL, "")).await;
                         break;
                     }
-                    METRICS.client_messages_total.with_label_values(&["outgoing"]).inc();
-                    METRICS.client_bytes_total.with_label_values(&["outgoing"]).inc_by(len);
+                    if let Some((code, reason)) = close {
+                        let _ = timeout(WRITE_WAIT, send_close(&mut sink, code, &reason)).await;
+                        break;
+                    }
                 }
                 Some(OutFrame::Close { code, reason }) => {
                     let _ = timeout(WRITE_WAIT, send_close(&mut sink, code, &reason)).await;
@@ -195,6 +220,22 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut rx: OutboxRecei
     }
     // Stop the reader too if it is still waiting.
     token.cancel();
+}
+
+/// Most frames written with one flush.
+const WRITE_BATCH: usize = 64;
+
+/// Queues one text frame without flushing.
+async fn feed_text(sink: &mut SplitSink<WebSocket, Message>, text: &str) -> bool {
+    let ok = matches!(
+        timeout(WRITE_WAIT, sink.feed(Message::Text(text.into()))).await,
+        Ok(Ok(()))
+    );
+    if ok {
+        METRICS.hot.messages_out.inc();
+        METRICS.hot.bytes_out.inc_by(text.len() as u64);
+    }
+    ok
 }
 
 async fn send_close(

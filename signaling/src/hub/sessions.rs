@@ -27,6 +27,7 @@ pub struct Sessions {
     per_backend: Mutex<HashMap<BackendId, u64>>,
     /// Virtual sessions by `<owner public id>|<client id>`.
     virtuals: Mutex<HashMap<String, Arc<Session>>>,
+    hasher: std::collections::hash_map::RandomState,
 }
 
 impl Default for Sessions {
@@ -36,6 +37,7 @@ impl Default for Sessions {
             room_sessions: Mutex::default(),
             per_backend: Mutex::default(),
             virtuals: Mutex::default(),
+            hasher: std::collections::hash_map::RandomState::new(),
         }
     }
 }
@@ -51,6 +53,13 @@ pub struct LimitReached;
 impl Sessions {
     fn shard_of_index(&self, index: u64) -> &Mutex<Shard> {
         &self.shards[(index as usize) % SHARDS]
+    }
+
+    /// Public ids live in the shard their hash picks, so a lookup by
+    /// public id is one probe.
+    fn shard_of_public(&self, id: &PublicSessionId) -> &Mutex<Shard> {
+        use std::hash::BuildHasher;
+        &self.shards[(self.hasher.hash_one(id) as usize) % SHARDS]
     }
 
     /// Registers a session, enforcing the backend's session limit
@@ -72,12 +81,14 @@ impl Sessions {
         if let Some(v) = &session.virtual_owner {
             self.virtuals.lock().insert(v.key(), session.clone());
         }
-        let mut shard = self.shard_of_index(session.index).lock();
-        shard.by_index.insert(session.index, session.clone());
-        shard
+        self.shard_of_index(session.index)
+            .lock()
+            .by_index
+            .insert(session.index, session.clone());
+        self.shard_of_public(&session.public_id)
+            .lock()
             .by_public
             .insert(session.public_id.clone(), session.clone());
-        drop(shard);
         let labels = [session.backend.id.as_str(), session.client_type.as_str()];
         METRICS.hub_sessions.with_label_values(&labels).inc();
         METRICS.hub_sessions_total.with_label_values(&labels).inc();
@@ -94,10 +105,16 @@ impl Sessions {
                 virtuals.remove(&v.key());
             }
         }
-        let mut shard = self.shard_of_index(session.index).lock();
-        let removed = shard.by_index.remove(&session.index).is_some();
-        shard.by_public.remove(&session.public_id);
-        drop(shard);
+        let removed = self
+            .shard_of_index(session.index)
+            .lock()
+            .by_index
+            .remove(&session.index)
+            .is_some();
+        self.shard_of_public(&session.public_id)
+            .lock()
+            .by_public
+            .remove(&session.public_id);
         if !removed {
             return;
         }
@@ -143,11 +160,7 @@ impl Sessions {
     }
 
     pub fn by_public(&self, id: &PublicSessionId) -> Option<Arc<Session>> {
-        // Public ids do not reveal their index without decoding, so look
-        // through the shards; each lookup is a hash probe.
-        self.shards
-            .iter()
-            .find_map(|s| s.lock().by_public.get(id).cloned())
+        self.shard_of_public(id).lock().by_public.get(id).cloned()
     }
 
     pub fn len(&self) -> usize {

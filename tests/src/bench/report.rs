@@ -28,7 +28,8 @@ impl Counters {
 
 /// A histogram of microseconds, 1 us .. 60 s, 3 significant digits.
 pub fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+    Histogram::new_with_bounds(1, 60_000_000, 3)
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Default)]
@@ -125,7 +126,8 @@ impl Report {
             let cpu = a.cpu_seconds - b.cpu_seconds;
             self.server_cpu_seconds = Some(cpu);
             if self.delivered > 0 {
-                self.server_cpu_ms_per_1000_msgs = Some(cpu * 1000.0 / (self.delivered as f64 / 1000.0));
+                self.server_cpu_ms_per_1000_msgs =
+                    Some(cpu * 1000.0 / (self.delivered as f64 / 1000.0));
             }
             self.server_rss_kib = Some(a.rss_kib);
             self.server_peak_rss_kib = Some(a.peak_rss_kib);
@@ -162,7 +164,11 @@ impl Report {
             s.push('\n');
         }
         if let (Some(rss), Some(peak)) = (self.server_rss_kib, self.server_peak_rss_kib) {
-            s.push_str(&format!("  server RSS {} MiB, peak {} MiB\n", rss / 1024, peak / 1024));
+            s.push_str(&format!(
+                "  server RSS {} MiB, peak {} MiB\n",
+                rss / 1024,
+                peak / 1024
+            ));
         }
         if let Some(b) = self.rss_bytes_per_connection {
             s.push_str(&format!("  {:.1} KiB per idle connection\n", b / 1024.0));

@@ -31,7 +31,12 @@ fn room_name(index: usize, size: usize) -> String {
 }
 
 /// Connects, says hello and optionally joins, `concurrency` at a time.
-async fn setup(s: &Settings, talk: &Talk, users: &[User], rooms: Option<usize>) -> Result<Vec<Ready>, String> {
+async fn setup(
+    s: &Settings,
+    talk: &Talk,
+    users: &[User],
+    rooms: Option<usize>,
+) -> Result<Vec<Ready>, String> {
     let sem = Arc::new(Semaphore::new(s.concurrency.max(1)));
     let mut tasks = Vec::new();
     for (i, u) in users.iter().enumerate() {
@@ -62,7 +67,9 @@ async fn setup(s: &Settings, talk: &Talk, users: &[User], rooms: Option<usize>) 
 
 async fn talk_with_users(s: &Settings, rooms: usize) -> (Talk, Vec<User>) {
     let talk = Talk::start(&s.secret).await;
-    let users = (0..s.clients).map(|i| talk.add_user(&format!("bench{i}"), &format!("Bench {i}"))).collect();
+    let users = (0..s.clients)
+        .map(|i| talk.add_user(&format!("bench{i}"), &format!("Bench {i}")))
+        .collect();
     for r in 0..rooms {
         talk.add_room(&format!("bench-room-{r}"), Room::open("Bench"));
     }
@@ -90,10 +97,18 @@ async fn messaging(s: &Settings, name: &str, room_size: Option<usize>) -> Result
     let fanout = room_size.map(|k| k.saturating_sub(1).max(1)).unwrap_or(1) as u32;
     let shared = Arc::new(Shared {
         counters: Arc::new(Counters::default()),
-        permits: (0..ready.len()).map(|_| Arc::new(Semaphore::new(s.inflight * fanout as usize))).collect(),
+        permits: (0..ready.len())
+            .map(|_| Arc::new(Semaphore::new(s.inflight * fanout as usize)))
+            .collect(),
         base: Instant::now(),
     });
-    let ids: Arc<Vec<String>> = Arc::new(ready.iter().map(|r| r.session_id.clone()).collect());
+    let recipients: Arc<Vec<String>> = Arc::new(
+        ready
+            .iter()
+            .map(|r| json!({"type": "session", "sessionid": r.session_id}).to_string())
+            .collect(),
+    );
+    let room_recipient: Arc<str> = Arc::from(json!({"type": "room"}).to_string());
     // Let join events settle before measuring.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut readers = Vec::new();
@@ -116,7 +131,8 @@ async fn messaging(s: &Settings, name: &str, room_size: Option<usize>) -> Result
     let n = sinks.len();
     for (me, mut sink) in sinks.into_iter().enumerate() {
         let shared = shared.clone();
-        let ids = ids.clone();
+        let recipients = recipients.clone();
+        let room_recipient = room_recipient.clone();
         let pad = pad.clone();
         writers.push(tokio::spawn(async move {
             let mut interval = per_client_rate.map(|r| {
@@ -147,17 +163,17 @@ async fn messaging(s: &Settings, name: &str, room_size: Option<usize>) -> Result
                 if !go {
                     break;
                 }
-                let recipient = match room_size {
-                    Some(_) => json!({"type": "room"}),
+                let recipient: &str = match room_size {
+                    Some(_) => &room_recipient,
                     None => {
                         let mut peer = rand::thread_rng().gen_range(0..n.max(2) - 1);
                         if peer >= me {
                             peer += 1;
                         }
-                        json!({"type": "session", "sessionid": ids[peer.min(n - 1)]})
+                        &recipients[peer.min(n - 1)]
                     }
                 };
-                let text = conn::bench_message(&recipient, me, shared.now_us(), &pad);
+                let text = conn::bench_message(recipient, me, shared.now_us(), &pad);
                 if sink.send(Message::Text(text.into())).await.is_err() {
                     shared.counters.errors.fetch_add(1, Ordering::Relaxed);
                     break;
@@ -270,7 +286,10 @@ pub async fn join_storm(s: &Settings) -> Result<Report, String> {
 pub async fn resume_storm(s: &Settings) -> Result<Report, String> {
     let (talk, users) = talk_with_users(s, 0).await;
     let ready = setup(s, &talk, &users, None).await?;
-    let ids: Vec<(String, String)> = ready.iter().map(|r| (r.session_id.clone(), r.resume_id.clone())).collect();
+    let ids: Vec<(String, String)> = ready
+        .iter()
+        .map(|r| (r.session_id.clone(), r.resume_id.clone()))
+        .collect();
     drop(ready);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = sample(s);

@@ -79,7 +79,10 @@ async fn main() {
     }
     let duration = Duration::from_secs_f64(cli.duration.max(0.1));
     if duration > bench::MAX_DURATION {
-        eprintln!("--duration is limited to {} s", bench::MAX_DURATION.as_secs());
+        eprintln!(
+            "--duration is limited to {} s",
+            bench::MAX_DURATION.as_secs()
+        );
         std::process::exit(2);
     }
     let settings = Settings {
