@@ -24,7 +24,7 @@ use crate::hub::Hub;
 use crate::{api, realip};
 
 /// Bytes read from a client socket at once.
-const READ_BUFFER: usize = 8 * 1024;
+const READ_BUFFER: usize = 4 * 1024;
 
 /// The peer of an HTTP connection; Unix socket peers count as loopback.
 #[derive(Debug, Clone, Copy)]
@@ -120,6 +120,9 @@ async fn spreed(
         // The default 128 KiB read buffer is zeroed on every read, which
         // dominated the profile with many small messages.
         .read_buffer_size(READ_BUFFER)
+        // Frames go to the socket as they are fed; batching in the
+        // tungstenite buffer measured slower (docs/benchmarks.md).
+        .write_buffer_size(0)
         .on_upgrade(move |socket| {
             tracker.track_future(connection::run(socket, hub, info, shutdown))
         })
