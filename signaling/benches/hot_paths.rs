@@ -120,7 +120,8 @@ fn benches(c: &mut Criterion) {
         .iter()
         .map(|(s, _)| subscribe(&bus, &room, s))
         .collect();
-    let mut receivers: Vec<OutboxReceiver> = members.into_iter().map(|(_, rx)| rx).collect();
+    let (_sessions, mut receivers): (Vec<Arc<Session>>, Vec<OutboxReceiver>) =
+        members.into_iter().unzip();
     c.bench_function("fan out to a 100-session room", |b| {
         b.iter_batched(
             || Arc::new(BusMessage::new(msg.clone())),
