@@ -25,4 +25,5 @@ run "1:1 1000 clients" one-to-one --clients 1000 --duration 10
 run "1:1 2000 clients" one-to-one --clients 2000 --duration 10
 run "room 500 members, 100 msg/s" room --clients 500 --room-size 500 --rate 100 --duration 10
 run "join storm 2000 clients" join-storm --clients 2000 --room-size 10 --concurrency 100
+run "resume storm 2000 clients" resume-storm --clients 2000 --concurrency 100
 run "idle 10000 connections" idle --clients 10000 --duration 5 --concurrency 200
