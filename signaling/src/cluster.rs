@@ -5,5 +5,7 @@
 
 pub mod bus;
 pub mod loopback;
+pub mod nats;
+pub mod wire;
 
 pub use bus::{BusMessage, BusPayload, BusSink, EventBus, RoomNotice, Subject, Subscription};

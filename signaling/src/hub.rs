@@ -106,6 +106,8 @@ pub(crate) struct Inner {
     pub shutdown: CancellationToken,
     pub federation: FederationSettings,
     pub dialouts: dialout::PendingDialouts,
+    /// Identifies this process on the bus.
+    pub node: u64,
     next_index: AtomicU64,
 }
 
@@ -157,6 +159,7 @@ impl Hub {
                     skip_verify: config.federation.skip_verify,
                 },
                 dialouts: dialout::PendingDialouts::default(),
+                node: rand::random(),
                 next_index: AtomicU64::new(1),
             }),
         })

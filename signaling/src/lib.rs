@@ -37,20 +37,25 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub enum Error {
     #[error(transparent)]
     Setup(#[from] hub::HubSetupError),
-    #[error("[nats] url: only nats://loopback is supported by this version, got {0}")]
-    Nats(String),
+    #[error("[nats] url: {0}")]
+    Nats(#[from] cluster::nats::ConnectError),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
 }
 
-/// Builds the hub for `config` (the event bus included).
-pub fn build_hub(config: &Config) -> Result<hub::Hub, Error> {
-    if !config.nats.is_loopback() {
-        return Err(Error::Nats(config.nats.urls.join(",")));
-    }
-    let bus: Arc<dyn cluster::EventBus> = Arc::new(cluster::loopback::LoopbackBus::new());
+/// Builds the hub for `config`, connecting the event bus: in-process for
+/// `nats://loopback`, a NATS server otherwise.
+pub async fn build_hub(config: &Config) -> Result<hub::Hub, Error> {
+    let bus: Arc<dyn cluster::EventBus> = if config.nats.is_loopback() {
+        Arc::new(cluster::loopback::LoopbackBus::new())
+    } else {
+        Arc::new(cluster::nats::NatsBus::connect(&config.nats.urls, NATS_CONNECT_TIMEOUT).await?)
+    };
     Ok(hub::Hub::new(config, bus)?)
 }
+
+/// How long start-up waits for the NATS server.
+pub const NATS_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the server on already-bound listeners until `shutdown` fires.
 pub async fn run(

@@ -81,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
     if config.http.listen.is_empty() {
         anyhow::bail!("[http] listen: no listener configured");
     }
-    let hub = signaling::build_hub(&config)?;
+    let hub = signaling::build_hub(&config).await?;
     let listeners = bind(&config.http.listen).await?;
 
     let shutdown = CancellationToken::new();

@@ -5,11 +5,13 @@
 //! - [`talk`]: a Nextcloud Talk backend emulator on a loopback port.
 //! - [`server`]: starts the real `signaling` binary with a generated config.
 //! - [`client`]: a `/spreed` client with `expect` helpers.
+//! - [`nats`]: a real `nats-server` on a random port.
 //! - [`wait`]: deadlines for "eventually" checks.
 //! - [`bench`]: the load generator behind `signaling-bench`.
 
 pub mod bench;
 pub mod client;
+pub mod nats;
 pub mod process;
 pub mod server;
 pub mod talk;

@@ -17,6 +17,7 @@ pub struct TestServerBuilder {
     internal_secret: Option<String>,
     extra: String,
     port: Option<u16>,
+    nats: Option<String>,
 }
 
 pub struct TestServer {
@@ -32,6 +33,7 @@ impl TestServer {
             internal_secret: Some(INTERNAL_SECRET.into()),
             extra: String::new(),
             port: None,
+            nats: None,
         }
     }
 
@@ -63,6 +65,12 @@ impl TestServerBuilder {
         self
     }
 
+    /// Use this NATS server instead of the in-process bus.
+    pub fn nats(mut self, url: &str) -> Self {
+        self.nats = Some(url.to_owned());
+        self
+    }
+
     /// Listen on this port (to restart a server where it was).
     pub fn port(mut self, port: u16) -> Self {
         self.port = Some(port);
@@ -77,7 +85,8 @@ impl TestServerBuilder {
 
     fn config(&self, port: u16) -> String {
         let mut c = format!(
-            "[http]\nlisten = 127.0.0.1:{port}\n\n[sessions]\nhashkey = 0123456789abcdef0123456789abcdef\nblockkey = 0123456789abcdef\n\n[nats]\nurl = nats://loopback\n\n"
+            "[http]\nlisten = 127.0.0.1:{port}\n\n[sessions]\nhashkey = 0123456789abcdef0123456789abcdef\nblockkey = 0123456789abcdef\n\n[nats]\nurl = {}\n\n",
+            self.nats.as_deref().unwrap_or("nats://loopback")
         );
         if let Some(s) = &self.internal_secret {
             c.push_str(&format!("[clients]\ninternalsecret = {s}\n\n"));

@@ -77,6 +77,13 @@ pub enum BusPayload {
     /// A backend notification for the room object on every node that
     /// holds the room (facts 3.3).
     Room(Box<RoomNotice>),
+    /// A session joined a room on node `node`; the other nodes holding the
+    /// room send it their members (the joiner's initial list).
+    SessionJoined {
+        room: RoomId,
+        session: PublicSessionId,
+        node: u64,
+    },
 }
 
 /// A Nextcloud room notification with the time it was received.
@@ -114,6 +121,14 @@ impl BusMessage {
         }
     }
 
+    pub fn with_time(send_time_us: i64, payload: BusPayload) -> Self {
+        BusMessage {
+            send_time_us,
+            payload,
+            json: OnceLock::new(),
+        }
+    }
+
     pub fn room(notice: RoomNotice) -> Self {
         BusMessage {
             send_time_us: now_us(),
@@ -126,7 +141,7 @@ impl BusMessage {
     pub fn message(&self) -> Option<&ServerMessage> {
         match &self.payload {
             BusPayload::Message(m) => Some(m),
-            BusPayload::Room(_) => None,
+            _ => None,
         }
     }
 
@@ -135,7 +150,7 @@ impl BusMessage {
         self.json
             .get_or_init(|| match &self.payload {
                 BusPayload::Message(m) => Arc::from(m.to_json()),
-                BusPayload::Room(_) => Arc::from("{}"),
+                _ => Arc::from("{}"),
             })
             .clone()
     }

@@ -66,8 +66,15 @@ impl Hub {
                     let (Some(room), Some(inner)) = (weak_room.upgrade(), hub.upgrade()) else {
                         return;
                     };
-                    if let BusPayload::Room(notice) = &m.payload {
-                        Hub { inner }.apply_room_notice(&room, notice);
+                    let hub = Hub { inner };
+                    match &m.payload {
+                        BusPayload::Room(notice) => hub.apply_room_notice(&room, notice),
+                        BusPayload::SessionJoined { session, node, .. }
+                            if *node != hub.inner.node =>
+                        {
+                            hub.send_members_to(&room, session);
+                        }
+                        _ => {}
                     }
                 });
                 match self.inner.bus.subscribe(&room.backend_subject(), sink) {
@@ -81,6 +88,38 @@ impl Hub {
                 return (room, others);
             }
         }
+    }
+
+    /// Tells the other nodes holding `room` that `session` joined, so they
+    /// send it their members.
+    pub(crate) fn announce_join(&self, room: &Arc<Room>, session: &Session) {
+        let msg = BusMessage::with_time(
+            now_us(),
+            BusPayload::SessionJoined {
+                room: room.id.clone(),
+                session: session.public_id.clone(),
+                node: self.inner.node,
+            },
+        );
+        if let Err(e) = self
+            .inner
+            .bus
+            .publish(&room.backend_subject(), Arc::new(msg))
+        {
+            tracing::warn!(error = %e, "could not announce join");
+        }
+    }
+
+    /// This node's members of `room`, as a join event to a joiner elsewhere.
+    fn send_members_to(&self, room: &Arc<Room>, joiner: &PublicSessionId) {
+        let mut members = room.members();
+        members.retain(|m| &m.public_id != joiner);
+        if members.is_empty() {
+            return;
+        }
+        members.sort_by_key(|m| m.index);
+        let join = members.iter().map(|m| self.join_entry(m)).collect();
+        self.publish_session(joiner, &event(Event::Room(RoomEvent::Join { join })));
     }
 
     fn publish_user(&self, backend: &Backend, user: &str, msg: &ServerMessage) {

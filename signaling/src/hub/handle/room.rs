@@ -298,6 +298,8 @@ async fn join(
     if let Some(initial) = super::transient::initial(&room) {
         session.send(&initial);
     }
+    // Members on other nodes come through the bus.
+    hub.announce_join(&room, session);
     // Then the joiner gets the sessions that were already there.
     let mut others = others;
     others.sort_by_key(|s| s.index);

@@ -1,0 +1,196 @@
+//! The JSON form of bus messages between nodes (cluster-sfu-facts 1.3):
+//! `{"sendtime": RFC 3339, "type": "message"|"room"|"sessionjoined", ...}`.
+
+use proto::ids::{PublicSessionId, RoomId};
+use proto::server::ServerMessage;
+use proto::talk::notify::RoomNotification;
+use serde::{Deserialize, Serialize};
+
+use super::bus::{BusMessage, BusPayload, RoomNotice};
+
+#[derive(Serialize, Deserialize)]
+struct RoomWire {
+    roomid: RoomId,
+    #[serde(flatten)]
+    notification: serde_json::Value,
+    received: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct JoinedWire {
+    roomid: RoomId,
+    sessionid: PublicSessionId,
+    node: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AsyncMessage {
+    sendtime: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    message: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    room: Option<RoomWire>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    asyncroom: Option<JoinedWire>,
+}
+
+/// Unix microseconds as RFC 3339 UTC with microseconds.
+pub fn format_time(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let micros = us.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// Parses what [`format_time`] writes (any fraction length, `Z` only).
+pub fn parse_time(s: &str) -> Option<i64> {
+    let (date, time) = s.strip_suffix('Z')?.split_once('T')?;
+    let mut dp = date.split('-').map(|p| p.parse::<i64>());
+    let (y, m, d) = (dp.next()?.ok()?, dp.next()?.ok()?, dp.next()?.ok()?);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut tp = hms.split(':').map(|p| p.parse::<i64>());
+    let (hh, mm, ss) = (tp.next()?.ok()?, tp.next()?.ok()?, tp.next()?.ok()?);
+    let frac6: String = frac.chars().chain(std::iter::repeat('0')).take(6).collect();
+    let micros: i64 = frac6.parse().ok()?;
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000) + micros)
+}
+
+pub fn encode(m: &BusMessage) -> Vec<u8> {
+    let mut out = AsyncMessage {
+        sendtime: format_time(m.send_time_us),
+        kind: String::new(),
+        message: None,
+        room: None,
+        asyncroom: None,
+    };
+    match &m.payload {
+        BusPayload::Message(_) => {
+            out.kind = "message".into();
+            out.message = serde_json::from_str(&m.json()).ok();
+        }
+        BusPayload::Room(n) => {
+            out.kind = "room".into();
+            out.room = Some(RoomWire {
+                roomid: n.room.clone(),
+                notification: serde_json::to_value(&n.notification).unwrap_or_default(),
+                received: n.received_us * 1000,
+            });
+        }
+        BusPayload::SessionJoined {
+            room,
+            session,
+            node,
+        } => {
+            out.kind = "asyncroom".into();
+            out.asyncroom = Some(JoinedWire {
+                roomid: room.clone(),
+                sessionid: session.clone(),
+                node: *node,
+            });
+        }
+    }
+    serde_json::to_vec(&out).unwrap_or_default()
+}
+
+pub fn decode(bytes: &[u8]) -> Option<BusMessage> {
+    let a: AsyncMessage = serde_json::from_slice(bytes).ok()?;
+    let send_time_us = parse_time(&a.sendtime)?;
+    let payload = match a.kind.as_str() {
+        "message" => BusPayload::Message(serde_json::from_value::<ServerMessage>(a.message?).ok()?),
+        "room" => {
+            let r = a.room?;
+            BusPayload::Room(Box::new(RoomNotice {
+                room: r.roomid,
+                notification: serde_json::from_value::<RoomNotification>(r.notification).ok()?,
+                received_us: r.received / 1000,
+            }))
+        }
+        "asyncroom" => {
+            let j = a.asyncroom?;
+            BusPayload::SessionJoined {
+                room: j.roomid,
+                session: j.sessionid,
+                node: j.node,
+            }
+        }
+        _ => return None,
+    };
+    Some(BusMessage::with_time(send_time_us, payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_round_trip() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            format_time(1_700_000_000_123_456),
+            "2023-11-14T22:13:20.123456Z"
+        );
+        for t in [
+            0,
+            1_700_000_000_123_456,
+            951_782_400_000_001,
+            4_102_444_800_000_000,
+        ] {
+            assert_eq!(parse_time(&format_time(t)), Some(t));
+        }
+        assert_eq!(
+            parse_time("2023-11-14T22:13:20.1Z"),
+            Some(1_700_000_000_100_000)
+        );
+        assert_eq!(parse_time("garbage"), None);
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        let msg = ServerMessage::new(proto::server::ServerBody::Bye {
+            bye: Some(proto::server::ByeMessage { reason: "x".into() }),
+        });
+        let b = BusMessage::new(msg);
+        let back = decode(&encode(&b)).unwrap();
+        assert_eq!(back.send_time_us, b.send_time_us);
+        assert_eq!(&*back.json(), &*b.json());
+        let j = BusMessage::with_time(
+            5,
+            BusPayload::SessionJoined {
+                room: "r".into(),
+                session: "s".into(),
+                node: 7,
+            },
+        );
+        assert!(matches!(
+            decode(&encode(&j)).unwrap().payload,
+            BusPayload::SessionJoined { node: 7, .. }
+        ));
+        assert!(decode(b"{}").is_none());
+    }
+}

@@ -1,0 +1,135 @@
+//! Two signaling nodes sharing a real nats-server: clients on different
+//! nodes see each other in rooms and can message each other, and Nextcloud
+//! notifications reach the room members on every node.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tests::client::TestClient;
+use tests::nats::NatsServer;
+use tests::server::{TestServer, TALK_SECRET};
+use tests::talk::{Room, Talk, User};
+
+struct Cluster {
+    talk: Talk,
+    _nats: NatsServer,
+    a: TestServer,
+    b: TestServer,
+    alice: User,
+    bob: User,
+}
+
+async fn cluster() -> Cluster {
+    let nats = NatsServer::start().await;
+    let talk = Talk::start(TALK_SECRET).await;
+    let alice = talk.add_user("alice", "Alice");
+    let bob = talk.add_user("bob", "Bob");
+    talk.add_room("room1", Room::open("Room one"));
+    let a = TestServer::builder()
+        .talk(&talk)
+        .nats(&nats.url)
+        .start()
+        .await;
+    let b = TestServer::builder()
+        .talk(&talk)
+        .nats(&nats.url)
+        .start()
+        .await;
+    Cluster {
+        talk,
+        _nats: nats,
+        a,
+        b,
+        alice,
+        bob,
+    }
+}
+
+async fn user(server: &TestServer, talk: &Talk, u: &User) -> TestClient {
+    let (mut c, _) = TestClient::connect(server).await;
+    c.hello_v1(talk, Some(u)).await;
+    c
+}
+
+fn join_ids(v: &serde_json::Value) -> Vec<String> {
+    v["event"]["join"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["sessionid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Joining a room whose other member is on another node: both learn about
+/// each other once, messages of every recipient type cross, leaving is seen.
+#[tokio::test]
+async fn rooms_and_messages_across_nodes() {
+    let c = cluster().await;
+    let mut a = user(&c.a, &c.talk, &c.alice).await;
+    let mut b = user(&c.b, &c.talk, &c.bob).await;
+    a.join_ok("room1", "ta").await;
+    b.join_ok("room1", "tb").await;
+    // bob's initial list comes from node A; alice hears bob's join.
+    let initial = b.recv_until(|v| v["event"]["type"] == "join").await;
+    assert_eq!(join_ids(&initial), vec![a.session_id.clone()]);
+    let joined = a.recv_until(|v| v["event"]["type"] == "join").await;
+    assert_eq!(join_ids(&joined), vec![b.session_id.clone()]);
+    a.expect_silence(Duration::from_millis(300)).await;
+    b.expect_silence(Duration::from_millis(300)).await;
+
+    a.message(
+        json!({"type": "session", "sessionid": b.session_id}),
+        json!({"n": 1}),
+    )
+    .await;
+    let m = b.recv().await;
+    assert_eq!(m["message"]["data"], json!({"n": 1}));
+    assert_eq!(m["message"]["sender"]["sessionid"], a.session_id.as_str());
+    b.message(json!({"type": "user", "userid": "alice"}), json!({"n": 2}))
+        .await;
+    assert_eq!(a.recv().await["message"]["data"], json!({"n": 2}));
+    a.message(json!({"type": "room"}), json!({"n": 3})).await;
+    assert_eq!(b.recv().await["message"]["data"], json!({"n": 3}));
+    a.expect_silence(Duration::from_millis(300)).await;
+
+    b.request("room", json!({"roomid": ""})).await;
+    let left = a.recv_until(|v| v["event"]["type"] == "leave").await;
+    assert_eq!(left["event"]["leave"][0], b.session_id.as_str());
+}
+
+/// A notification sent to one node reaches room members on both.
+#[tokio::test]
+async fn notifications_reach_every_node() {
+    let c = cluster().await;
+    let mut a = user(&c.a, &c.talk, &c.alice).await;
+    let mut b = user(&c.b, &c.talk, &c.bob).await;
+    a.join_ok("room1", "ta").await;
+    b.join_ok("room1", "tb").await;
+    b.recv_until(|v| v["event"]["type"] == "join").await;
+    a.recv_until(|v| v["event"]["type"] == "join").await;
+    let (status, _) = c
+        .talk
+        .notify(
+            &c.a.http_url(),
+            "room1",
+            &json!({"type": "message", "message": {"data": {"type": "custom"}}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    for client in [&mut a, &mut b] {
+        let v = client.recv().await;
+        assert_eq!(
+            v["event"]["message"],
+            json!({"roomid": "room1", "data": {"type": "custom"}})
+        );
+    }
+    // User-bound events reach users wherever they are connected.
+    c.talk
+        .notify(
+            &c.a.http_url(),
+            "room9",
+            &json!({"type": "invite", "invite": {"userids": ["bob"], "alluserids": ["bob"]}}),
+        )
+        .await;
+    assert_eq!(b.recv().await["event"]["invite"]["roomid"], "room9");
+}
