@@ -11,15 +11,25 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
-    /// Starts nats-server; panics with its log if it does not come up.
+    /// Starts nats-server on a random port; panics with its log if it does
+    /// not come up.
     pub async fn start() -> NatsServer {
+        Self::start_port("-1").await
+    }
+
+    /// Starts nats-server on `port` (to restart one where it was).
+    pub async fn start_on(port: u16) -> NatsServer {
+        Self::start_port(&port.to_string()).await
+    }
+
+    async fn start_port(port: &str) -> NatsServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cmd = Command::new("nats-server");
         cmd.args([
             "-a",
             "127.0.0.1",
             "-p",
-            "-1",
+            port,
             "-m",
             "-1",
             "--ports_file_dir",

@@ -51,6 +51,18 @@ async fn user(server: &TestServer, talk: &Talk, u: &User) -> TestClient {
     c
 }
 
+/// Joins and waits until the join events named all of `expect` (own join
+/// and initial list arrive by different paths, in either order).
+async fn join_seeing(c: &mut TestClient, room: &str, talk_session: &str, expect: &[&str]) {
+    let reply = c.join(room, talk_session).await;
+    assert_eq!(reply["type"], "room", "{reply}");
+    let mut seen: Vec<String> = Vec::new();
+    while !expect.iter().all(|e| seen.iter().any(|s| s == e)) {
+        let v = c.recv_until(|v| v["event"]["type"] == "join").await;
+        seen.extend(join_ids(&v));
+    }
+}
+
 fn join_ids(v: &serde_json::Value) -> Vec<String> {
     v["event"]["join"]
         .as_array()
@@ -68,10 +80,9 @@ async fn rooms_and_messages_across_nodes() {
     let mut a = user(&c.a, &c.talk, &c.alice).await;
     let mut b = user(&c.b, &c.talk, &c.bob).await;
     a.join_ok("room1", "ta").await;
-    b.join_ok("room1", "tb").await;
     // bob's initial list comes from node A; alice hears bob's join.
-    let initial = b.recv_until(|v| v["event"]["type"] == "join").await;
-    assert_eq!(join_ids(&initial), vec![a.session_id.clone()]);
+    let (a_id, b_id) = (a.session_id.clone(), b.session_id.clone());
+    join_seeing(&mut b, "room1", "tb", &[&a_id, &b_id]).await;
     let joined = a.recv_until(|v| v["event"]["type"] == "join").await;
     assert_eq!(join_ids(&joined), vec![b.session_id.clone()]);
     a.expect_silence(Duration::from_millis(300)).await;
@@ -104,8 +115,8 @@ async fn notifications_reach_every_node() {
     let mut a = user(&c.a, &c.talk, &c.alice).await;
     let mut b = user(&c.b, &c.talk, &c.bob).await;
     a.join_ok("room1", "ta").await;
-    b.join_ok("room1", "tb").await;
-    b.recv_until(|v| v["event"]["type"] == "join").await;
+    let (a_id, b_id) = (a.session_id.clone(), b.session_id.clone());
+    join_seeing(&mut b, "room1", "tb", &[&a_id, &b_id]).await;
     a.recv_until(|v| v["event"]["type"] == "join").await;
     let (status, _) = c
         .talk
@@ -132,4 +143,68 @@ async fn notifications_reach_every_node() {
         )
         .await;
     assert_eq!(b.recv().await["event"]["invite"]["roomid"], "room9");
+}
+
+/// Transient data set on one node reaches members on the other, and a
+/// later joiner on either node gets it in `initial`.
+#[tokio::test]
+async fn transient_data_across_nodes() {
+    let c = cluster().await;
+    let mut a = user(&c.a, &c.talk, &c.alice).await;
+    let mut b = user(&c.b, &c.talk, &c.bob).await;
+    a.join_ok("room1", "ta").await;
+    let (a_id, b_id) = (a.session_id.clone(), b.session_id.clone());
+    join_seeing(&mut b, "room1", "tb", &[&a_id, &b_id]).await;
+    a.recv_until(|v| v["event"]["type"] == "join").await;
+    a.request(
+        "transient",
+        json!({"type": "set", "key": "k", "value": {"v": 1}}),
+    )
+    .await;
+    for client in [&mut a, &mut b] {
+        let v = client.recv_until(|v| v["type"] == "transient").await;
+        assert_eq!(
+            v["transient"],
+            json!({"type": "set", "key": "k", "value": {"v": 1}})
+        );
+    }
+    let carol = c.talk.add_user("carol", "Carol");
+    let mut late = user(&c.b, &c.talk, &carol).await;
+    late.join("room1", "tc").await;
+    let v = late.recv_until(|v| v["type"] == "transient").await;
+    assert_eq!(
+        v["transient"],
+        json!({"type": "initial", "data": {"k": {"v": 1}}})
+    );
+    b.request("transient", json!({"type": "remove", "key": "k"}))
+        .await;
+    let v = a.recv_until(|v| v["type"] == "transient").await;
+    assert_eq!(v["transient"]["type"], "remove");
+}
+
+/// After the NATS server restarts, the nodes reconnect and route again.
+#[tokio::test]
+async fn nats_restart_routing_resumes() {
+    let mut c = cluster().await;
+    let mut a = user(&c.a, &c.talk, &c.alice).await;
+    let mut b = user(&c.b, &c.talk, &c.bob).await;
+    let port: u16 = c._nats.url.rsplit(':').next().unwrap().parse().unwrap();
+    c._nats.process.stop(Duration::from_secs(5));
+    c._nats = NatsServer::start_on(port).await;
+    // Messages sent while reconnecting may be lost; keep trying until one
+    // crosses, within a bound.
+    let mut delivered = false;
+    for n in 0..50 {
+        a.message(
+            json!({"type": "session", "sessionid": b.session_id}),
+            json!({"n": n}),
+        )
+        .await;
+        if let Ok(Some(v)) = b.try_recv_within(Duration::from_millis(200)).await {
+            assert_eq!(v["type"], "message");
+            delivered = true;
+            break;
+        }
+    }
+    assert!(delivered, "routing did not resume after the NATS restart");
 }

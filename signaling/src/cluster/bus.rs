@@ -84,6 +84,25 @@ pub enum BusPayload {
         session: PublicSessionId,
         node: u64,
     },
+    /// A transient data change, applied by every node holding the room.
+    Transient {
+        room: RoomId,
+        change: TransientChange,
+    },
+}
+
+/// One change of a room's transient data.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "action", rename_all = "lowercase")]
+pub enum TransientChange {
+    Set {
+        key: String,
+        // A plain value: raw JSON cannot pass serde's tagged-enum decoding.
+        value: serde_json::Value,
+        ttl_ns: i64,
+    },
+    #[serde(rename = "delete")]
+    Remove { key: String },
 }
 
 /// A Nextcloud room notification with the time it was received.
@@ -191,6 +210,10 @@ pub trait EventBus: Send + Sync {
 
     /// A short description for `/api/v1/serverinfo`.
     fn describe(&self) -> serde_json::Value;
+
+    /// Completes once every earlier subscribe and publish of this node has
+    /// reached the bus, so subscriptions made before are live.
+    fn barrier(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 }
 
 #[cfg(test)]

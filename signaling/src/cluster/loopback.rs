@@ -80,6 +80,11 @@ impl EventBus for LoopbackBus {
         }))
     }
 
+    fn barrier(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        // Delivery is synchronous: everything is in place already.
+        Box::pin(std::future::ready(()))
+    }
+
     fn describe(&self) -> serde_json::Value {
         serde_json::json!({
             "urls": ["nats://loopback"],

@@ -20,6 +20,7 @@ use super::bus::{BusError, BusMessage, BusSink, EventBus, Subject, Subscription}
 use super::wire;
 
 enum Command {
+    Barrier(tokio::sync::oneshot::Sender<()>),
     Subscribe(String),
     Unsubscribe(String),
     Publish(String, Vec<u8>),
@@ -168,6 +169,12 @@ async fn worker(
                     Err(e) => tracing::error!(subject, error = %e, "NATS subscribe failed"),
                 }
             }
+            Command::Barrier(done) => {
+                if let Err(e) = client.flush().await {
+                    tracing::warn!(error = %e, "NATS flush failed");
+                }
+                let _ = done.send(());
+            }
             Command::Unsubscribe(subject) => {
                 let still_wanted = sinks
                     .upgrade()
@@ -217,6 +224,17 @@ impl EventBus for NatsBus {
             subject: name,
             id,
         }))
+    }
+
+    fn barrier(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = self.commands.send(Command::Barrier(tx)).is_ok();
+        Box::pin(async move {
+            if sent {
+                // Bounded: a NATS outage must not hang clients forever.
+                let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+            }
+        })
     }
 
     fn describe(&self) -> serde_json::Value {

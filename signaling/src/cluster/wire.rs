@@ -34,6 +34,15 @@ struct AsyncMessage {
     room: Option<RoomWire>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     asyncroom: Option<JoinedWire>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    transient: Option<TransientWire>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TransientWire {
+    roomid: RoomId,
+    #[serde(flatten)]
+    change: serde_json::Value,
 }
 
 /// Unix microseconds as RFC 3339 UTC with microseconds.
@@ -88,6 +97,7 @@ pub fn encode(m: &BusMessage) -> Vec<u8> {
         message: None,
         room: None,
         asyncroom: None,
+        transient: None,
     };
     match &m.payload {
         BusPayload::Message(_) => {
@@ -100,6 +110,13 @@ pub fn encode(m: &BusMessage) -> Vec<u8> {
                 roomid: n.room.clone(),
                 notification: serde_json::to_value(&n.notification).unwrap_or_default(),
                 received: n.received_us * 1000,
+            });
+        }
+        BusPayload::Transient { room, change } => {
+            out.kind = "transient".into();
+            out.transient = Some(TransientWire {
+                roomid: room.clone(),
+                change: serde_json::to_value(change).unwrap_or_default(),
             });
         }
         BusPayload::SessionJoined {
@@ -137,6 +154,13 @@ pub fn decode(bytes: &[u8]) -> Option<BusMessage> {
                 room: j.roomid,
                 session: j.sessionid,
                 node: j.node,
+            }
+        }
+        "transient" => {
+            let t = a.transient?;
+            BusPayload::Transient {
+                room: t.roomid,
+                change: serde_json::from_value(t.change).ok()?,
             }
         }
         _ => return None,
@@ -191,6 +215,27 @@ mod tests {
             decode(&encode(&j)).unwrap().payload,
             BusPayload::SessionJoined { node: 7, .. }
         ));
+        let t = BusMessage::with_time(
+            9,
+            BusPayload::Transient {
+                room: "r".into(),
+                change: crate::cluster::bus::TransientChange::Set {
+                    key: "k".into(),
+                    value: serde_json::json!({"a": [1, 2]}),
+                    ttl_ns: 5,
+                },
+            },
+        );
+        match decode(&encode(&t)).unwrap().payload {
+            BusPayload::Transient {
+                change: crate::cluster::bus::TransientChange::Set { key, value, ttl_ns },
+                ..
+            } => assert_eq!(
+                (key.as_str(), value, ttl_ns),
+                ("k", serde_json::json!({"a": [1, 2]}), 5)
+            ),
+            other => panic!("{other:?}"),
+        }
         assert!(decode(b"{}").is_none());
     }
 }

@@ -69,6 +69,9 @@ impl Hub {
                     let hub = Hub { inner };
                     match &m.payload {
                         BusPayload::Room(notice) => hub.apply_room_notice(&room, notice),
+                        BusPayload::Transient { change, .. } => {
+                            super::handle::transient::apply(&hub, &room, change);
+                        }
                         BusPayload::SessionJoined { session, node, .. }
                             if *node != hub.inner.node =>
                         {

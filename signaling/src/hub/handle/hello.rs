@@ -54,7 +54,7 @@ pub async fn hello(hub: &Hub, ctx: &mut ConnCtx, id: Option<String>, req: HelloR
     };
     match result {
         Ok(auth) => {
-            if let Err(e) = register(hub, ctx, id.clone(), version, auth, req.features) {
+            if let Err(e) = register(hub, ctx, id.clone(), version, auth, req.features).await {
                 ctx.reply_error(id, e.into_wire());
             }
         }
@@ -200,7 +200,7 @@ fn hello_response(hub: &Hub, session: &Session, version: HelloVersion) -> Server
 }
 
 /// Session registration (facts 1.5.7).
-fn register(
+async fn register(
     hub: &Hub,
     ctx: &mut ConnCtx,
     id: Option<String>,
@@ -249,6 +249,9 @@ fn register(
         session.set_join_deadline(Some(Instant::now() + ANONYMOUS_JOIN_TIMEOUT));
     }
     tracing::debug!(session = %session.public_id, user = session.user_id, kind = session.client_type.as_str(), "session registered");
+    // The subscriptions must be live on the bus before the client can be
+    // addressed by others.
+    hub.inner.bus.barrier().await;
     ctx.reply(&ServerMessage::reply(
         id,
         hello_response(hub, &session, version),

@@ -271,6 +271,8 @@ async fn join(
         ])
         .inc();
 
+    // Our room subscription must be live before anybody announces events.
+    hub.inner.bus.barrier().await;
     ctx.reply(&ServerMessage::reply(
         id,
         room_body(

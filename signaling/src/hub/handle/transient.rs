@@ -9,7 +9,8 @@ use proto::permissions::Permission;
 use proto::server::{ServerBody, ServerMessage, TransientEvent};
 use proto::RawJson;
 
-use crate::cluster::BusMessage;
+use crate::cluster::bus::{now_us, TransientChange};
+use crate::cluster::{BusMessage, BusPayload};
 use crate::hub::room::{Room, TransientSet};
 use crate::hub::session::Session;
 use crate::hub::{ConnCtx, Hub};
@@ -69,46 +70,98 @@ pub fn transient(
     }
 }
 
-fn publish(hub: &Hub, room: &Room, event: TransientEvent) {
-    let msg = ServerMessage::new(ServerBody::Transient { transient: event });
+/// Sends a transient event to this node's members of `room`.
+fn notify_local(room: &Room, event: TransientEvent) {
+    let msg = Arc::new(BusMessage::new(ServerMessage::new(ServerBody::Transient {
+        transient: event,
+    })));
+    for m in room.members() {
+        m.deliver(&msg);
+    }
+}
+
+/// Broadcasts a change to every node holding the room; each applies it to
+/// its copy and tells its members ([`apply`]).
+fn broadcast(hub: &Hub, room: &Room, change: TransientChange) {
+    let msg = BusMessage::with_time(
+        now_us(),
+        BusPayload::Transient {
+            room: room.id.clone(),
+            change,
+        },
+    );
     if let Err(e) = hub
         .inner
         .bus
-        .publish(&room.subject(), Arc::new(BusMessage::new(msg)))
+        .publish(&room.backend_subject(), Arc::new(msg))
     {
         tracing::warn!(room = %room.id, error = %e, "could not publish transient update");
     }
 }
 
 pub(crate) fn set(hub: &Hub, room: &Arc<Room>, key: &str, value: RawJson, ttl_ns: i64) {
-    let generation = match room.transient_set(key, value.clone()) {
-        TransientSet::Unchanged { generation } => generation,
-        TransientSet::Changed { old, generation } => {
-            publish(
-                hub,
-                room,
-                TransientEvent {
-                    kind: "set".into(),
-                    key: Some(key.to_owned()),
-                    value: Some(value),
-                    oldvalue: old,
-                    data: None,
-                },
-            );
-            generation
-        }
-    };
-    if ttl_ns > 0 {
-        let weak = Arc::downgrade(room);
-        let hub = hub.clone();
-        let key = key.to_owned();
-        hub.inner.tasks.clone().spawn(async move {
-            tokio::time::sleep(Duration::from_nanos(ttl_ns as u64)).await;
-            let Some(room) = weak.upgrade() else { return };
-            if let Some(old) = room.transient_expire(&key, generation) {
-                publish(&hub, &room, remove_event(&key, Some(old)));
+    broadcast(
+        hub,
+        room,
+        TransientChange::Set {
+            key: key.to_owned(),
+            value: serde_json::from_str(value.get()).unwrap_or(serde_json::Value::Null),
+            ttl_ns,
+        },
+    );
+}
+
+pub(crate) fn remove(hub: &Hub, room: &Room, key: &str) {
+    broadcast(
+        hub,
+        room,
+        TransientChange::Remove {
+            key: key.to_owned(),
+        },
+    );
+}
+
+/// Applies a change on this node (facts 1.12 semantics).
+pub(crate) fn apply(hub: &Hub, room: &Arc<Room>, change: &TransientChange) {
+    match change {
+        TransientChange::Set { key, value, ttl_ns } => {
+            let Ok(value) = serde_json::value::to_raw_value(value) else {
+                return;
+            };
+            let generation = match room.transient_set(key, value.clone()) {
+                TransientSet::Unchanged { generation } => generation,
+                TransientSet::Changed { old, generation } => {
+                    notify_local(
+                        room,
+                        TransientEvent {
+                            kind: "set".into(),
+                            key: Some(key.clone()),
+                            value: Some(value.clone()),
+                            oldvalue: old,
+                            data: None,
+                        },
+                    );
+                    generation
+                }
+            };
+            if *ttl_ns > 0 {
+                let weak = Arc::downgrade(room);
+                let key = key.clone();
+                let ttl = Duration::from_nanos(*ttl_ns as u64);
+                hub.inner.tasks.spawn(async move {
+                    tokio::time::sleep(ttl).await;
+                    let Some(room) = weak.upgrade() else { return };
+                    if let Some(old) = room.transient_expire(&key, generation) {
+                        notify_local(&room, remove_event(&key, Some(old)));
+                    }
+                });
             }
-        });
+        }
+        TransientChange::Remove { key } => {
+            if let Some(old) = room.transient_remove(key) {
+                notify_local(room, remove_event(key, Some(old)));
+            }
+        }
     }
 }
 
@@ -119,12 +172,6 @@ fn remove_event(key: &str, old: Option<RawJson>) -> TransientEvent {
         value: None,
         oldvalue: old,
         data: None,
-    }
-}
-
-pub(crate) fn remove(hub: &Hub, room: &Room, key: &str) {
-    if let Some(old) = room.transient_remove(key) {
-        publish(hub, room, remove_event(key, Some(old)));
     }
 }
 
