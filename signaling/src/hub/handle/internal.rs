@@ -351,7 +351,7 @@ fn dialout_status(hub: &Hub, d: DialoutWire) {
                 hub,
                 &room,
                 &format!("callstatus_{}", st.callid),
-                status.clone(),
+                status,
                 ttl,
             );
         }

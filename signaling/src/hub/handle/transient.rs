@@ -62,7 +62,7 @@ pub fn transient(
             value: Some(value),
             ttl_ns,
             ..
-        } => set(hub, &room, &key, value, ttl_ns),
+        } => set(hub, &room, &key, &value, ttl_ns),
         TransientRequest::Set { value: None, .. } | TransientRequest::Remove { .. } => {
             remove(hub, &room, &key)
         }
@@ -99,7 +99,7 @@ fn broadcast(hub: &Hub, room: &Room, change: TransientChange) {
     }
 }
 
-pub(crate) fn set(hub: &Hub, room: &Arc<Room>, key: &str, value: RawJson, ttl_ns: i64) {
+pub(crate) fn set(hub: &Hub, room: &Arc<Room>, key: &str, value: &RawJson, ttl_ns: i64) {
     broadcast(
         hub,
         room,
