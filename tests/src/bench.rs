@@ -16,7 +16,8 @@ use std::time::Duration;
 /// What to run; built from the command line.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `ws://127.0.0.1:port/spreed`; loopback only.
+    /// `ws://127.0.0.1:port/spreed`, comma separated for several nodes
+    /// (clients are spread round-robin); loopback only.
     pub server: String,
     pub clients: usize,
     pub duration: Duration,
@@ -32,6 +33,14 @@ pub struct Settings {
     pub pid: Option<u32>,
     pub secret: String,
     pub progress: bool,
+}
+
+impl Settings {
+    /// The server client `i` connects to.
+    pub fn server_for(&self, i: usize) -> String {
+        let list: Vec<&str> = self.server.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        list.get(i % list.len().max(1)).map(|s| s.to_string()).unwrap_or_default()
+    }
 }
 
 /// Upper bounds so that no invocation runs away.

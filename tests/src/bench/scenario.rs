@@ -41,7 +41,7 @@ async fn setup(
     let mut tasks = Vec::new();
     for (i, u) in users.iter().enumerate() {
         let sem = sem.clone();
-        let server = s.server.clone();
+        let server = s.server_for(i);
         let url = talk.signaling_url();
         let (id, ticket) = (u.id.clone(), u.ticket.clone());
         tasks.push(tokio::spawn(async move {
@@ -240,7 +240,7 @@ pub async fn join_storm(s: &Settings) -> Result<Report, String> {
     let mut tasks = Vec::new();
     for (i, u) in users.iter().enumerate() {
         let sem = sem.clone();
-        let (server, url, room_size) = (s.server.clone(), talk.signaling_url(), s.room_size);
+        let (server, url, room_size) = (s.server_for(i), talk.signaling_url(), s.room_size);
         let (id, ticket) = (u.id.clone(), u.ticket.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await.map_err(|e| e.to_string())?;
@@ -296,9 +296,10 @@ pub async fn resume_storm(s: &Settings) -> Result<Report, String> {
     let start = Instant::now();
     let sem = Arc::new(Semaphore::new(s.concurrency.max(1)));
     let mut tasks = Vec::new();
-    for (sid, rid) in ids {
+    for (i, (sid, rid)) in ids.into_iter().enumerate() {
         let sem = sem.clone();
-        let server = s.server.clone();
+        // Sessions resume on the node that holds them.
+        let server = s.server_for(i);
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await.map_err(|e| e.to_string())?;
             let t0 = Instant::now();

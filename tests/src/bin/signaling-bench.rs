@@ -30,7 +30,8 @@ enum Scenario {
 struct Cli {
     #[arg(value_enum)]
     scenario: Scenario,
-    /// WebSocket URL of the server.
+    /// WebSocket URL of the server; several nodes comma separated (clients
+    /// are spread over them round-robin).
     #[arg(long, default_value = "ws://127.0.0.1:8080/spreed")]
     server: String,
     #[arg(long, default_value_t = 100)]
@@ -69,9 +70,11 @@ struct Cli {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    if let Err(e) = bench::check_loopback(&cli.server) {
-        eprintln!("{e}");
-        std::process::exit(2);
+    for server in cli.server.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if let Err(e) = bench::check_loopback(server) {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
     }
     if cli.clients == 0 || cli.clients > bench::MAX_CLIENTS {
         eprintln!("--clients must be between 1 and {}", bench::MAX_CLIENTS);
