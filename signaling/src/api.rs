@@ -191,23 +191,40 @@ fn stats_allowed(app: &AppState, peer: PeerAddr, headers: &HeaderMap) -> bool {
     app.stats_allowed.iter().any(|n| n.contains(&ip))
 }
 
-pub async fn stats(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<PeerAddr>,
-    headers: HeaderMap,
+/// Runs `respond` for callers in `[stats] allowed_ips`, answers 403
+/// otherwise; both with the server headers.
+fn operator_endpoint(
+    app: &AppState,
+    peer: PeerAddr,
+    headers: &HeaderMap,
+    respond: impl FnOnce() -> Response,
 ) -> Response {
-    let mut resp = if stats_allowed(&app, peer, &headers) {
-        let body =
-            serde_json::json!({"rooms": app.hub.room_count(), "sessions": app.hub.session_count()});
-        json_response(
-            StatusCode::OK,
-            serde_json::to_string_pretty(&body).unwrap_or_default(),
-        )
+    let mut resp = if stats_allowed(app, peer, headers) {
+        respond()
     } else {
         text_error(StatusCode::FORBIDDEN, "Authentication check failed")
     };
     app.add_headers(&mut resp);
     resp
+}
+
+fn pretty_json(body: &serde_json::Value) -> Response {
+    json_response(
+        StatusCode::OK,
+        serde_json::to_string_pretty(body).unwrap_or_default(),
+    )
+}
+
+pub async fn stats(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
+) -> Response {
+    operator_endpoint(&app, peer, &headers, || {
+        pretty_json(
+            &serde_json::json!({"rooms": app.hub.room_count(), "sessions": app.hub.session_count()}),
+        )
+    })
 }
 
 pub async fn serverinfo(
@@ -215,22 +232,14 @@ pub async fn serverinfo(
     ConnectInfo(peer): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let mut resp = if stats_allowed(&app, peer, &headers) {
-        let body = serde_json::json!({
+    operator_endpoint(&app, peer, &headers, || {
+        pretty_json(&serde_json::json!({
             "version": proto::SERVER_VERSION,
             "features": app.hub.features().client,
             "dialout": app.hub.dialout_info(),
             "nats": app.hub.inner.bus.describe(),
-        });
-        json_response(
-            StatusCode::OK,
-            serde_json::to_string_pretty(&body).unwrap_or_default(),
-        )
-    } else {
-        text_error(StatusCode::FORBIDDEN, "Authentication check failed")
-    };
-    app.add_headers(&mut resp);
-    resp
+        }))
+    })
 }
 
 pub async fn metrics(
@@ -238,7 +247,7 @@ pub async fn metrics(
     ConnectInfo(peer): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let mut resp = if stats_allowed(&app, peer, &headers) {
+    operator_endpoint(&app, peer, &headers, || {
         (
             StatusCode::OK,
             [(
@@ -248,9 +257,5 @@ pub async fn metrics(
             crate::metrics::render(),
         )
             .into_response()
-    } else {
-        text_error(StatusCode::FORBIDDEN, "Authentication check failed")
-    };
-    app.add_headers(&mut resp);
-    resp
+    })
 }

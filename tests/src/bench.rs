@@ -38,8 +38,15 @@ pub struct Settings {
 impl Settings {
     /// The server client `i` connects to.
     pub fn server_for(&self, i: usize) -> String {
-        let list: Vec<&str> = self.server.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-        list.get(i % list.len().max(1)).map(|s| s.to_string()).unwrap_or_default()
+        let list: Vec<&str> = self
+            .server
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        list.get(i % list.len().max(1))
+            .map(|s| s.to_string())
+            .unwrap_or_default()
     }
 }
 

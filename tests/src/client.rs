@@ -28,6 +28,13 @@ pub enum Closed {
     Eof,
 }
 
+/// A client connected to `server` and authenticated as Talk user `u`.
+pub async fn user(server: &TestServer, talk: &Talk, u: &User) -> TestClient {
+    let (mut c, _) = TestClient::connect(server).await;
+    c.hello_v1(talk, Some(u)).await;
+    c
+}
+
 impl TestClient {
     /// Connects and consumes the `welcome` message, which is returned.
     pub async fn connect(server: &TestServer) -> (TestClient, Value) {

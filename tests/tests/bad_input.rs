@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tests::client::{Closed, TestClient};
+use tests::client::{user, Closed, TestClient};
 use tests::server::TestServer;
 use tests::talk::{Room, Talk, User};
 
@@ -14,12 +14,6 @@ async fn setup() -> (Talk, TestServer, User, User) {
     talk.add_room("room1", Room::open("Room one"));
     let server = TestServer::builder().talk(&talk).start().await;
     (talk, server, alice, bob)
-}
-
-async fn user(server: &TestServer, talk: &Talk, u: &User) -> TestClient {
-    let (mut c, _) = TestClient::connect(server).await;
-    c.hello_v1(talk, Some(u)).await;
-    c
 }
 
 /// Messages between two healthy sessions still flow.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tests::client::TestClient;
+use tests::client::{user, TestClient};
 use tests::nats::NatsServer;
 use tests::server::{TestServer, TALK_SECRET};
 use tests::talk::{Room, Talk, User};
@@ -43,12 +43,6 @@ async fn cluster() -> Cluster {
         alice,
         bob,
     }
-}
-
-async fn user(server: &TestServer, talk: &Talk, u: &User) -> TestClient {
-    let (mut c, _) = TestClient::connect(server).await;
-    c.hello_v1(talk, Some(u)).await;
-    c
 }
 
 /// Joins and waits until the join events named all of `expect` (own join

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tests::client::TestClient;
+use tests::client::{user, TestClient};
 use tests::server::TestServer;
 use tests::talk::{Room, Talk, User};
 
@@ -16,12 +16,6 @@ async fn setup() -> (Talk, TestServer, User, User, User) {
     talk.add_room("room1", Room::open("Room one"));
     let server = TestServer::builder().talk(&talk).start().await;
     (talk, server, alice, bob, carol)
-}
-
-async fn user(server: &TestServer, talk: &Talk, u: &User) -> TestClient {
-    let (mut c, _) = TestClient::connect(server).await;
-    c.hello_v1(talk, Some(u)).await;
-    c
 }
 
 const QUIET: Duration = Duration::from_millis(300);

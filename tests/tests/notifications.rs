@@ -32,9 +32,7 @@ async fn world() -> World {
 }
 
 async fn user(w: &World, u: &User) -> TestClient {
-    let (mut c, _) = TestClient::connect(&w.server).await;
-    c.hello_v1(&w.talk, Some(u)).await;
-    c
+    tests::client::user(&w.server, &w.talk, u).await
 }
 
 /// Two users in room1 (Talk session ids "ta" and "tb"), initial events read.

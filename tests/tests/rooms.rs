@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tests::client::TestClient;
+use tests::client::{user, TestClient};
 use tests::server::TestServer;
 use tests::talk::{Room, Talk, User};
 use tests::wait::eventually;
@@ -17,12 +17,6 @@ async fn setup() -> (Talk, TestServer, User, User) {
     talk.add_room("room2", Room::open("Room two"));
     let server = TestServer::builder().talk(&talk).start().await;
     (talk, server, alice, bob)
-}
-
-async fn user(server: &TestServer, talk: &Talk, u: &User) -> TestClient {
-    let (mut c, _) = TestClient::connect(server).await;
-    c.hello_v1(talk, Some(u)).await;
-    c
 }
 
 fn join_ids(v: &Value) -> Vec<String> {

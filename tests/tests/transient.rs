@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tests::client::TestClient;
+use tests::client::user;
 use tests::server::TestServer;
 use tests::talk::{Room, Talk, User};
 
@@ -15,12 +15,6 @@ async fn setup() -> (Talk, TestServer, User, User) {
     talk.add_room("readonly", Room::open("Read only").with_permissions(&[]));
     let server = TestServer::builder().talk(&talk).start().await;
     (talk, server, alice, bob)
-}
-
-async fn user(server: &TestServer, talk: &Talk, u: &User) -> TestClient {
-    let (mut c, _) = TestClient::connect(server).await;
-    c.hello_v1(talk, Some(u)).await;
-    c
 }
 
 /// set / remove notify every member with `oldvalue`; joiners get `initial`;

@@ -231,6 +231,42 @@ pub async fn room(s: &Settings) -> Result<Report, String> {
     messaging(s, "room", Some(s.room_size.max(2))).await
 }
 
+type Timed = tokio::task::JoinHandle<Result<(Ws, Duration), String>>;
+
+/// Collects the per-client latencies of a storm; returns the report and
+/// the connections that made it.
+async fn storm_report(
+    s: &Settings,
+    name: &str,
+    tasks: Vec<Timed>,
+    start: Instant,
+) -> (Report, Vec<Ws>) {
+    let mut h: Histogram<u64> = histogram();
+    let mut errors = 0;
+    let mut keep = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok(Ok((ws, d))) => {
+                let _ = h.record(d.as_micros() as u64);
+                keep.push(ws);
+            }
+            _ => errors += 1,
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let report = Report {
+        scenario: name.into(),
+        server: s.server.clone(),
+        clients: s.clients,
+        seconds,
+        errors,
+        latency: Latency::from(&h),
+        ops_per_sec: Some(keep.len() as f64 / seconds),
+        ..Default::default()
+    };
+    (report, keep)
+}
+
 /// N clients connect, hello and join as fast as `concurrency` allows.
 pub async fn join_storm(s: &Settings) -> Result<Report, String> {
     let (talk, users) = talk_with_users(s, s.clients.div_ceil(s.room_size.max(1))).await;
@@ -251,31 +287,8 @@ pub async fn join_storm(s: &Settings) -> Result<Report, String> {
             Ok::<_, String>((ws, t0.elapsed()))
         }));
     }
-    let mut h = histogram();
-    let mut errors = 0;
-    let mut keep = Vec::new();
-    for t in tasks {
-        match t.await {
-            Ok(Ok((ws, d))) => {
-                let _ = h.record(d.as_micros() as u64);
-                keep.push(ws);
-            }
-            _ => errors += 1,
-        }
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    let after = sample(s);
-    let mut report = Report {
-        scenario: "join-storm".into(),
-        server: s.server.clone(),
-        clients: s.clients,
-        seconds,
-        errors,
-        latency: Latency::from(&h),
-        ops_per_sec: Some(keep.len() as f64 / seconds),
-        ..Default::default()
-    };
-    report.apply_proc(before, after);
+    let (mut report, keep) = storm_report(s, "join-storm", tasks, start).await;
+    report.apply_proc(before, sample(s));
     for mut ws in keep {
         let _ = ws.close(None).await;
     }
@@ -311,31 +324,8 @@ pub async fn resume_storm(s: &Settings) -> Result<Report, String> {
             Ok::<_, String>((ws, t0.elapsed()))
         }));
     }
-    let mut h: Histogram<u64> = histogram();
-    let mut errors = 0;
-    let mut keep = Vec::new();
-    for t in tasks {
-        match t.await {
-            Ok(Ok((ws, d))) => {
-                let _ = h.record(d.as_micros() as u64);
-                keep.push(ws);
-            }
-            _ => errors += 1,
-        }
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    let after = sample(s);
-    let mut report = Report {
-        scenario: "resume-storm".into(),
-        server: s.server.clone(),
-        clients: s.clients,
-        seconds,
-        errors,
-        latency: Latency::from(&h),
-        ops_per_sec: Some(keep.len() as f64 / seconds),
-        ..Default::default()
-    };
-    report.apply_proc(before, after);
+    let (mut report, _keep) = storm_report(s, "resume-storm", tasks, start).await;
+    report.apply_proc(before, sample(s));
     Ok(report)
 }
 

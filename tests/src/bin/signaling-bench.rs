@@ -70,7 +70,12 @@ struct Cli {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    for server in cli.server.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for server in cli
+        .server
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         if let Err(e) = bench::check_loopback(server) {
             eprintln!("{e}");
             std::process::exit(2);

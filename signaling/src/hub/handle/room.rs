@@ -95,19 +95,7 @@ async fn ask_talk(
     } else {
         room_session.0.clone()
     };
-    let (actorid, actortype) = actor(session);
-    let req = BackendRequest::Room {
-        room: request::RoomRequest {
-            version: BACKEND_VERSION.into(),
-            roomid: room_id.0.clone(),
-            userid: session.user_id.clone(),
-            sessionid,
-            action: None,
-            actorid,
-            actortype,
-            incall: None,
-        },
-    };
+    let req = room_request(session, room_id, sessionid, None);
     let resp = hub
         .inner
         .client
@@ -133,6 +121,28 @@ async fn ask_talk(
             })
         }
         _ => Err(ErrorCode::RoomJoinFailed.into()),
+    }
+}
+
+/// A join (`action: None`) or leave request for Talk (facts 2.5.2).
+fn room_request(
+    session: &Session,
+    room_id: &RoomId,
+    sessionid: String,
+    action: Option<&str>,
+) -> BackendRequest {
+    let (actorid, actortype) = actor(session);
+    BackendRequest::Room {
+        room: request::RoomRequest {
+            version: BACKEND_VERSION.into(),
+            roomid: room_id.0.clone(),
+            userid: session.user_id.clone(),
+            sessionid,
+            action: action.map(str::to_owned),
+            actorid,
+            actortype,
+            incall: None,
+        },
     }
 }
 
@@ -385,19 +395,7 @@ pub(crate) fn leave_room_with(
 
 /// Tells Talk in the background that the session left (fire and forget).
 fn notify_leave(hub: &Hub, session: &Arc<Session>, room_id: &RoomId, room_session: RoomSessionId) {
-    let (actorid, actortype) = actor(session);
-    let req = BackendRequest::Room {
-        room: request::RoomRequest {
-            version: BACKEND_VERSION.into(),
-            roomid: room_id.0.clone(),
-            userid: session.user_id.clone(),
-            sessionid: room_session.0,
-            action: Some("leave".into()),
-            actorid,
-            actortype,
-            incall: None,
-        },
-    };
+    let req = room_request(session, room_id, room_session.0, Some("leave"));
     let client = hub.inner.client.clone();
     let backend = session.backend.clone();
     let url = session.backend_url.clone();
