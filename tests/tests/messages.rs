@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tests::client::{user, TestClient};
+use tests::client::user;
 use tests::server::TestServer;
 use tests::talk::{Room, Talk, User};
 
