@@ -108,6 +108,8 @@ pub(crate) struct Inner {
     pub dialouts: dialout::PendingDialouts,
     /// Identifies this process on the bus.
     pub node: u64,
+    /// This node's subscription to Talk session id claims.
+    claims: parking_lot::Mutex<Option<crate::cluster::Subscription>>,
     next_index: AtomicU64,
 }
 
@@ -140,7 +142,7 @@ impl Hub {
         let sfu = None;
         let features = ServerFeatures::new(sfu.is_some());
         let client = BackendClient::new(&config.backend, features.header_value())?;
-        Ok(Hub {
+        let hub = Hub {
             inner: Arc::new(Inner {
                 codec,
                 internal_secret: config.clients.internal_secret.clone(),
@@ -160,9 +162,67 @@ impl Hub {
                 },
                 dialouts: dialout::PendingDialouts::default(),
                 node: rand::random(),
+                claims: parking_lot::Mutex::new(None),
                 next_index: AtomicU64::new(1),
             }),
-        })
+        };
+        hub.subscribe_claims();
+        Ok(hub)
+    }
+
+    /// Listens for Talk session ids claimed on other nodes and disconnects
+    /// the local holder (one connection per Talk session across the cluster).
+    fn subscribe_claims(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let sink = Arc::new(move |m: &Arc<crate::cluster::BusMessage>| {
+            let Some(inner) = weak.upgrade() else { return };
+            let hub = Hub { inner };
+            if let crate::cluster::BusPayload::RoomSessionClaimed {
+                backend,
+                room_session,
+                claimer,
+                node,
+            } = &m.payload
+            {
+                if *node != hub.inner.node {
+                    hub.kick_room_session(backend, room_session, claimer);
+                }
+            }
+        });
+        match self
+            .inner
+            .bus
+            .subscribe(&crate::cluster::Subject::RoomSessions, sink)
+        {
+            Ok(sub) => *self.inner.claims.lock() = Some(sub),
+            Err(e) => tracing::error!(error = %e, "could not subscribe to room session claims"),
+        }
+    }
+
+    /// Disconnects the local session holding `room_session` unless it is
+    /// `claimer` (facts 1.9.3 step 4): `bye` `room_session_reconnected`,
+    /// no Talk leave request.
+    pub(crate) fn kick_room_session(
+        &self,
+        backend: &proto::ids::BackendId,
+        room_session: &proto::ids::RoomSessionId,
+        claimer: &proto::ids::PublicSessionId,
+    ) {
+        let Some(holder) = self.inner.sessions.by_room_session(room_session) else {
+            return;
+        };
+        if &holder == claimer {
+            return;
+        }
+        if let Some(other) = self
+            .inner
+            .sessions
+            .by_public(&holder)
+            .filter(|o| &o.backend.id == backend)
+        {
+            tracing::debug!(session = %other.public_id, "kicked: room session reconnected elsewhere");
+            self.bye_and_close(&other, bye_reason::ROOM_SESSION_RECONNECTED, false);
+        }
     }
 
     pub fn features(&self) -> &ServerFeatures {

@@ -202,3 +202,17 @@ async fn nats_restart_routing_resumes() {
     }
     assert!(delivered, "routing did not resume after the NATS restart");
 }
+
+/// One connection per Talk session across nodes: joining with the same
+/// Talk session id on another node disconnects the old one.
+#[tokio::test]
+async fn room_session_reconnected_across_nodes() {
+    let c = cluster().await;
+    let mut first = user(&c.a, &c.talk, &c.alice).await;
+    first.join_ok("room1", "talk-a").await;
+    let mut second = user(&c.b, &c.talk, &c.alice).await;
+    second.join("room1", "talk-a").await;
+    let bye = first.recv_until(|v| v["type"] == "bye").await;
+    assert_eq!(bye["bye"]["reason"], "room_session_reconnected");
+    first.expect_closed().await;
+}

@@ -33,6 +33,9 @@ pub enum Subject {
         compat: bool,
         room: RoomId,
     },
+    /// Claims of Talk session ids, so the previous holder on any node is
+    /// disconnected (ours; the reference asks over gRPC).
+    RoomSessions,
 }
 
 fn encode_pair(id: &str, backend: &BackendId, compat: bool) -> String {
@@ -65,6 +68,7 @@ impl Subject {
                 "backend.room.{}",
                 encode_pair(room.as_str(), backend, *compat)
             ),
+            Subject::RoomSessions => "signaling.roomsessions".to_owned(),
         }
     }
 }
@@ -82,6 +86,13 @@ pub enum BusPayload {
     SessionJoined {
         room: RoomId,
         session: PublicSessionId,
+        node: u64,
+    },
+    /// A session on `node` joined with Talk session id `room_session`.
+    RoomSessionClaimed {
+        backend: BackendId,
+        room_session: proto::ids::RoomSessionId,
+        claimer: PublicSessionId,
         node: u64,
     },
     /// A transient data change, applied by every node holding the room.

@@ -36,6 +36,16 @@ struct AsyncMessage {
     asyncroom: Option<JoinedWire>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     transient: Option<TransientWire>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    claim: Option<ClaimWire>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ClaimWire {
+    backend: proto::ids::BackendId,
+    roomsessionid: proto::ids::RoomSessionId,
+    sessionid: PublicSessionId,
+    node: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -98,6 +108,7 @@ pub fn encode(m: &BusMessage) -> Vec<u8> {
         room: None,
         asyncroom: None,
         transient: None,
+        claim: None,
     };
     match &m.payload {
         BusPayload::Message(_) => {
@@ -110,6 +121,20 @@ pub fn encode(m: &BusMessage) -> Vec<u8> {
                 roomid: n.room.clone(),
                 notification: serde_json::to_value(&n.notification).unwrap_or_default(),
                 received: n.received_us * 1000,
+            });
+        }
+        BusPayload::RoomSessionClaimed {
+            backend,
+            room_session,
+            claimer,
+            node,
+        } => {
+            out.kind = "claim".into();
+            out.claim = Some(ClaimWire {
+                backend: backend.clone(),
+                roomsessionid: room_session.clone(),
+                sessionid: claimer.clone(),
+                node: *node,
             });
         }
         BusPayload::Transient { room, change } => {
@@ -154,6 +179,15 @@ pub fn decode(bytes: &[u8]) -> Option<BusMessage> {
                 room: j.roomid,
                 session: j.sessionid,
                 node: j.node,
+            }
+        }
+        "claim" => {
+            let c = a.claim?;
+            BusPayload::RoomSessionClaimed {
+                backend: c.backend,
+                room_session: c.roomsessionid,
+                claimer: c.sessionid,
+                node: c.node,
             }
         }
         "transient" => {

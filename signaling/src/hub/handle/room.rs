@@ -7,12 +7,12 @@ use proto::error::{ErrorCode, WireError};
 use proto::event::{Event, RoomEvent};
 use proto::ids::{RoomId, RoomSessionId};
 use proto::permissions::Permissions;
-use proto::server::{bye_reason, Bandwidth, RoomMessage, ServerBody, ServerMessage};
+use proto::server::{Bandwidth, RoomMessage, ServerBody, ServerMessage};
 use proto::talk::request::{self, BackendRequest, BACKEND_VERSION};
 use proto::RawJson;
 
 use crate::cluster::bus::now_us;
-use crate::cluster::BusMessage;
+use crate::cluster::{BusMessage, BusPayload, Subject};
 use crate::hub::session::{ClientType, Joined, Session};
 use crate::hub::{ConnCtx, Hub, HubError};
 use crate::metrics::METRICS;
@@ -226,13 +226,22 @@ async fn join(
 
     // One connection per Talk session: kick whoever holds this id.
     if !room_session.is_empty() {
-        if let Some(other_id) = hub.inner.sessions.by_room_session(&room_session) {
-            if other_id != session.public_id {
-                if let Some(other) = hub.inner.sessions.by_public(&other_id) {
-                    tracing::debug!(session = %other.public_id, "kicked: room session reconnected elsewhere");
-                    hub.bye_and_close(&other, bye_reason::ROOM_SESSION_RECONNECTED, false);
-                }
-            }
+        hub.kick_room_session(&session.backend.id, &room_session, &session.public_id);
+        let claim = BusMessage::with_time(
+            now_us(),
+            BusPayload::RoomSessionClaimed {
+                backend: session.backend.id.clone(),
+                room_session: room_session.clone(),
+                claimer: session.public_id.clone(),
+                node: hub.inner.node,
+            },
+        );
+        if let Err(e) = hub
+            .inner
+            .bus
+            .publish(&Subject::RoomSessions, Arc::new(claim))
+        {
+            tracing::warn!(error = %e, "could not publish room session claim");
         }
     }
 
