@@ -186,7 +186,16 @@ impl Hub {
             {
                 if *node != hub.inner.node {
                     hub.kick_room_session(backend, room_session, claimer);
+                    // Remember where the Talk session lives, to resolve
+                    // Talk ids in notifications for it.
+                    hub.inner.sessions.set_room_session(room_session, claimer);
                 }
+            } else if let crate::cluster::BusPayload::RoomSessionReleased {
+                room_session,
+                session,
+            } = &m.payload
+            {
+                hub.inner.sessions.clear_room_session(room_session, session);
             }
         });
         match self
@@ -222,6 +231,55 @@ impl Hub {
         {
             tracing::debug!(session = %other.public_id, "kicked: room session reconnected elsewhere");
             self.bye_and_close(&other, bye_reason::ROOM_SESSION_RECONNECTED, false);
+        }
+    }
+
+    /// Maps `talk_id` to `session` here and on every other node.
+    pub(crate) fn claim_room_session(
+        &self,
+        session: &Session,
+        talk_id: &proto::ids::RoomSessionId,
+    ) {
+        if talk_id.is_empty() {
+            return;
+        }
+        self.inner
+            .sessions
+            .set_room_session(talk_id, &session.public_id);
+        self.publish_claim(crate::cluster::BusPayload::RoomSessionClaimed {
+            backend: session.backend.id.clone(),
+            room_session: talk_id.clone(),
+            claimer: session.public_id.clone(),
+            node: self.inner.node,
+        });
+    }
+
+    /// Undoes [`Hub::claim_room_session`].
+    pub(crate) fn release_room_session(
+        &self,
+        session: &Session,
+        talk_id: &proto::ids::RoomSessionId,
+    ) {
+        if talk_id.is_empty() {
+            return;
+        }
+        self.inner
+            .sessions
+            .clear_room_session(talk_id, &session.public_id);
+        self.publish_claim(crate::cluster::BusPayload::RoomSessionReleased {
+            room_session: talk_id.clone(),
+            session: session.public_id.clone(),
+        });
+    }
+
+    fn publish_claim(&self, payload: crate::cluster::BusPayload) {
+        let msg = crate::cluster::BusMessage::with_time(crate::cluster::bus::now_us(), payload);
+        if let Err(e) = self
+            .inner
+            .bus
+            .publish(&crate::cluster::Subject::RoomSessions, Arc::new(msg))
+        {
+            tracing::warn!(error = %e, "could not publish a room session change");
         }
     }
 

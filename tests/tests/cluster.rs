@@ -216,3 +216,48 @@ async fn room_session_reconnected_across_nodes() {
     assert_eq!(bye["bye"]["reason"], "room_session_reconnected");
     first.expect_closed().await;
 }
+
+/// Talk session ids of sessions on other nodes are resolved too: a
+/// participants update posted to one node lists members of both.
+#[tokio::test]
+async fn participants_resolved_across_nodes() {
+    let c = cluster().await;
+    let mut a = user(&c.a, &c.talk, &c.alice).await;
+    let mut b = user(&c.b, &c.talk, &c.bob).await;
+    a.join_ok("room1", "ta").await;
+    let (a_id, b_id) = (a.session_id.clone(), b.session_id.clone());
+    join_seeing(&mut b, "room1", "tb", &[&a_id, &b_id]).await;
+    a.recv_until(|v| v["event"]["type"] == "join").await;
+    let entry =
+        |s: &str, u: &str| json!({"sessionId": s, "userId": u, "inCall": 1, "participantType": 3});
+    let (status, _) = c
+        .talk
+        .notify(
+            &c.a.http_url(),
+            "room1",
+            &json!({"type": "incall", "incall": {"incall": 1, "changed": [entry("tb", "bob")], "users": [entry("ta", "alice"), entry("tb", "bob")]}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    for client in [&mut a, &mut b] {
+        let v = client
+            .recv_until(|v| v["event"]["target"] == "participants")
+            .await;
+        let mut ids: Vec<String> = v["event"]["update"]["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["sessionId"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        let mut want = vec![a_id.clone(), b_id.clone()];
+        want.sort();
+        assert_eq!(ids, want);
+    }
+    // bob is in the call on his node: call messages from alice reach him.
+    a.message(json!({"type": "call"}), json!("call")).await;
+    assert_eq!(
+        b.recv_until(|v| v["type"] == "message").await["message"]["data"],
+        "call"
+    );
+}

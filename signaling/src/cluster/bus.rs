@@ -95,6 +95,11 @@ pub enum BusPayload {
         claimer: PublicSessionId,
         node: u64,
     },
+    /// The session gave up Talk session id `room_session` (left its room).
+    RoomSessionReleased {
+        room_session: proto::ids::RoomSessionId,
+        session: PublicSessionId,
+    },
     /// A transient data change, applied by every node holding the room.
     Transient {
         room: RoomId,

@@ -137,6 +137,18 @@ pub fn encode(m: &BusMessage) -> Vec<u8> {
                 node: *node,
             });
         }
+        BusPayload::RoomSessionReleased {
+            room_session,
+            session,
+        } => {
+            out.kind = "release".into();
+            out.claim = Some(ClaimWire {
+                backend: proto::ids::BackendId::default(),
+                roomsessionid: room_session.clone(),
+                sessionid: session.clone(),
+                node: 0,
+            });
+        }
         BusPayload::Transient { room, change } => {
             out.kind = "transient".into();
             out.transient = Some(TransientWire {
@@ -188,6 +200,13 @@ pub fn decode(bytes: &[u8]) -> Option<BusMessage> {
                 room_session: c.roomsessionid,
                 claimer: c.sessionid,
                 node: c.node,
+            }
+        }
+        "release" => {
+            let c = a.claim?;
+            BusPayload::RoomSessionReleased {
+                room_session: c.roomsessionid,
+                session: c.sessionid,
             }
         }
         "transient" => {

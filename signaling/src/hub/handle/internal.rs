@@ -181,9 +181,7 @@ async fn add_session(hub: &Hub, owner: &Arc<Session>, a: AddSessionWire) -> Resu
     }
     let (room, _) = hub.join_local_room(&session, &owner.backend, &room_id, None);
     let room_session = RoomSessionId(session.public_id.0.clone());
-    hub.inner
-        .sessions
-        .set_room_session(&room_session, &session.public_id);
+    hub.claim_room_session(&session, &room_session);
     session.set_room(Joined::new(
         room.clone(),
         room_session,

@@ -12,7 +12,7 @@ use proto::talk::request::{self, BackendRequest, BACKEND_VERSION};
 use proto::RawJson;
 
 use crate::cluster::bus::now_us;
-use crate::cluster::{BusMessage, BusPayload, Subject};
+use crate::cluster::BusMessage;
 use crate::hub::session::{ClientType, Joined, Session};
 use crate::hub::{ConnCtx, Hub, HubError};
 use crate::metrics::METRICS;
@@ -197,13 +197,9 @@ async fn join(
                 room_session
             };
             if let Some(old) = session.room_session_id() {
-                hub.inner
-                    .sessions
-                    .clear_room_session(&old, &session.public_id);
+                hub.release_room_session(session, &old);
             }
-            hub.inner
-                .sessions
-                .set_room_session(&new_id, &session.public_id);
+            hub.claim_room_session(session, &new_id);
             session.set_room_session_id(new_id);
             let mut details = serde_json::json!({"room": {"roomid": current.id.0}});
             if let Some(p) = current.properties() {
@@ -226,23 +222,8 @@ async fn join(
 
     // One connection per Talk session: kick whoever holds this id.
     if !room_session.is_empty() {
+        // Other nodes kick theirs when the id is claimed below.
         hub.kick_room_session(&session.backend.id, &room_session, &session.public_id);
-        let claim = BusMessage::with_time(
-            now_us(),
-            BusPayload::RoomSessionClaimed {
-                backend: session.backend.id.clone(),
-                room_session: room_session.clone(),
-                claimer: session.public_id.clone(),
-                node: hub.inner.node,
-            },
-        );
-        if let Err(e) = hub
-            .inner
-            .bus
-            .publish(&Subject::RoomSessions, Arc::new(claim))
-        {
-            tracing::warn!(error = %e, "could not publish room session claim");
-        }
     }
 
     leave_room(hub, session, true);
@@ -268,9 +249,7 @@ async fn join(
             return Err(WireError::with_message(ErrorCode::InternalError, e.to_string()).into());
         }
     };
-    hub.inner
-        .sessions
-        .set_room_session(&effective_room_session, &session.public_id);
+    hub.claim_room_session(session, &effective_room_session);
     session.set_room(Joined::new(
         room.clone(),
         effective_room_session,
@@ -361,9 +340,7 @@ pub(crate) fn leave_room_with(
     if closed {
         hub.inner.rooms.remove_closed(&room);
     }
-    hub.inner
-        .sessions
-        .clear_room_session(&room_session, &session.public_id);
+    hub.release_room_session(session, &room_session);
     super::transient::remove(hub, &room, &format!("sd:{}", session.public_id));
     METRICS
         .room_sessions
