@@ -110,6 +110,9 @@ pub(crate) struct Inner {
     pub node: u64,
     /// This node's subscription to Talk session id claims.
     claims: parking_lot::Mutex<Option<crate::cluster::Subscription>>,
+    /// Other nodes and when they were last heard of.
+    pub nodes: parking_lot::Mutex<std::collections::HashMap<u64, tokio::time::Instant>>,
+    heartbeats: parking_lot::Mutex<Option<crate::cluster::Subscription>>,
     next_index: AtomicU64,
 }
 
@@ -163,10 +166,13 @@ impl Hub {
                 dialouts: dialout::PendingDialouts::default(),
                 node: rand::random(),
                 claims: parking_lot::Mutex::new(None),
+                nodes: parking_lot::Mutex::default(),
+                heartbeats: parking_lot::Mutex::new(None),
                 next_index: AtomicU64::new(1),
             }),
         };
         hub.subscribe_claims();
+        hub.subscribe_heartbeats();
         Ok(hub)
     }
 
@@ -232,6 +238,33 @@ impl Hub {
             tracing::debug!(session = %other.public_id, "kicked: room session reconnected elsewhere");
             self.bye_and_close(&other, bye_reason::ROOM_SESSION_RECONNECTED, false);
         }
+    }
+
+    fn subscribe_heartbeats(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let sink = Arc::new(move |m: &Arc<crate::cluster::BusMessage>| {
+            let Some(inner) = weak.upgrade() else { return };
+            if let crate::cluster::BusPayload::Heartbeat { node } = &m.payload {
+                if *node != inner.node {
+                    Hub { inner }.saw_node(*node);
+                }
+            }
+        });
+        match self
+            .inner
+            .bus
+            .subscribe(&crate::cluster::Subject::Nodes, sink)
+        {
+            Ok(sub) => *self.inner.heartbeats.lock() = Some(sub),
+            Err(e) => tracing::error!(error = %e, "could not subscribe to node heartbeats"),
+        }
+    }
+
+    pub(crate) fn saw_node(&self, node: u64) {
+        self.inner
+            .nodes
+            .lock()
+            .insert(node, tokio::time::Instant::now());
     }
 
     /// Maps `talk_id` to `session` here and on every other node.

@@ -261,3 +261,35 @@ async fn participants_resolved_across_nodes() {
         "call"
     );
 }
+
+/// A node killed with SIGKILL: its sessions leave the rooms on the other
+/// nodes within the node timeout (15 s after its last heartbeat).
+#[tokio::test]
+async fn killed_node_sessions_leave() {
+    let c = cluster().await;
+    let mut a = user(&c.a, &c.talk, &c.alice).await;
+    let mut b = user(&c.b, &c.talk, &c.bob).await;
+    a.join_ok("room1", "ta").await;
+    let (a_id, b_id) = (a.session_id.clone(), b.session_id.clone());
+    join_seeing(&mut b, "room1", "tb", &[&a_id, &b_id]).await;
+    a.recv_until(|v| v["event"]["type"] == "join").await;
+    c.b.process.signal(9);
+    let started = std::time::Instant::now();
+    let v = a
+        .try_recv_within(Duration::from_secs(25))
+        .await
+        .expect("open")
+        .expect("a leave event");
+    assert_eq!(v["event"]["type"], "leave", "{v}");
+    assert_eq!(v["event"]["leave"][0], b_id.as_str());
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "not before the timeout"
+    );
+    // The survivor works on: a new member on node A sees only alice.
+    let carol = c.talk.add_user("carol", "Carol");
+    let mut late = user(&c.a, &c.talk, &carol).await;
+    let own = late.session_id.clone();
+    join_seeing(&mut late, "room1", "tc", &[&a_id, &own]).await;
+    late.expect_silence(Duration::from_millis(500)).await;
+}

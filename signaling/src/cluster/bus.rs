@@ -36,6 +36,9 @@ pub enum Subject {
     /// Claims of Talk session ids, so the previous holder on any node is
     /// disconnected (ours; the reference asks over gRPC).
     RoomSessions,
+    /// Node heartbeats (ours): a node that stops sending them is dead and
+    /// its sessions leave their rooms on the other nodes.
+    Nodes,
 }
 
 fn encode_pair(id: &str, backend: &BackendId, compat: bool) -> String {
@@ -69,6 +72,7 @@ impl Subject {
                 encode_pair(room.as_str(), backend, *compat)
             ),
             Subject::RoomSessions => "signaling.roomsessions".to_owned(),
+            Subject::Nodes => "signaling.nodes".to_owned(),
         }
     }
 }
@@ -88,6 +92,20 @@ pub enum BusPayload {
         session: PublicSessionId,
         node: u64,
     },
+    /// `node` has these members in `room` (its answer to a join).
+    Members {
+        room: RoomId,
+        sessions: Vec<PublicSessionId>,
+        node: u64,
+    },
+    /// A session on `node` left `room`.
+    SessionLeft {
+        room: RoomId,
+        session: PublicSessionId,
+        node: u64,
+    },
+    /// `node` is alive.
+    Heartbeat { node: u64 },
     /// A session on `node` joined with Talk session id `room_session`.
     RoomSessionClaimed {
         backend: BackendId,

@@ -38,6 +38,17 @@ struct AsyncMessage {
     transient: Option<TransientWire>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     claim: Option<ClaimWire>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    members: Option<MembersWire>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct MembersWire {
+    #[serde(default)]
+    roomid: RoomId,
+    #[serde(default)]
+    sessions: Vec<PublicSessionId>,
+    node: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -109,6 +120,7 @@ pub fn encode(m: &BusMessage) -> Vec<u8> {
         asyncroom: None,
         transient: None,
         claim: None,
+        members: None,
     };
     match &m.payload {
         BusPayload::Message(_) => {
@@ -135,6 +147,37 @@ pub fn encode(m: &BusMessage) -> Vec<u8> {
                 roomsessionid: room_session.clone(),
                 sessionid: claimer.clone(),
                 node: *node,
+            });
+        }
+        BusPayload::Members {
+            room,
+            sessions,
+            node,
+        } => {
+            out.kind = "members".into();
+            out.members = Some(MembersWire {
+                roomid: room.clone(),
+                sessions: sessions.clone(),
+                node: *node,
+            });
+        }
+        BusPayload::SessionLeft {
+            room,
+            session,
+            node,
+        } => {
+            out.kind = "sessionleft".into();
+            out.members = Some(MembersWire {
+                roomid: room.clone(),
+                sessions: vec![session.clone()],
+                node: *node,
+            });
+        }
+        BusPayload::Heartbeat { node } => {
+            out.kind = "heartbeat".into();
+            out.members = Some(MembersWire {
+                node: *node,
+                ..Default::default()
             });
         }
         BusPayload::RoomSessionReleased {
@@ -202,6 +245,25 @@ pub fn decode(bytes: &[u8]) -> Option<BusMessage> {
                 node: c.node,
             }
         }
+        "members" => {
+            let m = a.members?;
+            BusPayload::Members {
+                room: m.roomid,
+                sessions: m.sessions,
+                node: m.node,
+            }
+        }
+        "sessionleft" => {
+            let m = a.members?;
+            BusPayload::SessionLeft {
+                room: m.roomid,
+                session: m.sessions.into_iter().next()?,
+                node: m.node,
+            }
+        }
+        "heartbeat" => BusPayload::Heartbeat {
+            node: a.members?.node,
+        },
         "release" => {
             let c = a.claim?;
             BusPayload::RoomSessionReleased {

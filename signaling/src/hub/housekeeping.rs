@@ -14,6 +14,11 @@ use super::Hub;
 pub const RESUME_WINDOW: Duration = Duration::from_secs(30);
 /// Timers are checked at this period.
 pub const TICK: Duration = Duration::from_secs(1);
+/// How often a node says it is alive.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// A node not heard of for this long is dead: its sessions leave their
+/// rooms on the other nodes.
+pub const NODE_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Hub {
     /// Runs until `shutdown` fires.
@@ -27,11 +32,73 @@ impl Hub {
             }
             self.housekeeping_pass(Instant::now());
             ticks += 1;
+            if ticks.is_multiple_of(HEARTBEAT_INTERVAL.as_secs()) {
+                self.heartbeat();
+            }
+            self.expire_nodes(Instant::now());
             if ticks.is_multiple_of(super::ping::PING_INTERVAL.as_secs()) {
                 self.ping_rooms();
             }
             if ticks.is_multiple_of(60) {
                 self.inner.throttler.expire();
+            }
+        }
+    }
+
+    fn heartbeat(&self) {
+        let msg = crate::cluster::BusMessage::with_time(
+            crate::cluster::bus::now_us(),
+            crate::cluster::BusPayload::Heartbeat {
+                node: self.inner.node,
+            },
+        );
+        if let Err(e) = self
+            .inner
+            .bus
+            .publish(&crate::cluster::Subject::Nodes, std::sync::Arc::new(msg))
+        {
+            tracing::warn!(error = %e, "could not publish heartbeat");
+        }
+    }
+
+    /// Sessions of nodes that stopped sending heartbeats leave the rooms
+    /// here: local members get `leave` events.
+    pub(crate) fn expire_nodes(&self, now: Instant) {
+        let dead: Vec<u64> = {
+            let mut nodes = self.inner.nodes.lock();
+            let dead: Vec<u64> = nodes
+                .iter()
+                .filter(|(_, seen)| now.duration_since(**seen) >= NODE_TIMEOUT)
+                .map(|(n, _)| *n)
+                .collect();
+            for n in &dead {
+                nodes.remove(n);
+            }
+            dead
+        };
+        for node in dead {
+            tracing::warn!(
+                node,
+                "node stopped sending heartbeats, removing its sessions"
+            );
+            for room in self.inner.rooms.all() {
+                let gone = room.take_remote_of(node);
+                if gone.is_empty() {
+                    continue;
+                }
+                for id in &gone {
+                    self.inner.sessions.forget_room_sessions_of(id);
+                }
+                let msg = std::sync::Arc::new(crate::cluster::BusMessage::new(
+                    proto::server::ServerMessage::new(proto::server::ServerBody::Event {
+                        event: proto::event::Event::Room(proto::event::RoomEvent::Leave {
+                            leave: gone,
+                        }),
+                    }),
+                ));
+                for m in room.members() {
+                    m.deliver(&msg);
+                }
             }
         }
     }

@@ -75,7 +75,20 @@ impl Hub {
                         BusPayload::SessionJoined { session, node, .. }
                             if *node != hub.inner.node =>
                         {
+                            hub.saw_node(*node);
+                            room.add_remote(session.clone(), *node);
                             hub.send_members_to(&room, session);
+                        }
+                        BusPayload::Members { sessions, node, .. } if *node != hub.inner.node => {
+                            hub.saw_node(*node);
+                            for s in sessions {
+                                room.add_remote(s.clone(), *node);
+                            }
+                        }
+                        BusPayload::SessionLeft { session, node, .. }
+                            if *node != hub.inner.node =>
+                        {
+                            room.remove_remote(session);
                         }
                         _ => {}
                     }
@@ -123,6 +136,22 @@ impl Hub {
         members.sort_by_key(|m| m.index);
         let join = members.iter().map(|m| self.join_entry(m)).collect();
         self.publish_session(joiner, &event(Event::Room(RoomEvent::Join { join })));
+        // The joiner's node learns where these members live.
+        let msg = BusMessage::with_time(
+            now_us(),
+            BusPayload::Members {
+                room: room.id.clone(),
+                sessions: members.iter().map(|m| m.public_id.clone()).collect(),
+                node: self.inner.node,
+            },
+        );
+        if let Err(e) = self
+            .inner
+            .bus
+            .publish(&room.backend_subject(), Arc::new(msg))
+        {
+            tracing::warn!(error = %e, "could not publish room members");
+        }
     }
 
     fn publish_user(&self, backend: &Backend, user: &str, msg: &ServerMessage) {

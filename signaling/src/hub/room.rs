@@ -39,6 +39,9 @@ struct State {
     participants: Vec<ParticipantEntry>,
     /// Receive time of the newest notification per type (facts 3.3).
     last_notification: HashMap<String, i64>,
+    /// Members on other nodes, with their node, for clean-up when a node
+    /// dies.
+    remote: HashMap<PublicSessionId, u64>,
     /// The backend-room subscription; dropped when the room closes.
     subscription: Option<Subscription>,
     properties: Option<RawJson>,
@@ -181,6 +184,29 @@ impl Room {
             .lock()
             .participants
             .retain(|p| p.get("sessionId").and_then(|v| v.as_str()) != Some(id.as_str()));
+    }
+
+    pub fn add_remote(&self, id: PublicSessionId, node: u64) {
+        self.state.lock().remote.insert(id, node);
+    }
+
+    pub fn remove_remote(&self, id: &PublicSessionId) {
+        self.state.lock().remote.remove(id);
+    }
+
+    /// Forgets and returns the members that lived on `node`.
+    pub fn take_remote_of(&self, node: u64) -> Vec<PublicSessionId> {
+        let mut s = self.state.lock();
+        let gone: Vec<_> = s
+            .remote
+            .iter()
+            .filter(|(_, n)| **n == node)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &gone {
+            s.remote.remove(id);
+        }
+        gone
     }
 
     /// Empties the call set; returns who was in it.

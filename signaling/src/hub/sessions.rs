@@ -202,6 +202,11 @@ impl Sessions {
         }
     }
 
+    /// Drops every Talk session id mapped to `public` (a dead node's).
+    pub fn forget_room_sessions_of(&self, public: &PublicSessionId) {
+        self.room_sessions.lock().retain(|_, p| p != public);
+    }
+
     pub fn by_room_session(&self, room_session: &RoomSessionId) -> Option<PublicSessionId> {
         self.room_sessions.lock().get(room_session).cloned()
     }

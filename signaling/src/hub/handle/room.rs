@@ -364,6 +364,21 @@ pub(crate) fn leave_room_with(
             tracing::warn!(room = %room.id, error = %e, "could not publish leave event");
         }
     }
+    let left = BusMessage::with_time(
+        now_us(),
+        crate::cluster::BusPayload::SessionLeft {
+            room: room.id.clone(),
+            session: session.public_id.clone(),
+            node: hub.inner.node,
+        },
+    );
+    if let Err(e) = hub
+        .inner
+        .bus
+        .publish(&room.backend_subject(), Arc::new(left))
+    {
+        tracing::warn!(room = %room.id, error = %e, "could not publish session left");
+    }
     if session.is_internal() && !closed {
         hub.broadcast_cached_participants(&room);
     }
