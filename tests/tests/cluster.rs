@@ -57,6 +57,17 @@ async fn join_seeing(c: &mut TestClient, room: &str, talk_session: &str, expect:
     }
 }
 
+/// alice on node A and bob on node B, both in room1, initial events read.
+async fn two_in_room(c: &Cluster) -> (TestClient, TestClient) {
+    let mut a = user(&c.a, &c.talk, &c.alice).await;
+    let mut b = user(&c.b, &c.talk, &c.bob).await;
+    a.join_ok("room1", "ta").await;
+    let (a_id, b_id) = (a.session_id.clone(), b.session_id.clone());
+    join_seeing(&mut b, "room1", "tb", &[&a_id, &b_id]).await;
+    a.recv_until(|v| v["event"]["type"] == "join").await;
+    (a, b)
+}
+
 fn join_ids(v: &serde_json::Value) -> Vec<String> {
     v["event"]["join"]
         .as_array()
@@ -106,12 +117,7 @@ async fn rooms_and_messages_across_nodes() {
 #[tokio::test]
 async fn notifications_reach_every_node() {
     let c = cluster().await;
-    let mut a = user(&c.a, &c.talk, &c.alice).await;
-    let mut b = user(&c.b, &c.talk, &c.bob).await;
-    a.join_ok("room1", "ta").await;
-    let (a_id, b_id) = (a.session_id.clone(), b.session_id.clone());
-    join_seeing(&mut b, "room1", "tb", &[&a_id, &b_id]).await;
-    a.recv_until(|v| v["event"]["type"] == "join").await;
+    let (mut a, mut b) = two_in_room(&c).await;
     let (status, _) = c
         .talk
         .notify(
@@ -144,12 +150,7 @@ async fn notifications_reach_every_node() {
 #[tokio::test]
 async fn transient_data_across_nodes() {
     let c = cluster().await;
-    let mut a = user(&c.a, &c.talk, &c.alice).await;
-    let mut b = user(&c.b, &c.talk, &c.bob).await;
-    a.join_ok("room1", "ta").await;
-    let (a_id, b_id) = (a.session_id.clone(), b.session_id.clone());
-    join_seeing(&mut b, "room1", "tb", &[&a_id, &b_id]).await;
-    a.recv_until(|v| v["event"]["type"] == "join").await;
+    let (mut a, mut b) = two_in_room(&c).await;
     a.request(
         "transient",
         json!({"type": "set", "key": "k", "value": {"v": 1}}),
@@ -222,12 +223,8 @@ async fn room_session_reconnected_across_nodes() {
 #[tokio::test]
 async fn participants_resolved_across_nodes() {
     let c = cluster().await;
-    let mut a = user(&c.a, &c.talk, &c.alice).await;
-    let mut b = user(&c.b, &c.talk, &c.bob).await;
-    a.join_ok("room1", "ta").await;
+    let (mut a, mut b) = two_in_room(&c).await;
     let (a_id, b_id) = (a.session_id.clone(), b.session_id.clone());
-    join_seeing(&mut b, "room1", "tb", &[&a_id, &b_id]).await;
-    a.recv_until(|v| v["event"]["type"] == "join").await;
     let entry =
         |s: &str, u: &str| json!({"sessionId": s, "userId": u, "inCall": 1, "participantType": 3});
     let (status, _) = c
@@ -267,12 +264,8 @@ async fn participants_resolved_across_nodes() {
 #[tokio::test]
 async fn killed_node_sessions_leave() {
     let c = cluster().await;
-    let mut a = user(&c.a, &c.talk, &c.alice).await;
-    let mut b = user(&c.b, &c.talk, &c.bob).await;
-    a.join_ok("room1", "ta").await;
+    let (mut a, b) = two_in_room(&c).await;
     let (a_id, b_id) = (a.session_id.clone(), b.session_id.clone());
-    join_seeing(&mut b, "room1", "tb", &[&a_id, &b_id]).await;
-    a.recv_until(|v| v["event"]["type"] == "join").await;
     c.b.process.signal(9);
     let started = std::time::Instant::now();
     let v = a
