@@ -113,6 +113,9 @@ pub(crate) struct Inner {
     /// Other nodes and when they were last heard of.
     pub nodes: parking_lot::Mutex<std::collections::HashMap<u64, tokio::time::Instant>>,
     heartbeats: parking_lot::Mutex<Option<crate::cluster::Subscription>>,
+    /// Sessions per backend on the other nodes, from their heartbeats.
+    pub remote_counts:
+        parking_lot::Mutex<std::collections::HashMap<u64, std::collections::HashMap<String, u64>>>,
     next_index: AtomicU64,
 }
 
@@ -168,6 +171,7 @@ impl Hub {
                 claims: parking_lot::Mutex::new(None),
                 nodes: parking_lot::Mutex::default(),
                 heartbeats: parking_lot::Mutex::new(None),
+                remote_counts: parking_lot::Mutex::default(),
                 next_index: AtomicU64::new(1),
             }),
         };
@@ -244,8 +248,9 @@ impl Hub {
         let weak = Arc::downgrade(&self.inner);
         let sink = Arc::new(move |m: &Arc<crate::cluster::BusMessage>| {
             let Some(inner) = weak.upgrade() else { return };
-            if let crate::cluster::BusPayload::Heartbeat { node } = &m.payload {
+            if let crate::cluster::BusPayload::Heartbeat { node, counts } = &m.payload {
                 if *node != inner.node {
+                    inner.remote_counts.lock().insert(*node, counts.clone());
                     Hub { inner }.saw_node(*node);
                 }
             }
@@ -258,6 +263,17 @@ impl Hub {
             Ok(sub) => *self.inner.heartbeats.lock() = Some(sub),
             Err(e) => tracing::error!(error = %e, "could not subscribe to node heartbeats"),
         }
+    }
+
+    /// Sessions of `backend` on the other nodes (as of their last
+    /// heartbeat).
+    pub(crate) fn remote_session_count(&self, backend: &proto::ids::BackendId) -> u64 {
+        self.inner
+            .remote_counts
+            .lock()
+            .values()
+            .filter_map(|c| c.get(backend.as_str()))
+            .sum()
     }
 
     pub(crate) fn saw_node(&self, node: u64) {
@@ -483,6 +499,10 @@ impl Hub {
         }
         handle::room::leave_room(self, session, notify_backend);
         self.inner.sessions.unregister(session);
+        if session.backend.session_limit > 0 {
+            // Free the slot for the other nodes at once.
+            self.heartbeat();
+        }
         tracing::debug!(session = %session.public_id, "session closed");
     }
 

@@ -286,3 +286,58 @@ async fn killed_node_sessions_leave() {
     join_seeing(&mut late, "room1", "tc", &[&a_id, &own]).await;
     late.expect_silence(Duration::from_millis(500)).await;
 }
+
+/// A backend's `sessionlimit` holds across nodes: a second session on
+/// another node is refused while the first lives, accepted after it left.
+#[tokio::test]
+async fn session_limit_across_nodes() {
+    let nats = NatsServer::start().await;
+    let talk = Talk::start(TALK_SECRET).await;
+    let alice = talk.add_user("alice", "Alice");
+    // Appended to the generated [talk] backend section.
+    let a = TestServer::builder()
+        .talk(&talk)
+        .nats(&nats.url)
+        .extra("sessionlimit = 1\n")
+        .start()
+        .await;
+    let b = TestServer::builder()
+        .talk(&talk)
+        .nats(&nats.url)
+        .extra("sessionlimit = 1\n")
+        .start()
+        .await;
+    let mut first = user(&a, &talk, &alice).await;
+    // The count reaches node B with A's next heartbeat (sent at once).
+    let refused = tests::wait::eventually(Duration::from_secs(5), || {
+        let (b, talk) = (&b, &talk);
+        async move {
+            let (mut c, _) = TestClient::connect(b).await;
+            let (_, v) = c
+                .hello_raw(json!({"version": "2.0", "auth": {"url": talk.url(), "params": {"token": talk.v2_token("bob")}}}))
+                .await;
+            if v["type"] == "hello" {
+                // Too early: give the slot back at once and try again.
+                c.request("bye", json!({})).await;
+                c.expect_closed().await;
+            }
+            (v["error"]["code"] == "session_limit_exceeded").then_some(())
+        }
+    })
+    .await;
+    assert!(refused.is_some(), "node B must see node A's session");
+    first.request("bye", json!({})).await;
+    first.expect_closed().await;
+    let accepted = tests::wait::eventually(Duration::from_secs(5), || {
+        let (b, talk) = (&b, &talk);
+        async move {
+            let (mut c, _) = TestClient::connect(b).await;
+            let (_, v) = c
+                .hello_raw(json!({"version": "2.0", "auth": {"url": talk.url(), "params": {"token": talk.v2_token("bob")}}}))
+                .await;
+            (v["type"] == "hello").then_some(())
+        }
+    })
+    .await;
+    assert!(accepted.is_some(), "the slot is free again");
+}

@@ -104,8 +104,12 @@ pub enum BusPayload {
         session: PublicSessionId,
         node: u64,
     },
-    /// `node` is alive.
-    Heartbeat { node: u64 },
+    /// `node` is alive and has this many sessions per backend (for
+    /// cluster-wide session limits).
+    Heartbeat {
+        node: u64,
+        counts: std::collections::HashMap<String, u64>,
+    },
     /// A session on `node` joined with Talk session id `room_session`.
     RoomSessionClaimed {
         backend: BackendId,

@@ -49,6 +49,8 @@ struct MembersWire {
     #[serde(default)]
     sessions: Vec<PublicSessionId>,
     node: u64,
+    #[serde(default, skip_serializing_if = "std::collections::HashMap::is_empty")]
+    counts: std::collections::HashMap<String, u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -159,6 +161,7 @@ pub fn encode(m: &BusMessage) -> Vec<u8> {
                 roomid: room.clone(),
                 sessions: sessions.clone(),
                 node: *node,
+                ..Default::default()
             });
         }
         BusPayload::SessionLeft {
@@ -171,12 +174,14 @@ pub fn encode(m: &BusMessage) -> Vec<u8> {
                 roomid: room.clone(),
                 sessions: vec![session.clone()],
                 node: *node,
+                ..Default::default()
             });
         }
-        BusPayload::Heartbeat { node } => {
+        BusPayload::Heartbeat { node, counts } => {
             out.kind = "heartbeat".into();
             out.members = Some(MembersWire {
                 node: *node,
+                counts: counts.clone(),
                 ..Default::default()
             });
         }
@@ -261,9 +266,13 @@ pub fn decode(bytes: &[u8]) -> Option<BusMessage> {
                 node: m.node,
             }
         }
-        "heartbeat" => BusPayload::Heartbeat {
-            node: a.members?.node,
-        },
+        "heartbeat" => {
+            let m = a.members?;
+            BusPayload::Heartbeat {
+                node: m.node,
+                counts: m.counts,
+            }
+        }
         "release" => {
             let c = a.claim?;
             BusPayload::RoomSessionReleased {

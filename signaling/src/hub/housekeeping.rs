@@ -45,11 +45,12 @@ impl Hub {
         }
     }
 
-    fn heartbeat(&self) {
+    pub(crate) fn heartbeat(&self) {
         let msg = crate::cluster::BusMessage::with_time(
             crate::cluster::bus::now_us(),
             crate::cluster::BusPayload::Heartbeat {
                 node: self.inner.node,
+                counts: self.inner.sessions.counts(),
             },
         );
         if let Err(e) = self
@@ -73,6 +74,7 @@ impl Hub {
                 .collect();
             for n in &dead {
                 nodes.remove(n);
+                self.inner.remote_counts.lock().remove(n);
             }
             dead
         };

@@ -64,12 +64,13 @@ impl Sessions {
 
     /// Registers a session, enforcing the backend's session limit
     /// (facts 2.8) atomically with the registration.
-    pub fn register(&self, session: &Arc<Session>) -> Result<(), LimitReached> {
+    /// `remote` = sessions of the same backend on other nodes.
+    pub fn register(&self, session: &Arc<Session>, remote: u64) -> Result<(), LimitReached> {
         if counts_for_limit(session.client_type) {
             let mut counts = self.per_backend.lock();
             let n = counts.entry(session.backend.id.clone()).or_default();
             let limit = session.backend.session_limit;
-            if limit > 0 && *n >= limit {
+            if limit > 0 && *n + remote >= limit {
                 METRICS
                     .backend_session_limit_exceeded_total
                     .with_label_values(&[session.backend.id.as_str()])
@@ -205,6 +206,15 @@ impl Sessions {
     /// Drops every Talk session id mapped to `public` (a dead node's).
     pub fn forget_room_sessions_of(&self, public: &PublicSessionId) {
         self.room_sessions.lock().retain(|_, p| p != public);
+    }
+
+    /// Counted sessions per backend id.
+    pub fn counts(&self) -> std::collections::HashMap<String, u64> {
+        self.per_backend
+            .lock()
+            .iter()
+            .map(|(b, n)| (b.0.clone(), *n))
+            .collect()
     }
 
     pub fn by_room_session(&self, room_session: &RoomSessionId) -> Option<PublicSessionId> {

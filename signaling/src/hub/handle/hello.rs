@@ -240,8 +240,13 @@ async fn register(
         virtual_owner: None,
         flags: 0,
     }));
-    if hub.inner.sessions.register(&session).is_err() {
+    let remote = hub.remote_session_count(&session.backend.id);
+    if hub.inner.sessions.register(&session, remote).is_err() {
         return Err(ErrorCode::SessionLimitExceeded.into());
+    }
+    if session.backend.session_limit > 0 {
+        // Other nodes learn the new count at once, not at the next beat.
+        hub.heartbeat();
     }
     subscribe_session(hub, &session);
     session.attach(ctx.outbox.clone());

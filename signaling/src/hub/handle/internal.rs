@@ -169,7 +169,7 @@ async fn add_session(hub: &Hub, owner: &Arc<Session>, a: AddSessionWire) -> Resu
     if owner.is_closed() || room.is_closed() {
         return Ok(());
     }
-    if hub.inner.sessions.register(&session).is_err() {
+    if hub.inner.sessions.register(&session, 0).is_err() {
         return Err(ErrorCode::AddFailed.into());
     }
     match hub.inner.bus.subscribe(
