@@ -341,3 +341,25 @@ async fn session_limit_across_nodes() {
     .await;
     assert!(accepted.is_some(), "the slot is free again");
 }
+
+/// A node that gets its first member of a room after transient data was
+/// set elsewhere fetches it: the joiner gets it in a further `initial`.
+#[tokio::test]
+async fn transient_data_for_a_late_node() {
+    let c = cluster().await;
+    let mut a = user(&c.a, &c.talk, &c.alice).await;
+    a.join_ok("room1", "ta").await;
+    a.request(
+        "transient",
+        json!({"type": "set", "key": "early", "value": 42}),
+    )
+    .await;
+    a.recv_until(|v| v["type"] == "transient").await;
+    let mut b = user(&c.b, &c.talk, &c.bob).await;
+    b.join("room1", "tb").await;
+    let v = b.recv_until(|v| v["type"] == "transient").await;
+    assert_eq!(
+        v["transient"],
+        json!({"type": "initial", "data": {"early": 42}})
+    );
+}

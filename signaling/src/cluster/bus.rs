@@ -92,11 +92,13 @@ pub enum BusPayload {
         session: PublicSessionId,
         node: u64,
     },
-    /// `node` has these members in `room` (its answer to a join).
+    /// `node` has these members in `room` (its answer to a join), and
+    /// this transient data (for a node that just created the room).
     Members {
         room: RoomId,
         sessions: Vec<PublicSessionId>,
         node: u64,
+        transient: serde_json::Map<String, serde_json::Value>,
     },
     /// A session on `node` left `room`.
     SessionLeft {

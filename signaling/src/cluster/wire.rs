@@ -51,6 +51,8 @@ struct MembersWire {
     node: u64,
     #[serde(default, skip_serializing_if = "std::collections::HashMap::is_empty")]
     counts: std::collections::HashMap<String, u64>,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    transientdata: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -155,12 +157,14 @@ pub fn encode(m: &BusMessage) -> Vec<u8> {
             room,
             sessions,
             node,
+            transient,
         } => {
             out.kind = "members".into();
             out.members = Some(MembersWire {
                 roomid: room.clone(),
                 sessions: sessions.clone(),
                 node: *node,
+                transientdata: transient.clone(),
                 ..Default::default()
             });
         }
@@ -256,6 +260,7 @@ pub fn decode(bytes: &[u8]) -> Option<BusMessage> {
                 room: m.roomid,
                 sessions: m.sessions,
                 node: m.node,
+                transient: m.transientdata,
             }
         }
         "sessionleft" => {

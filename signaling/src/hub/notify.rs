@@ -79,11 +79,17 @@ impl Hub {
                             room.add_remote(session.clone(), *node);
                             hub.send_members_to(&room, session);
                         }
-                        BusPayload::Members { sessions, node, .. } if *node != hub.inner.node => {
+                        BusPayload::Members {
+                            sessions,
+                            node,
+                            transient,
+                            ..
+                        } if *node != hub.inner.node => {
                             hub.saw_node(*node);
                             for s in sessions {
                                 room.add_remote(s.clone(), *node);
                             }
+                            super::handle::transient::merge_remote(&room, transient);
                         }
                         BusPayload::SessionLeft { session, node, .. }
                             if *node != hub.inner.node =>
@@ -143,6 +149,7 @@ impl Hub {
                 room: room.id.clone(),
                 sessions: members.iter().map(|m| m.public_id.clone()).collect(),
                 node: self.inner.node,
+                transient: room.transient_snapshot(),
             },
         );
         if let Err(e) = self

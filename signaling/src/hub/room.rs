@@ -291,6 +291,36 @@ impl Room {
         }
     }
 
+    /// Adds entries this node does not have (data set before the room
+    /// existed here); returns what was added.
+    pub fn transient_merge(
+        &self,
+        data: &serde_json::Map<String, serde_json::Value>,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let mut s = self.state.lock();
+        let mut added = serde_json::Map::new();
+        for (k, v) in data {
+            if s.transient.contains_key(k) {
+                continue;
+            }
+            let Ok(raw) = serde_json::value::to_raw_value(v) else {
+                continue;
+            };
+            s.transient_generation += 1;
+            let generation = s.transient_generation;
+            s.transient.insert(
+                k.clone(),
+                TransientEntry {
+                    value: v.clone(),
+                    raw,
+                    generation,
+                },
+            );
+            added.insert(k.clone(), v.clone());
+        }
+        added
+    }
+
     /// The whole store, for a joiner's `initial` message.
     pub fn transient_snapshot(&self) -> serde_json::Map<String, serde_json::Value> {
         self.state

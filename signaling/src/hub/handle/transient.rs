@@ -175,6 +175,31 @@ fn remove_event(key: &str, old: Option<RawJson>) -> TransientEvent {
     }
 }
 
+/// Entries another node had before this node held the room: stored, and
+/// sent to the local members as an extra `initial` (facts 1.12: clients
+/// merge several `initial` messages).
+pub(crate) fn merge_remote(room: &Room, data: &serde_json::Map<String, serde_json::Value>) {
+    if data.is_empty() {
+        return;
+    }
+    let added = room.transient_merge(data);
+    if added.is_empty() {
+        return;
+    }
+    let msg = Arc::new(BusMessage::new(ServerMessage::new(ServerBody::Transient {
+        transient: TransientEvent {
+            kind: "initial".into(),
+            key: None,
+            value: None,
+            oldvalue: None,
+            data: Some(added),
+        },
+    })));
+    for m in room.members() {
+        m.deliver(&msg);
+    }
+}
+
 /// The `initial` message for a joiner, if the room has data.
 pub(crate) fn initial(room: &Room) -> Option<ServerMessage> {
     let data = room.transient_snapshot();
