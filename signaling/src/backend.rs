@@ -6,6 +6,7 @@
 pub mod backends;
 pub mod capabilities;
 pub mod client;
+pub mod etcd;
 
 pub use backends::{Backend, Backends};
 pub use capabilities::Capabilities;

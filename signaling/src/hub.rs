@@ -340,6 +340,11 @@ impl Hub {
         self.inner.backends.read().clone()
     }
 
+    /// Replaces the backends with ones from a dynamic source (etcd).
+    pub fn set_backend_entries(&self, entries: Vec<crate::config::BackendEntry>) {
+        *self.inner.backends.write() = Arc::new(Backends::from_entries(&entries));
+    }
+
     /// Replaces the backends (SIGHUP reload).
     pub fn reload_backends(&self, config: &Config) {
         *self.inner.backends.write() = Arc::new(Backends::new(&config.backend));

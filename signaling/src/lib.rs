@@ -65,6 +65,15 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let housekeeping = tokio::spawn(hub.clone().run_housekeeping(shutdown.clone()));
+    if config.backend.backend_type == config::BackendType::Etcd {
+        let prefix = config.backend.backend_prefix.clone().unwrap_or_default();
+        tokio::spawn(backend::etcd::watch(
+            hub.clone(),
+            config.etcd.clone(),
+            prefix,
+            shutdown.clone(),
+        ));
+    }
     let state = server::AppState::new(
         hub.clone(),
         config.app.trusted_proxies.clone(),

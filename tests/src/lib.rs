@@ -11,6 +11,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod etcd;
 pub mod nats;
 pub mod process;
 pub mod server;

@@ -80,11 +80,24 @@ pub struct Backends {
 
 impl Backends {
     pub fn new(config: &BackendConfig) -> Self {
+        Self::from_parts(&config.backends, config.compat.as_ref(), config.allow_all)
+    }
+
+    /// Backends from a dynamic source (etcd): no compat backend.
+    pub fn from_entries(entries: &[BackendEntry]) -> Self {
+        Self::from_parts(entries, None, false)
+    }
+
+    fn from_parts(
+        entries: &[BackendEntry],
+        compat: Option<&BackendEntry>,
+        allow_all: bool,
+    ) -> Self {
         let mut b = Backends {
-            allow_all: config.allow_all,
+            allow_all,
             ..Default::default()
         };
-        for entry in &config.backends {
+        for entry in entries {
             let backend = Arc::new(Backend::from_entry(entry));
             for u in &backend.urls {
                 if let Some(host) = url::Url::parse(u).ok().as_ref().and_then(host_key) {
@@ -96,7 +109,7 @@ impl Backends {
             }
             b.all.push(backend);
         }
-        if let Some(c) = &config.compat {
+        if let Some(c) = compat {
             let compat = Arc::new(Backend::from_entry(c));
             for h in &compat.hosts {
                 b.by_host.entry(h.clone()).or_default().push(compat.clone());

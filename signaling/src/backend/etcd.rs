@@ -1,0 +1,166 @@
+//! Backends from etcd (`[backend] backendtype = etcd`, facts 2.7 mode 4):
+//! JSON documents below `[backend] backendprefix`, one per backend, the key
+//! being the backend id. The prefix is watched; added, changed and removed
+//! backends take effect without a restart.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use etcd_client::{Client, EventType, GetOptions, WatchOptions};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{normalize_backend_url, BackendEntry, EtcdConfig, Secret};
+use crate::hub::Hub;
+
+const RETRY_START: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(10);
+
+#[derive(Deserialize)]
+struct Doc {
+    #[serde(default)]
+    urls: Vec<String>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    secret: String,
+    #[serde(default)]
+    maxstreambitrate: i64,
+    #[serde(default)]
+    maxscreenbitrate: i64,
+    #[serde(default)]
+    sessionlimit: i64,
+}
+
+/// Turns one etcd document into a backend; `None` (with a warning) if it
+/// is unusable.
+fn parse(key: &str, value: &[u8]) -> Option<BackendEntry> {
+    let doc: Doc = match serde_json::from_slice(value) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(key, error = %e, "invalid backend document in etcd");
+            return None;
+        }
+    };
+    let mut urls = doc.urls;
+    if urls.is_empty() {
+        urls.extend(doc.url);
+    }
+    let mut normalized = Vec::new();
+    for u in &urls {
+        match normalize_backend_url(key, "urls", u) {
+            Ok(n) => normalized.push(n),
+            Err(e) => tracing::warn!(key, error = %e, "invalid backend URL in etcd"),
+        }
+    }
+    if normalized.is_empty() || doc.secret.is_empty() {
+        tracing::warn!(
+            key,
+            "backend document in etcd without urls or secret ignored"
+        );
+        return None;
+    }
+    normalized.sort();
+    normalized.dedup();
+    Some(BackendEntry {
+        id: key.to_owned(),
+        allow_http: normalized.iter().any(|u| u.starts_with("http://")),
+        urls: normalized,
+        secret: Secret::new(doc.secret),
+        session_limit: doc.sessionlimit.max(0) as u64,
+        max_stream_bitrate: doc.maxstreambitrate.max(0) as u64,
+        max_screen_bitrate: doc.maxscreenbitrate.max(0) as u64,
+        hosts: Vec::new(),
+    })
+}
+
+fn apply(hub: &Hub, docs: &BTreeMap<String, BackendEntry>) {
+    hub.set_backend_entries(docs.values().cloned().collect());
+    tracing::info!(count = docs.len(), "backends from etcd updated");
+}
+
+/// Keeps the hub's backends in sync with etcd until `shutdown`.
+pub async fn watch(hub: Hub, etcd: EtcdConfig, prefix: String, shutdown: CancellationToken) {
+    let mut delay = RETRY_START;
+    loop {
+        let run = watch_once(&hub, &etcd, &prefix);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = run => if let Err(e) = r {
+                tracing::warn!(error = %e, "etcd backend watch failed, retrying");
+            },
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(RETRY_MAX);
+    }
+}
+
+async fn watch_once(hub: &Hub, etcd: &EtcdConfig, prefix: &str) -> Result<(), etcd_client::Error> {
+    let mut client = Client::connect(&etcd.endpoints, None).await?;
+    let resp = client
+        .get(prefix, Some(GetOptions::new().with_prefix()))
+        .await?;
+    let mut docs = BTreeMap::new();
+    for kv in resp.kvs() {
+        let key = kv.key_str()?.to_owned();
+        if let Some(entry) = parse(&key, kv.value()) {
+            docs.insert(key, entry);
+        }
+    }
+    apply(hub, &docs);
+    let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+    let mut stream = client
+        .watch(
+            prefix,
+            Some(
+                WatchOptions::new()
+                    .with_prefix()
+                    .with_start_revision(revision + 1),
+            ),
+        )
+        .await?;
+    while let Some(resp) = stream.message().await? {
+        for event in resp.events() {
+            let Some(kv) = event.kv() else { continue };
+            let key = kv.key_str()?.to_owned();
+            match event.event_type() {
+                EventType::Put => match parse(&key, kv.value()) {
+                    Some(entry) => {
+                        docs.insert(key, entry);
+                    }
+                    None => {
+                        docs.remove(&key);
+                    }
+                },
+                EventType::Delete => {
+                    docs.remove(&key);
+                }
+            }
+        }
+        apply(hub, &docs);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn documents() {
+        let b = parse(
+            "/b/one",
+            br#"{"urls":["https://a.example/nc"],"secret":"s","sessionlimit":3}"#,
+        )
+        .unwrap();
+        assert_eq!(b.urls, vec!["https://a.example/nc/"]);
+        assert_eq!(b.session_limit, 3);
+        let legacy = parse("/b/two", br#"{"url":"http://b.example","secret":"s"}"#).unwrap();
+        assert!(legacy.allow_http);
+        assert!(parse("/b/x", br#"{"urls":["https://a"]}"#).is_none());
+        assert!(parse("/b/x", b"not json").is_none());
+    }
+}
