@@ -363,3 +363,42 @@ async fn transient_data_for_a_late_node() {
         json!({"type": "initial", "data": {"early": 42}})
     );
 }
+
+/// Three nodes: members on every node see each other exactly once and a
+/// room message reaches all of them once.
+#[tokio::test]
+async fn three_nodes_exactly_once() {
+    let c = cluster().await;
+    let third = TestServer::builder()
+        .talk(&c.talk)
+        .nats(&c._nats.url)
+        .start()
+        .await;
+    let carol = c.talk.add_user("carol", "Carol");
+    let mut a = user(&c.a, &c.talk, &c.alice).await;
+    let mut b = user(&c.b, &c.talk, &c.bob).await;
+    let mut d = user(&third, &c.talk, &carol).await;
+    let ids = [
+        a.session_id.clone(),
+        b.session_id.clone(),
+        d.session_id.clone(),
+    ];
+    a.join_ok("room1", "ta").await;
+    join_seeing(&mut b, "room1", "tb", &[&ids[0], &ids[1]]).await;
+    join_seeing(&mut d, "room1", "td", &[&ids[0], &ids[1], &ids[2]]).await;
+    // Everybody has seen everybody; nothing arrives twice.
+    a.recv_until(|v| v["event"]["type"] == "join" && join_ids(v).contains(&ids[1]))
+        .await;
+    a.recv_until(|v| v["event"]["type"] == "join" && join_ids(v).contains(&ids[2]))
+        .await;
+    b.recv_until(|v| v["event"]["type"] == "join" && join_ids(v).contains(&ids[2]))
+        .await;
+    for client in [&mut a, &mut b, &mut d] {
+        client.expect_silence(Duration::from_millis(300)).await;
+    }
+    a.message(json!({"type": "room"}), json!("to all")).await;
+    for client in [&mut b, &mut d] {
+        assert_eq!(client.recv().await["message"]["data"], "to all");
+        client.expect_silence(Duration::from_millis(300)).await;
+    }
+}
