@@ -118,40 +118,20 @@ async fn room_inner(
         return text_error(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
     };
     let backends = hub.backends();
+    let signed_by = |b: &Arc<Backend>| {
+        checksum::verify_backend_checksum(b.secret.expose().as_bytes(), &random, &body, &sum)
+    };
+    // With the header: that backend. Without (legacy Talk): the compat
+    // backend, else whichever configured secret matches.
     let backend: Option<Arc<Backend>> =
         match headers.get(HEADER_BACKEND).and_then(|v| v.to_str().ok()) {
             Some(url) => proto::client::canonicalize_url(url)
                 .ok()
                 .and_then(|u| backends.lookup(&u))
-                .filter(|b| {
-                    checksum::verify_backend_checksum(
-                        b.secret.expose().as_bytes(),
-                        &random,
-                        &body,
-                        &sum,
-                    )
-                }),
+                .filter(signed_by),
             None => match backends.compat() {
-                Some(c) => Some(c.clone()).filter(|b| {
-                    checksum::verify_backend_checksum(
-                        b.secret.expose().as_bytes(),
-                        &random,
-                        &body,
-                        &sum,
-                    )
-                }),
-                None => backends
-                    .all()
-                    .iter()
-                    .find(|b| {
-                        checksum::verify_backend_checksum(
-                            b.secret.expose().as_bytes(),
-                            &random,
-                            &body,
-                            &sum,
-                        )
-                    })
-                    .cloned(),
+                Some(c) => Some(c.clone()).filter(signed_by),
+                None => backends.all().iter().find(|b| signed_by(b)).cloned(),
             },
         };
     let Some(backend) = backend else {
@@ -184,11 +164,7 @@ async fn room_inner(
 /// Whether the real client IP may read operator endpoints.
 fn stats_allowed(app: &AppState, peer: PeerAddr, headers: &HeaderMap) -> bool {
     let ip = realip::client_ip(peer.0, headers, &app.trusted_proxies);
-    let ip = match ip {
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    };
-    app.stats_allowed.iter().any(|n| n.contains(&ip))
+    realip::in_nets(&ip, &app.stats_allowed)
 }
 
 /// Runs `respond` for callers in `[stats] allowed_ips`, answers 403

@@ -108,11 +108,10 @@ pub(crate) struct Inner {
     pub dialouts: dialout::PendingDialouts,
     /// Identifies this process on the bus.
     pub node: u64,
-    /// This node's subscription to Talk session id claims.
-    claims: parking_lot::Mutex<Option<crate::cluster::Subscription>>,
+    /// Subscriptions of the node-wide subjects.
+    cluster_subscriptions: parking_lot::Mutex<Vec<crate::cluster::Subscription>>,
     /// Other nodes and when they were last heard of.
     pub nodes: parking_lot::Mutex<std::collections::HashMap<u64, tokio::time::Instant>>,
-    heartbeats: parking_lot::Mutex<Option<crate::cluster::Subscription>>,
     /// Sessions per backend on the other nodes, from their heartbeats.
     pub remote_counts:
         parking_lot::Mutex<std::collections::HashMap<u64, std::collections::HashMap<String, u64>>>,
@@ -168,53 +167,67 @@ impl Hub {
                 },
                 dialouts: dialout::PendingDialouts::default(),
                 node: rand::random(),
-                claims: parking_lot::Mutex::new(None),
+                cluster_subscriptions: parking_lot::Mutex::default(),
                 nodes: parking_lot::Mutex::default(),
-                heartbeats: parking_lot::Mutex::new(None),
                 remote_counts: parking_lot::Mutex::default(),
                 next_index: AtomicU64::new(1),
             }),
         };
-        hub.subscribe_claims();
-        hub.subscribe_heartbeats();
+        hub.subscribe_cluster_subjects();
         Ok(hub)
     }
 
-    /// Listens for Talk session ids claimed on other nodes and disconnects
-    /// the local holder (one connection per Talk session across the cluster).
-    fn subscribe_claims(&self) {
-        let weak = Arc::downgrade(&self.inner);
-        let sink = Arc::new(move |m: &Arc<crate::cluster::BusMessage>| {
-            let Some(inner) = weak.upgrade() else { return };
-            let hub = Hub { inner };
-            if let crate::cluster::BusPayload::RoomSessionClaimed {
+    /// Subscribes to the node-wide subjects: Talk session id claims
+    /// (one connection per Talk session across the cluster, and where each
+    /// Talk session lives) and node heartbeats.
+    fn subscribe_cluster_subjects(&self) {
+        use crate::cluster::Subject;
+        for subject in [Subject::RoomSessions, Subject::Nodes] {
+            let weak = Arc::downgrade(&self.inner);
+            let sink = Arc::new(move |m: &Arc<crate::cluster::BusMessage>| {
+                if let Some(inner) = weak.upgrade() {
+                    Hub { inner }.on_cluster_message(&m.payload);
+                }
+            });
+            match self.inner.bus.subscribe(&subject, sink) {
+                Ok(sub) => self.inner.cluster_subscriptions.lock().push(sub),
+                Err(e) => {
+                    tracing::error!(subject = %subject.to_subject_string(), error = %e, "could not subscribe")
+                }
+            }
+        }
+    }
+
+    fn on_cluster_message(&self, payload: &crate::cluster::BusPayload) {
+        use crate::cluster::BusPayload;
+        match payload {
+            BusPayload::RoomSessionClaimed {
                 backend,
                 room_session,
                 claimer,
                 node,
-            } = &m.payload
-            {
-                if *node != hub.inner.node {
-                    hub.kick_room_session(backend, room_session, claimer);
-                    // Remember where the Talk session lives, to resolve
-                    // Talk ids in notifications for it.
-                    hub.inner.sessions.set_room_session(room_session, claimer);
-                }
-            } else if let crate::cluster::BusPayload::RoomSessionReleased {
+            } if *node != self.inner.node => {
+                self.kick_room_session(backend, room_session, claimer);
+                // Remember where the Talk session lives, to resolve Talk ids
+                // in notifications for it.
+                self.inner.sessions.set_room_session(room_session, claimer);
+            }
+            BusPayload::RoomSessionReleased {
                 room_session,
                 session,
-            } = &m.payload
-            {
-                hub.inner.sessions.clear_room_session(room_session, session);
+            } => {
+                self.inner
+                    .sessions
+                    .clear_room_session(room_session, session);
             }
-        });
-        match self
-            .inner
-            .bus
-            .subscribe(&crate::cluster::Subject::RoomSessions, sink)
-        {
-            Ok(sub) => *self.inner.claims.lock() = Some(sub),
-            Err(e) => tracing::error!(error = %e, "could not subscribe to room session claims"),
+            BusPayload::Heartbeat { node, counts } if *node != self.inner.node => {
+                self.inner
+                    .remote_counts
+                    .lock()
+                    .insert(*node, counts.clone());
+                self.saw_node(*node);
+            }
+            _ => {}
         }
     }
 
@@ -241,27 +254,6 @@ impl Hub {
         {
             tracing::debug!(session = %other.public_id, "kicked: room session reconnected elsewhere");
             self.bye_and_close(&other, bye_reason::ROOM_SESSION_RECONNECTED, false);
-        }
-    }
-
-    fn subscribe_heartbeats(&self) {
-        let weak = Arc::downgrade(&self.inner);
-        let sink = Arc::new(move |m: &Arc<crate::cluster::BusMessage>| {
-            let Some(inner) = weak.upgrade() else { return };
-            if let crate::cluster::BusPayload::Heartbeat { node, counts } = &m.payload {
-                if *node != inner.node {
-                    inner.remote_counts.lock().insert(*node, counts.clone());
-                    Hub { inner }.saw_node(*node);
-                }
-            }
-        });
-        match self
-            .inner
-            .bus
-            .subscribe(&crate::cluster::Subject::Nodes, sink)
-        {
-            Ok(sub) => *self.inner.heartbeats.lock() = Some(sub),
-            Err(e) => tracing::error!(error = %e, "could not subscribe to node heartbeats"),
         }
     }
 
@@ -323,13 +315,7 @@ impl Hub {
 
     fn publish_claim(&self, payload: crate::cluster::BusPayload) {
         let msg = crate::cluster::BusMessage::with_time(crate::cluster::bus::now_us(), payload);
-        if let Err(e) = self
-            .inner
-            .bus
-            .publish(&crate::cluster::Subject::RoomSessions, Arc::new(msg))
-        {
-            tracing::warn!(error = %e, "could not publish a room session change");
-        }
+        self.publish(&crate::cluster::Subject::RoomSessions, msg);
     }
 
     pub fn features(&self) -> &ServerFeatures {
@@ -542,6 +528,18 @@ impl Hub {
         self.close_session(session, true);
     }
 
+    /// Publishes on the event bus. A failure is logged: the bus reconnects
+    /// on its own and the protocol has no retry for these messages.
+    pub(crate) fn publish(
+        &self,
+        subject: &crate::cluster::Subject,
+        msg: crate::cluster::BusMessage,
+    ) {
+        if let Err(e) = self.inner.bus.publish(subject, Arc::new(msg)) {
+            tracing::warn!(subject = %subject.to_subject_string(), error = %e, "could not publish on the bus");
+        }
+    }
+
     /// The `join` entry describing `s` to others (facts 1.14.1).
     pub(crate) fn join_entry(&self, s: &Session) -> JoinEntry {
         JoinEntry {
@@ -559,7 +557,8 @@ impl Hub {
     }
 }
 
-fn send_bye(outbox: &Outbox, reason: &str) {
+/// Sends `bye` with a reason, then closes the connection.
+pub(crate) fn send_bye(outbox: &Outbox, reason: &str) {
     outbox.send(&ServerMessage::new(ServerBody::Bye {
         bye: Some(ByeMessage {
             reason: reason.to_owned(),

@@ -5,7 +5,8 @@ use std::net::IpAddr;
 use axum::http::HeaderMap;
 use ipnet::IpNet;
 
-fn trusted(ip: &IpAddr, nets: &[IpNet]) -> bool {
+/// Whether `ip` (IPv4-mapped IPv6 counted as IPv4) is in one of `nets`.
+pub fn in_nets(ip: &IpAddr, nets: &[IpNet]) -> bool {
     let ip = match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(*ip),
         v4 => *v4,
@@ -25,7 +26,7 @@ fn parse_entry(s: &str) -> Option<IpAddr> {
 /// The address a request really comes from: headers are only believed when
 /// the peer is a trusted proxy.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> IpAddr {
-    if !trusted(&peer, trusted_proxies) {
+    if !in_nets(&peer, trusted_proxies) {
         return peer;
     }
     if let Some(ip) = headers
@@ -48,7 +49,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -
     forwarded
         .iter()
         .rev()
-        .find(|ip| !trusted(ip, trusted_proxies))
+        .find(|ip| !in_nets(ip, trusted_proxies))
         .or_else(|| forwarded.first())
         .copied()
         .unwrap_or(peer)

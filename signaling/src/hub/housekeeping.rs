@@ -53,13 +53,7 @@ impl Hub {
                 counts: self.inner.sessions.counts(),
             },
         );
-        if let Err(e) = self
-            .inner
-            .bus
-            .publish(&crate::cluster::Subject::Nodes, std::sync::Arc::new(msg))
-        {
-            tracing::warn!(error = %e, "could not publish heartbeat");
-        }
+        self.publish(&crate::cluster::Subject::Nodes, msg);
     }
 
     /// Sessions of nodes that stopped sending heartbeats leave the rooms

@@ -43,6 +43,15 @@ fn raw(v: &Value) -> Option<RawJson> {
     serde_json::value::to_raw_value(v).ok()
 }
 
+/// Sends one message to several sessions, serialized once (virtual
+/// sessions, which have no connection, skip it).
+pub(crate) fn deliver_all(members: &[Arc<Session>], msg: ServerMessage) {
+    let msg = Arc::new(BusMessage::new(msg));
+    for m in members {
+        m.deliver(&msg);
+    }
+}
+
 impl Hub {
     /// Joins `session` to the local room, creating it (and its backend
     /// subscription) if needed. Returns the room and the members that were
@@ -123,13 +132,7 @@ impl Hub {
                 node: self.inner.node,
             },
         );
-        if let Err(e) = self
-            .inner
-            .bus
-            .publish(&room.backend_subject(), Arc::new(msg))
-        {
-            tracing::warn!(error = %e, "could not announce join");
-        }
+        self.publish(&room.backend_subject(), msg);
     }
 
     /// This node's members of `room`, as a join event to a joiner elsewhere.
@@ -152,13 +155,7 @@ impl Hub {
                 transient: room.transient_snapshot(),
             },
         );
-        if let Err(e) = self
-            .inner
-            .bus
-            .publish(&room.backend_subject(), Arc::new(msg))
-        {
-            tracing::warn!(error = %e, "could not publish room members");
-        }
+        self.publish(&room.backend_subject(), msg);
     }
 
     fn publish_user(&self, backend: &Backend, user: &str, msg: &ServerMessage) {
@@ -167,24 +164,12 @@ impl Hub {
             compat: backend.is_compat(),
             user: user.to_owned(),
         };
-        if let Err(e) = self
-            .inner
-            .bus
-            .publish(&subject, Arc::new(BusMessage::new(msg.clone())))
-        {
-            tracing::warn!(error = %e, "could not publish user event");
-        }
+        self.publish(&subject, BusMessage::new(msg.clone()));
     }
 
     fn publish_session(&self, id: &PublicSessionId, msg: &ServerMessage) {
         let subject = Subject::Session(id.clone());
-        if let Err(e) = self
-            .inner
-            .bus
-            .publish(&subject, Arc::new(BusMessage::new(msg.clone())))
-        {
-            tracing::warn!(error = %e, "could not publish session event");
-        }
+        self.publish(&subject, BusMessage::new(msg.clone()));
     }
 
     /// Asks the owner of a disinvited virtual session to hang up
@@ -375,13 +360,7 @@ impl Hub {
                 notification: n,
                 received_us: now_us(),
             };
-            if let Err(e) = self
-                .inner
-                .bus
-                .publish(&subject, Arc::new(BusMessage::room(notice)))
-            {
-                tracing::warn!(error = %e, "could not publish room notification");
-            }
+            self.publish(&subject, BusMessage::room(notice));
         }
         for (user, msg) in after_room {
             self.publish_user(backend, &user, &msg);
@@ -429,9 +408,7 @@ impl Hub {
                             bandwidth: None,
                         },
                     });
-                    for m in room.members() {
-                        m.send(&msg);
-                    }
+                    deliver_all(&room.members(), msg);
                 }
             }
             "delete" => self.delete_room(room),
@@ -528,23 +505,24 @@ impl Hub {
     /// Room deleted by Nextcloud (facts 3.4.4): internal members hear
     /// `delete`, everybody leaves at once without leave events.
     fn delete_room(&self, room: &Arc<Room>) {
-        let delete = event(Event::Room(RoomEvent::Delete));
         let members = room.members();
-        for m in members.iter().filter(|m| m.is_internal()) {
-            m.send(&delete);
-        }
+        let internal: Vec<_> = members
+            .iter()
+            .filter(|m| m.is_internal())
+            .cloned()
+            .collect();
+        deliver_all(&internal, event(Event::Room(RoomEvent::Delete)));
         for m in &members {
             super::handle::room::leave_room_with(self, m, true, false);
-            if !m.is_virtual() {
-                m.send(&ServerMessage::new(ServerBody::Room {
-                    room: RoomMessage {
-                        roomid: String::new(),
-                        properties: None,
-                        bandwidth: None,
-                    },
-                }));
-            }
         }
+        let left = ServerMessage::new(ServerBody::Room {
+            room: RoomMessage {
+                roomid: String::new(),
+                properties: None,
+                bandwidth: None,
+            },
+        });
+        deliver_all(&members, left);
         room.close();
         self.inner.rooms.remove_closed(room);
     }
@@ -579,14 +557,11 @@ impl Hub {
                 added |= room.set_in_call(&m.public_id, true);
             }
             if added {
-                for m in clients {
-                    m.send(&msg);
-                }
+                let clients: Vec<_> = clients.into_iter().cloned().collect();
+                deliver_all(&clients, msg);
             }
         } else if !room.clear_call().is_empty() {
-            for m in members.iter().filter(|m| !m.is_virtual()) {
-                m.send(&msg);
-            }
+            deliver_all(&members, msg);
         }
     }
 

@@ -328,12 +328,7 @@ async fn resume(
     };
     if let Some(old) = session.attach(ctx.outbox.clone()) {
         // Detached above, so this bye does not close the session.
-        old.send(&ServerMessage::new(ServerBody::Bye {
-            bye: Some(proto::server::ByeMessage {
-                reason: bye_reason::SESSION_RESUMED.into(),
-            }),
-        }));
-        old.close(crate::client::connection::CLOSE_NORMAL, "");
+        crate::hub::send_bye(&old, bye_reason::SESSION_RESUMED);
     }
     METRICS
         .hub_sessions_resume_total

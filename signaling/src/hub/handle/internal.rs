@@ -63,13 +63,7 @@ pub async fn internal(
 }
 
 fn publish_room(hub: &Hub, room: &crate::hub::room::Room, msg: ServerMessage) {
-    if let Err(e) = hub
-        .inner
-        .bus
-        .publish(&room.subject(), Arc::new(BusMessage::new(msg)))
-    {
-        tracing::warn!(room = %room.id, error = %e, "could not publish room event");
-    }
+    hub.publish(&room.subject(), BusMessage::new(msg));
 }
 
 fn flags_event(room: &RoomId, session: &Session, f: u32) -> ServerMessage {
@@ -359,10 +353,10 @@ fn dialout_status(hub: &Hub, d: DialoutWire) {
             let Ok(raw) = serde_json::value::to_raw_value(&d) else {
                 return;
             };
-            let msg = ServerMessage::new(ServerBody::Dialout { dialout: raw });
-            for m in room.members() {
-                m.send(&msg);
-            }
+            crate::hub::notify::deliver_all(
+                &room.members(),
+                ServerMessage::new(ServerBody::Dialout { dialout: raw }),
+            );
         }
     }
 }

@@ -106,11 +106,5 @@ pub fn message(hub: &Hub, sender: &Arc<Session>, req: MessageRequest, kind: Kind
             data: req.data,
         },
     ));
-    if let Err(e) = hub
-        .inner
-        .bus
-        .publish(&subject, Arc::new(BusMessage::new(msg)))
-    {
-        tracing::warn!(error = %e, "could not publish message");
-    }
+    hub.publish(&subject, BusMessage::new(msg));
 }

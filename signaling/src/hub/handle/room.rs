@@ -285,13 +285,7 @@ async fn join(
     let event = ServerMessage::new(ServerBody::Event {
         event: Event::Room(RoomEvent::Join { join: vec![own] }),
     });
-    if let Err(e) = hub
-        .inner
-        .bus
-        .publish(&room.subject(), Arc::new(BusMessage::new(event)))
-    {
-        tracing::warn!(room = %room.id, error = %e, "could not publish join event");
-    }
+    hub.publish(&room.subject(), BusMessage::new(event));
     if session.is_internal() {
         hub.broadcast_cached_participants(&room);
     }
@@ -356,13 +350,7 @@ pub(crate) fn leave_room_with(
         }),
     });
     if publish_event {
-        if let Err(e) = hub
-            .inner
-            .bus
-            .publish(&room.subject(), Arc::new(BusMessage::new(event)))
-        {
-            tracing::warn!(room = %room.id, error = %e, "could not publish leave event");
-        }
+        hub.publish(&room.subject(), BusMessage::new(event));
     }
     let left = BusMessage::with_time(
         now_us(),
@@ -372,13 +360,7 @@ pub(crate) fn leave_room_with(
             node: hub.inner.node,
         },
     );
-    if let Err(e) = hub
-        .inner
-        .bus
-        .publish(&room.backend_subject(), Arc::new(left))
-    {
-        tracing::warn!(room = %room.id, error = %e, "could not publish session left");
-    }
+    hub.publish(&room.backend_subject(), left);
     if session.is_internal() && !closed {
         hub.broadcast_cached_participants(&room);
     }

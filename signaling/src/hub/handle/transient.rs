@@ -90,13 +90,7 @@ fn broadcast(hub: &Hub, room: &Room, change: TransientChange) {
             change,
         },
     );
-    if let Err(e) = hub
-        .inner
-        .bus
-        .publish(&room.backend_subject(), Arc::new(msg))
-    {
-        tracing::warn!(room = %room.id, error = %e, "could not publish transient update");
-    }
+    hub.publish(&room.backend_subject(), msg);
 }
 
 pub(crate) fn set(hub: &Hub, room: &Arc<Room>, key: &str, value: &RawJson, ttl_ns: i64) {
