@@ -131,3 +131,24 @@ impl TestServerBuilder {
         panic!("signaling could not start on a free port");
     }
 }
+
+/// The usual test world: a Talk emulator with users alice and bob and the
+/// given open rooms (named like their titles' tokens), and a server using
+/// it.
+pub async fn alice_and_bob(
+    rooms: &[&str],
+) -> (Talk, TestServer, crate::talk::User, crate::talk::User) {
+    let talk = Talk::start(TALK_SECRET).await;
+    let alice = talk.add_user("alice", "Alice");
+    let bob = talk.add_user("bob", "Bob");
+    for r in rooms {
+        let title = match *r {
+            "room1" => "Room one",
+            "room2" => "Room two",
+            other => other,
+        };
+        talk.add_room(r, crate::talk::Room::open(title));
+    }
+    let server = TestServer::builder().talk(&talk).start().await;
+    (talk, server, alice, bob)
+}

@@ -9,12 +9,8 @@ use tests::server::TestServer;
 use tests::talk::{Room, Talk, User};
 
 async fn setup() -> (Talk, TestServer, User, User, User) {
-    let talk = Talk::start(tests::server::TALK_SECRET).await;
-    let alice = talk.add_user("alice", "Alice");
-    let bob = talk.add_user("bob", "Bob");
+    let (talk, server, alice, bob) = tests::server::alice_and_bob(&["room1"]).await;
     let carol = talk.add_user("carol", "Carol");
-    talk.add_room("room1", Room::open("Room one"));
-    let server = TestServer::builder().talk(&talk).start().await;
     (talk, server, alice, bob, carol)
 }
 

@@ -52,6 +52,19 @@ async fn notify(w: &World, room: &str, body: Value) -> (u16, String) {
 
 const QUIET: Duration = Duration::from_millis(300);
 
+/// Writes `request` as is and returns the start of the answer (requests a
+/// normal HTTP client would refuse to send).
+async fn raw_http(port: u16, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tcp.read(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
 /// The checks of facts 3.3, in order, with the reference's answers.
 #[tokio::test]
 async fn validation_pipeline() {
@@ -83,34 +96,16 @@ async fn validation_pipeline() {
     assert_eq!(r.status(), 400);
     assert_eq!(r.text().await.unwrap(), "Unsupported Content-Type\n");
     // Too large: refused on the announced length, before the body is read.
-    {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", w.server.port))
-            .await
-            .unwrap();
-        let head = format!(
-            "POST /api/v1/room/room1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nSpreed-Signaling-Random: {random}\r\nSpreed-Signaling-Checksum: {good}\r\n\r\n",
-            4 * 1024 * 1024 + 1
-        );
-        tcp.write_all(head.as_bytes()).await.unwrap();
-        let mut buf = vec![0u8; 1024];
-        let n = tcp.read(&mut buf).await.unwrap();
-        let text = String::from_utf8_lossy(&buf[..n]);
-        assert!(text.starts_with("HTTP/1.1 413"), "{text}");
-    }
+    let head = format!(
+        "POST /api/v1/room/room1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nSpreed-Signaling-Random: {random}\r\nSpreed-Signaling-Checksum: {good}\r\n\r\n",
+        4 * 1024 * 1024 + 1
+    );
+    let text = raw_http(w.server.port, &head).await;
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
     // Chunked bodies have no length: 411.
-    {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", w.server.port))
-            .await
-            .unwrap();
-        let head = "POST /api/v1/room/room1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
-        tcp.write_all(head.as_bytes()).await.unwrap();
-        let mut buf = vec![0u8; 1024];
-        let n = tcp.read(&mut buf).await.unwrap();
-        let text = String::from_utf8_lossy(&buf[..n]);
-        assert!(text.starts_with("HTTP/1.1 411"), "{text}");
-    }
+    let head = "POST /api/v1/room/room1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+    let text = raw_http(w.server.port, head).await;
+    assert!(text.starts_with("HTTP/1.1 411"), "{text}");
     // Forged checksum.
     let r = post(body.clone())
         .header("Spreed-Signaling-Random", &random)

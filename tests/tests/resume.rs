@@ -5,15 +5,10 @@ use std::time::Duration;
 use serde_json::json;
 use tests::client::{user, TestClient};
 use tests::server::TestServer;
-use tests::talk::{Room, Talk, User};
+use tests::talk::{Talk, User};
 
 async fn setup() -> (Talk, TestServer, User, User) {
-    let talk = Talk::start(tests::server::TALK_SECRET).await;
-    let alice = talk.add_user("alice", "Alice");
-    let bob = talk.add_user("bob", "Bob");
-    talk.add_room("room1", Room::open("Room one"));
-    let server = TestServer::builder().talk(&talk).start().await;
-    (talk, server, alice, bob)
+    tests::server::alice_and_bob(&["room1"]).await
 }
 
 /// After a dropped connection the client resumes with its resume id: same

@@ -10,13 +10,7 @@ use tests::talk::{Room, Talk, User};
 use tests::wait::eventually;
 
 async fn setup() -> (Talk, TestServer, User, User) {
-    let talk = Talk::start(tests::server::TALK_SECRET).await;
-    let alice = talk.add_user("alice", "Alice");
-    let bob = talk.add_user("bob", "Bob");
-    talk.add_room("room1", Room::open("Room one"));
-    talk.add_room("room2", Room::open("Room two"));
-    let server = TestServer::builder().talk(&talk).start().await;
-    (talk, server, alice, bob)
+    tests::server::alice_and_bob(&["room1", "room2"]).await
 }
 
 fn join_ids(v: &Value) -> Vec<String> {

@@ -8,13 +8,11 @@ use tests::server::TestServer;
 use tests::talk::{Room, Talk, User};
 
 async fn setup() -> (Talk, TestServer, User, User) {
-    let talk = Talk::start(tests::server::TALK_SECRET).await;
-    let alice = talk.add_user("alice", "Alice");
-    let bob = talk.add_user("bob", "Bob");
-    talk.add_room("room1", Room::open("Room one"));
-    talk.add_room("readonly", Room::open("Read only").with_permissions(&[]));
-    let server = TestServer::builder().talk(&talk).start().await;
-    (talk, server, alice, bob)
+    let world = tests::server::alice_and_bob(&["room1"]).await;
+    world
+        .0
+        .add_room("readonly", Room::open("Read only").with_permissions(&[]));
+    world
 }
 
 /// set / remove notify every member with `oldvalue`; joiners get `initial`;
