@@ -13,6 +13,7 @@
 //! - [`checksum`]: `Spreed-Signaling-Checksum` and the internal-client token.
 //! - [`session_id`]: the public/private session id codec.
 //! - [`hello_token`]: verification of hello v2 JWTs.
+//! - [`grpc`]: the services between signaling nodes (`grpc/*.proto`).
 //!
 //! Facts cite `shared/spec/upstream-facts.md` sections as "facts 1.5".
 
@@ -21,6 +22,7 @@ pub mod client;
 pub mod error;
 pub mod event;
 pub mod features;
+pub mod grpc;
 pub mod hello_token;
 pub mod ids;
 pub mod permissions;

@@ -214,6 +214,7 @@ pub async fn serverinfo(
             "features": app.hub.features().client,
             "dialout": app.hub.dialout_info(),
             "nats": app.hub.inner.bus.describe(),
+            "grpc": app.hub.inner.peers.describe(),
         }))
     })
 }

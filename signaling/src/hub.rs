@@ -57,6 +57,8 @@ pub struct ConnCtx {
     pub outbox: Outbox,
     pub info: ClientInfo,
     pub session: Option<Arc<Session>>,
+    /// Set when the session lives on another node: frames go there.
+    pub remote: Option<crate::grpc::remote::RemoteLink>,
 }
 
 impl ConnCtx {
@@ -65,6 +67,7 @@ impl ConnCtx {
             outbox,
             info,
             session: None,
+            remote: None,
         }
     }
 
@@ -106,6 +109,10 @@ pub(crate) struct Inner {
     pub shutdown: CancellationToken,
     pub federation: FederationSettings,
     pub dialouts: dialout::PendingDialouts,
+    /// The other nodes, over gRPC.
+    pub peers: Arc<crate::grpc::Peers>,
+    /// Started by `run`; kept for reloads.
+    pub discovery: std::sync::OnceLock<Arc<crate::grpc::discovery::Discovery>>,
     /// Identifies this process on the bus.
     pub node: u64,
     /// Subscriptions of the node-wide subjects.
@@ -130,6 +137,8 @@ pub enum HubSetupError {
     Codec(#[from] proto::session_id::CodecError),
     #[error("backend client: {0}")]
     Backend(#[from] crate::backend::BackendError),
+    #[error(transparent)]
+    GrpcTls(#[from] crate::grpc::tls::TlsError),
 }
 
 impl Hub {
@@ -147,6 +156,10 @@ impl Hub {
         let sfu = None;
         let features = ServerFeatures::new(sfu.is_some());
         let client = BackendClient::new(&config.backend, features.header_value())?;
+        let peers = crate::grpc::Peers::new(
+            crate::grpc::new_server_id(),
+            crate::grpc::tls::client(&config.grpc)?,
+        );
         let hub = Hub {
             inner: Arc::new(Inner {
                 codec,
@@ -166,6 +179,8 @@ impl Hub {
                     skip_verify: config.federation.skip_verify,
                 },
                 dialouts: dialout::PendingDialouts::default(),
+                peers,
+                discovery: std::sync::OnceLock::new(),
                 node: rand::random(),
                 cluster_subscriptions: parking_lot::Mutex::default(),
                 nodes: parking_lot::Mutex::default(),
@@ -336,6 +351,26 @@ impl Hub {
         *self.inner.backends.write() = Arc::new(Backends::new(&config.backend));
     }
 
+    /// The live local session a private (resume) id belongs to.
+    pub(crate) fn resumable_session(&self, resume_id: &str) -> Option<Arc<Session>> {
+        let data = self.inner.codec.decode_private(resume_id).ok()?;
+        self.inner.sessions.by_index(data.sid).filter(|s| {
+            s.private_id.as_str() == resume_id
+                && !s.is_closed()
+                && matches!(
+                    s.client_type,
+                    ClientType::Client | ClientType::Internal | ClientType::Federation
+                )
+        })
+    }
+
+    /// Applies a reloaded `[grpc]` target list.
+    pub fn reload_grpc(&self, config: &Config) {
+        if let Some(d) = self.inner.discovery.get() {
+            d.reload(&config.grpc);
+        }
+    }
+
     pub(crate) fn next_session_index(&self) -> u64 {
         self.inner.next_index.fetch_add(1, Ordering::Relaxed)
     }
@@ -379,6 +414,8 @@ impl Hub {
     /// The socket is gone. A session that did not say bye waits for a
     /// resume (facts 1.7).
     pub fn connection_closed(&self, ctx: &mut ConnCtx) {
+        // Ends the stream to the owner node, which then detaches.
+        ctx.remote = None;
         if let Some(session) = ctx.session.take() {
             if session.detach(ctx.outbox.id()) {
                 tracing::debug!(session = %session.public_id, "connection lost, session kept for resume");
@@ -388,6 +425,13 @@ impl Hub {
 
     /// Decodes one text frame and dispatches it.
     pub async fn handle_frame(&self, ctx: &mut ConnCtx, frame: &[u8]) -> Flow {
+        if let Some(remote) = &ctx.remote {
+            return if remote.forward(frame).await {
+                Flow::Continue
+            } else {
+                Flow::Close
+            };
+        }
         let msg = match ClientMessage::decode(frame) {
             Ok(m) => m,
             Err(e) => {
@@ -402,7 +446,7 @@ impl Hub {
         let Some(session) = ctx.session.clone() else {
             return match msg.body {
                 ClientRequest::Hello(hello) => {
-                    handle::hello::hello(self, ctx, msg.id, hello).await;
+                    handle::hello::hello(self, ctx, msg.id, hello, frame).await;
                     Flow::Continue
                 }
                 _ => {

@@ -17,7 +17,9 @@ pub mod backend;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod etcd;
 pub mod federation;
+pub mod grpc;
 pub mod hub;
 pub mod metrics;
 pub mod realip;
@@ -39,6 +41,8 @@ pub enum Error {
     Setup(#[from] hub::HubSetupError),
     #[error("[nats] url: {0}")]
     Nats(#[from] cluster::nats::ConnectError),
+    #[error(transparent)]
+    Grpc(#[from] grpc::server::ServeError),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -74,6 +78,14 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
+    let grpc_server = grpc::server::serve(hub.clone(), &config.grpc, shutdown.clone()).await?;
+    let discovery = grpc::discovery::Discovery::start(
+        hub.inner.peers.clone(),
+        &config.grpc,
+        &config.etcd,
+        shutdown.clone(),
+    );
+    let _ = hub.inner.discovery.set(discovery);
     let state = server::AppState::new(
         hub.clone(),
         config.app.trusted_proxies.clone(),
@@ -83,6 +95,9 @@ pub async fn run(
     let result = server::serve(state, listeners, SHUTDOWN_GRACE).await;
     shutdown.cancel();
     let _ = housekeeping.await;
+    if let Some(g) = grpc_server {
+        let _ = g.await;
+    }
     if tokio::time::timeout(SHUTDOWN_GRACE, hub.drain())
         .await
         .is_err()

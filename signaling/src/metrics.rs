@@ -49,6 +49,9 @@ pub struct Metrics {
     pub throttle_bruteforce_total: IntCounterVec,
     pub client_errors_total: IntCounterVec,
     pub client_outbox_overflow_total: IntCounter,
+    pub grpc_clients: prometheus::IntGauge,
+    pub grpc_client_calls_total: IntCounterVec,
+    pub grpc_server_calls_total: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -79,6 +82,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     )
     .unwrap_or_else(|e| unreachable!("{e}"));
     let _ = r.register(Box::new(overflow.clone()));
+    let grpc_clients = prometheus::IntGauge::new(
+        "signaling_grpc_clients",
+        "The current number of GRPC clients",
+    )
+    .unwrap_or_else(|e| unreachable!("{e}"));
+    let _ = r.register(Box::new(grpc_clients.clone()));
     let rtt = Histogram::with_opts(
         HistogramOpts::new(
             "signaling_client_rtt",
@@ -199,6 +208,19 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["code"],
         ),
         client_outbox_overflow_total: overflow,
+        grpc_clients,
+        grpc_client_calls_total: counter(
+            &r,
+            "signaling_grpc_client_calls_total",
+            "The total number of GRPC client calls",
+            &["method"],
+        ),
+        grpc_server_calls_total: counter(
+            &r,
+            "signaling_grpc_server_calls_total",
+            "The total number of GRPC server calls",
+            &["method"],
+        ),
         registry: r,
     }
 });

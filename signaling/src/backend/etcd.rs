@@ -3,18 +3,11 @@
 //! being the backend id. The prefix is watched; added, changed and removed
 //! backends take effect without a restart.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-use etcd_client::{Client, EventType, GetOptions, WatchOptions};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{normalize_backend_url, BackendEntry, EtcdConfig, Secret};
 use crate::hub::Hub;
-
-const RETRY_START: Duration = Duration::from_millis(200);
-const RETRY_MAX: Duration = Duration::from_secs(10);
 
 #[derive(Deserialize)]
 struct Doc {
@@ -74,75 +67,17 @@ fn parse(key: &str, value: &[u8]) -> Option<BackendEntry> {
     })
 }
 
-fn apply(hub: &Hub, docs: &BTreeMap<String, BackendEntry>) {
-    hub.set_backend_entries(docs.values().cloned().collect());
-    tracing::info!(count = docs.len(), "backends from etcd updated");
-}
-
 /// Keeps the hub's backends in sync with etcd until `shutdown`.
 pub async fn watch(hub: Hub, etcd: EtcdConfig, prefix: String, shutdown: CancellationToken) {
-    let mut delay = RETRY_START;
-    loop {
-        let run = watch_once(&hub, &etcd, &prefix);
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = run => if let Err(e) = r {
-                tracing::warn!(error = %e, "etcd backend watch failed, retrying");
-            },
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(RETRY_MAX);
-    }
-}
-
-async fn watch_once(hub: &Hub, etcd: &EtcdConfig, prefix: &str) -> Result<(), etcd_client::Error> {
-    let mut client = Client::connect(&etcd.endpoints, None).await?;
-    let resp = client
-        .get(prefix, Some(GetOptions::new().with_prefix()))
-        .await?;
-    let mut docs = BTreeMap::new();
-    for kv in resp.kvs() {
-        let key = kv.key_str()?.to_owned();
-        if let Some(entry) = parse(&key, kv.value()) {
-            docs.insert(key, entry);
-        }
-    }
-    apply(hub, &docs);
-    let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
-    let mut stream = client
-        .watch(
-            prefix,
-            Some(
-                WatchOptions::new()
-                    .with_prefix()
-                    .with_start_revision(revision + 1),
-            ),
-        )
-        .await?;
-    while let Some(resp) = stream.message().await? {
-        for event in resp.events() {
-            let Some(kv) = event.kv() else { continue };
-            let key = kv.key_str()?.to_owned();
-            match event.event_type() {
-                EventType::Put => match parse(&key, kv.value()) {
-                    Some(entry) => {
-                        docs.insert(key, entry);
-                    }
-                    None => {
-                        docs.remove(&key);
-                    }
-                },
-                EventType::Delete => {
-                    docs.remove(&key);
-                }
-            }
-        }
-        apply(hub, &docs);
-    }
-    Ok(())
+    crate::etcd::watch_prefix(etcd, prefix, shutdown, move |docs| {
+        let entries: Vec<BackendEntry> = docs
+            .iter()
+            .filter_map(|(key, value)| parse(key, value))
+            .collect();
+        tracing::info!(count = entries.len(), "backends from etcd updated");
+        hub.set_backend_entries(entries);
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ async fn read_loop(
     let timer = tokio::time::sleep_until(hello_deadline);
     tokio::pin!(cancelled, shutting_down, timer);
     loop {
-        let waiting_for_hello = ctx.session.is_none();
+        let waiting_for_hello = ctx.session.is_none() && ctx.remote.is_none();
         let deadline = if waiting_for_hello {
             hello_deadline.min(read_deadline)
         } else {

@@ -217,6 +217,11 @@ impl Sessions {
             .collect()
     }
 
+    /// Sessions of one backend counted for its session limit.
+    pub fn limited_count(&self, backend: &BackendId) -> u64 {
+        self.per_backend.lock().get(backend).copied().unwrap_or(0)
+    }
+
     pub fn by_room_session(&self, room_session: &RoomSessionId) -> Option<PublicSessionId> {
         self.room_sessions.lock().get(room_session).cloned()
     }

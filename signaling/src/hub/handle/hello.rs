@@ -35,11 +35,19 @@ struct Authenticated {
     user_data: Option<RawJson>,
 }
 
-pub async fn hello(hub: &Hub, ctx: &mut ConnCtx, id: Option<String>, req: HelloRequest) {
+/// `frame` is the message as received, forwarded as is when the session
+/// to resume lives on another node.
+pub async fn hello(
+    hub: &Hub,
+    ctx: &mut ConnCtx,
+    id: Option<String>,
+    req: HelloRequest,
+    frame: &[u8],
+) {
     let version = req.version;
     let result = match req.auth {
         HelloAuth::Resume(resume_id) => {
-            return resume(hub, ctx, id, version, resume_id).await;
+            return resume(hub, ctx, id, version, resume_id, frame).await;
         }
         HelloAuth::ClientV1 { url, params } => client_v1(hub, url, params).await,
         HelloAuth::ClientV2 { url, token } => client_v2(hub, url, &token, ClientType::Client).await,
@@ -240,7 +248,14 @@ async fn register(
         virtual_owner: None,
         flags: 0,
     }));
-    let remote = hub.remote_session_count(&session.backend.id);
+    let remote = if session.backend.session_limit == 0 {
+        0
+    } else if hub.inner.peers.active().is_empty() {
+        hub.remote_session_count(&session.backend.id)
+    } else {
+        // Asked at this moment rather than taken from the last heartbeats.
+        hub.inner.peers.session_count(&session.backend_url).await
+    };
     if hub.inner.sessions.register(&session, remote).is_err() {
         return Err(ErrorCode::SessionLimitExceeded.into());
     }
@@ -294,6 +309,7 @@ async fn resume(
     id: Option<String>,
     version: HelloVersion,
     resume_id: PrivateSessionId,
+    frame: &[u8],
 ) {
     let Ok(attempt) = hub
         .inner
@@ -303,27 +319,18 @@ async fn resume(
         ctx.reply_error(id, WireError::new(ErrorCode::TooManyRequests));
         return;
     };
-    let data = match hub.inner.codec.decode_private(resume_id.as_str()) {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::debug!(error = %e, "undecodable resume id");
-            METRICS.hub_sessions_resume_failed_total.inc();
-            attempt.failed().await;
-            ctx.reply_error(id, WireError::new(ErrorCode::NoSuchSession));
-            return;
-        }
-    };
-    let session = hub.inner.sessions.by_index(data.sid).filter(|s| {
-        s.private_id == resume_id
-            && !s.is_closed()
-            && matches!(
-                s.client_type,
-                ClientType::Client | ClientType::Internal | ClientType::Federation
-            )
-    });
-    let Some(session) = session else {
+    if let Err(e) = hub.inner.codec.decode_private(resume_id.as_str()) {
+        tracing::debug!(error = %e, "undecodable resume id");
         METRICS.hub_sessions_resume_failed_total.inc();
+        attempt.failed().await;
         ctx.reply_error(id, WireError::new(ErrorCode::NoSuchSession));
+        return;
+    }
+    let Some(session) = hub.resumable_session(resume_id.as_str()) else {
+        METRICS.hub_sessions_resume_failed_total.inc();
+        if !resume_elsewhere(hub, ctx, &resume_id, frame).await {
+            ctx.reply_error(id, WireError::new(ErrorCode::NoSuchSession));
+        }
         return;
     };
     if let Some(old) = session.attach(ctx.outbox.clone()) {
@@ -341,4 +348,36 @@ async fn resume(
     let flushed = session.flush_pending();
     tracing::debug!(session = %session.public_id, flushed, "session resumed");
     ctx.session = Some(session);
+}
+
+/// Resumes a session another node owns by proxying this connection to it
+/// (cluster facts 2.3). False if no node has it.
+async fn resume_elsewhere(
+    hub: &Hub,
+    ctx: &mut ConnCtx,
+    resume_id: &PrivateSessionId,
+    frame: &[u8],
+) -> bool {
+    let peers = &hub.inner.peers;
+    if peers.is_empty() {
+        return false;
+    }
+    let Some((peer, public_id)) = peers.lookup_resume_id(resume_id.as_str()).await else {
+        return false;
+    };
+    match crate::grpc::remote::open(&peer, &public_id, &ctx.info, frame, ctx.outbox.clone()).await {
+        Ok(link) => {
+            tracing::debug!(
+                session = public_id,
+                node = peer.target.name,
+                "session proxied to its node"
+            );
+            ctx.remote = Some(link);
+            true
+        }
+        Err(e) => {
+            tracing::warn!(session = public_id, node = peer.target.name, error = %e, "could not proxy session");
+            false
+        }
+    }
 }

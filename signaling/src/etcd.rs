@@ -1,0 +1,130 @@
+//! etcd: one client setup (endpoints, TLS) and one prefix watcher shared by
+//! everything read from etcd (backends, gRPC targets), with the watch
+//! semantics of cluster facts 3.2: read the prefix, then watch it from the
+//! next revision; on errors start again with backoff.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use etcd_client::{
+    Certificate, Client, ConnectOptions, EventType, GetOptions, Identity, TlsOptions, WatchOptions,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::EtcdConfig;
+
+const RETRY_START: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(8);
+const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The documents below a prefix: key -> raw value.
+pub type Documents = BTreeMap<String, Vec<u8>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EtcdError {
+    #[error("no etcd endpoints configured")]
+    NoEndpoints,
+    #[error("[etcd] TLS needs clientkey, clientcert and cacert together")]
+    PartialTls,
+    #[error("reading {path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Client(#[from] etcd_client::Error),
+}
+
+/// Connects to the configured endpoints (with TLS when all three files
+/// are set).
+pub async fn connect(config: &EtcdConfig) -> Result<Client, EtcdError> {
+    if config.endpoints.is_empty() {
+        return Err(EtcdError::NoEndpoints);
+    }
+    let mut options = ConnectOptions::new().with_connect_timeout(DIAL_TIMEOUT);
+    match (&config.client_key, &config.client_cert, &config.ca_cert) {
+        (None, None, None) => {}
+        (Some(key), Some(cert), Some(ca)) => {
+            let read = |p: &std::path::Path| {
+                std::fs::read(p).map_err(|source| EtcdError::File {
+                    path: p.display().to_string(),
+                    source,
+                })
+            };
+            let tls = TlsOptions::new()
+                .ca_certificate(Certificate::from_pem(read(ca)?))
+                .identity(Identity::from_pem(read(cert)?, read(key)?));
+            options = options.with_tls(tls);
+        }
+        _ => return Err(EtcdError::PartialTls),
+    }
+    Ok(Client::connect(&config.endpoints, Some(options)).await?)
+}
+
+/// Calls `apply` with every document below `prefix`, first once all are
+/// read and then after each change, until `shutdown`.
+pub async fn watch_prefix(
+    config: EtcdConfig,
+    prefix: String,
+    shutdown: CancellationToken,
+    mut apply: impl FnMut(&Documents) + Send,
+) {
+    let mut delay = RETRY_START;
+    loop {
+        let run = watch_once(&config, &prefix, &mut apply);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = run => if let Err(e) = r {
+                tracing::warn!(prefix, error = %e, "etcd watch failed, retrying");
+            },
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(RETRY_MAX);
+    }
+}
+
+async fn watch_once(
+    config: &EtcdConfig,
+    prefix: &str,
+    apply: &mut (impl FnMut(&Documents) + Send),
+) -> Result<(), EtcdError> {
+    let mut client = connect(config).await?;
+    let resp = client
+        .get(prefix, Some(GetOptions::new().with_prefix()))
+        .await?;
+    let mut docs = Documents::new();
+    for kv in resp.kvs() {
+        docs.insert(kv.key_str()?.to_owned(), kv.value().to_vec());
+    }
+    apply(&docs);
+    let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+    let mut stream = client
+        .watch(
+            prefix,
+            Some(
+                WatchOptions::new()
+                    .with_prefix()
+                    .with_start_revision(revision + 1),
+            ),
+        )
+        .await?;
+    while let Some(resp) = stream.message().await? {
+        for event in resp.events() {
+            let Some(kv) = event.kv() else { continue };
+            let key = kv.key_str()?.to_owned();
+            match event.event_type() {
+                EventType::Put => {
+                    docs.insert(key, kv.value().to_vec());
+                }
+                EventType::Delete => {
+                    docs.remove(&key);
+                }
+            }
+        }
+        apply(&docs);
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! Where the peers come from (cluster facts 2.5): `[grpc] targets`, each
+//! name optionally resolved every second to one peer per address
+//! (`dnsdiscovery`), or the documents below `[grpc] targetprefix` in etcd.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use super::peers::{Peers, Target};
+use crate::config::{EtcdConfig, GrpcConfig};
+
+/// How often DNS names are resolved again.
+const DNS_INTERVAL: Duration = Duration::from_secs(1);
+const STATIC_GROUP: &str = "static";
+const ETCD_GROUP: &str = "etcd";
+
+/// Runs target discovery; `reload` applies a changed static list.
+pub struct Discovery {
+    peers: Arc<Peers>,
+    /// Stops the DNS monitors of the current static list.
+    static_tasks: parking_lot::Mutex<CancellationToken>,
+    shutdown: CancellationToken,
+}
+
+impl Discovery {
+    /// Starts discovery as configured; tasks end with `shutdown`.
+    pub fn start(
+        peers: Arc<Peers>,
+        grpc: &GrpcConfig,
+        etcd: &EtcdConfig,
+        shutdown: CancellationToken,
+    ) -> Arc<Discovery> {
+        let d = Arc::new(Discovery {
+            peers,
+            static_tasks: parking_lot::Mutex::new(shutdown.child_token()),
+            shutdown,
+        });
+        if grpc.target_type == "etcd" {
+            match &grpc.target_prefix {
+                Some(prefix) if !prefix.is_empty() => {
+                    let peers = d.peers.clone();
+                    tokio::spawn(crate::etcd::watch_prefix(
+                        etcd.clone(),
+                        prefix.clone(),
+                        d.shutdown.clone(),
+                        move |docs| {
+                            let targets = docs
+                                .iter()
+                                .filter_map(|(key, value)| parse_etcd(key, value))
+                                .collect::<BTreeSet<_>>()
+                                .into_iter()
+                                .filter_map(|a| Target::parse(&a))
+                                .collect();
+                            peers.set_group(ETCD_GROUP, targets);
+                        },
+                    ));
+                }
+                _ => tracing::error!("[grpc] targettype = etcd needs targetprefix"),
+            }
+        } else {
+            d.apply_static(grpc);
+        }
+        d
+    }
+
+    /// SIGHUP: a new static target list (etcd targets follow etcd).
+    pub fn reload(&self, grpc: &GrpcConfig) {
+        if grpc.target_type != "etcd" {
+            self.apply_static(grpc);
+        }
+    }
+
+    fn apply_static(&self, grpc: &GrpcConfig) {
+        let token = self.shutdown.child_token();
+        let old = std::mem::replace(&mut *self.static_tasks.lock(), token.clone());
+        old.cancel();
+        let mut fixed = Vec::new();
+        let mut names = Vec::new();
+        for name in &grpc.targets {
+            match Target::parse(name) {
+                Some(t) if grpc.dns_discovery && t.host.parse::<IpAddr>().is_err() => names.push(t),
+                Some(t) => fixed.push(t),
+                None => tracing::warn!(target = name, "invalid gRPC target ignored"),
+            }
+        }
+        self.peers.set_group(STATIC_GROUP, fixed);
+        // Groups of names no longer listed are emptied by their monitor
+        // when it is cancelled.
+        for t in names {
+            tokio::spawn(monitor_dns(self.peers.clone(), t, token.clone()));
+        }
+    }
+}
+
+/// Keeps one peer per address of a name.
+async fn monitor_dns(peers: Arc<Peers>, target: Target, stop: CancellationToken) {
+    let group = format!("dns:{}", target.name);
+    let mut last: Option<BTreeSet<SocketAddr>> = None;
+    loop {
+        let addrs: BTreeSet<SocketAddr> = match tokio::net::lookup_host(&target.dial).await {
+            Ok(a) => a.collect(),
+            Err(e) => {
+                tracing::debug!(target = target.name, error = %e, "DNS lookup failed");
+                BTreeSet::new()
+            }
+        };
+        if last.as_ref() != Some(&addrs) {
+            let targets = addrs
+                .iter()
+                .map(|a| Target {
+                    name: target.name.clone(),
+                    ip: Some(a.ip()),
+                    dial: a.to_string(),
+                    host: target.host.clone(),
+                })
+                .collect();
+            peers.set_group(&group, targets);
+            last = Some(addrs);
+        }
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(DNS_INTERVAL) => {}
+        }
+    }
+    peers.set_group(&group, Vec::new());
+}
+
+#[derive(Deserialize)]
+struct TargetDoc {
+    #[serde(default)]
+    address: String,
+}
+
+/// The address of one etcd document (facts 3.3), without a trailing `/`.
+fn parse_etcd(key: &str, value: &[u8]) -> Option<String> {
+    match serde_json::from_slice::<TargetDoc>(value) {
+        Ok(d) if !d.address.is_empty() => Some(d.address.trim_end_matches('/').to_owned()),
+        Ok(_) => {
+            tracing::warn!(key, "gRPC target document without address ignored");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(key, error = %e, "invalid gRPC target document ignored");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_etcd;
+
+    #[test]
+    fn etcd_documents() {
+        assert_eq!(
+            parse_etcd("/k", br#"{"address":"10.0.0.1:9090/","other":1}"#).as_deref(),
+            Some("10.0.0.1:9090")
+        );
+        assert_eq!(parse_etcd("/k", br#"{"other":1}"#), None);
+        assert_eq!(parse_etcd("/k", b"not json"), None);
+    }
+}

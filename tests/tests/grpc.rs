@@ -1,0 +1,280 @@
+//! Three signaling nodes with gRPC between them, a real nats-server and a
+//! real etcd: nodes 1 and 2 know all gRPC targets from their static lists
+//! (themselves included, so self-detection is exercised), node 3 learns
+//! targets and backends from etcd.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tests::client::{user, TestClient};
+use tests::etcd::Etcd;
+use tests::nats::NatsServer;
+use tests::process::free_port;
+use tests::server::{TestServer, TALK_SECRET};
+use tests::talk::{Room, Talk, User};
+use tests::wait::eventually;
+
+const TARGETS: &str = "/signaling/cluster/grpc/";
+const BACKENDS: &str = "/signaling/backend/";
+
+struct World {
+    talk: Talk,
+    etcd: Etcd,
+    _nats: NatsServer,
+    nodes: [TestServer; 3],
+    grpc: [u16; 3],
+    alice: User,
+    bob: User,
+}
+
+fn grpc_addr(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+/// `sessionlimit` applies to the Talk backend of every node.
+async fn world(sessionlimit: u32) -> World {
+    let nats = NatsServer::start().await;
+    let etcd = Etcd::start().await;
+    let talk = Talk::start(TALK_SECRET).await;
+    let alice = talk.add_user("alice", "Alice");
+    let bob = talk.add_user("bob", "Bob");
+    talk.add_room("room1", Room::open("Room one"));
+    let grpc = [free_port(), free_port(), free_port()];
+    let all: Vec<String> = grpc.iter().map(|p| grpc_addr(*p)).collect();
+    let static_node = |port: u16| {
+        TestServer::builder()
+            .talk(&talk)
+            .nats(&nats.url)
+            .extra(&format!(
+                "sessionlimit = {sessionlimit}\n\n[grpc]\nlisten = {}\ntargets = {}\n",
+                grpc_addr(port),
+                all.join(", ")
+            ))
+            .start()
+    };
+    let n1 = static_node(grpc[0]).await;
+    let n2 = static_node(grpc[1]).await;
+    let doc = json!({"urls": [talk.url()], "secret": TALK_SECRET, "sessionlimit": sessionlimit});
+    etcd.put(&format!("{BACKENDS}talk"), &doc.to_string()).await;
+    let n3 = TestServer::builder()
+        .nats(&nats.url)
+        .extra(&format!(
+            "[backend]\nbackendtype = etcd\nbackendprefix = {BACKENDS}\n\n\
+             [etcd]\nendpoints = {}\n\n\
+             [grpc]\nlisten = {}\ntargettype = etcd\ntargetprefix = {TARGETS}\n",
+            etcd.endpoint,
+            grpc_addr(grpc[2]),
+        ))
+        .start()
+        .await;
+    World {
+        talk,
+        etcd,
+        _nats: nats,
+        nodes: [n1, n2, n3],
+        grpc,
+        alice,
+        bob,
+    }
+}
+
+impl World {
+    /// Publishes node `i`'s gRPC address in etcd.
+    async fn announce(&self, i: usize) {
+        let doc = json!({"address": grpc_addr(self.grpc[i])});
+        self.etcd
+            .put(&format!("{TARGETS}node{i}"), &doc.to_string())
+            .await;
+    }
+}
+
+async fn get_json(server: &TestServer, path: &str) -> Value {
+    reqwest::get(format!("{}{path}", server.http_url()))
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json")
+}
+
+async fn metric(server: &TestServer, line_prefix: &str) -> f64 {
+    let text = reqwest::get(format!("{}metrics", server.http_url()))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Waits until `node` has checked its peers: `expect` of them usable.
+async fn peers_ready(node: &TestServer, expect: usize) {
+    let ok = eventually(Duration::from_secs(15), || async {
+        let info = get_json(node, "api/v1/serverinfo").await;
+        let grpc = info["grpc"].as_array().cloned().unwrap_or_default();
+        let connected = grpc.iter().filter(|p| p["connected"] == true).count();
+        (connected == expect).then_some(())
+    })
+    .await;
+    assert!(ok.is_some(), "peers of node not ready");
+}
+
+/// A client whose connection to node 1 broke resumes on node 2: same
+/// session, still in the room, messages flow both ways through node 2,
+/// and a later bye ends the session for the room.
+#[tokio::test]
+async fn resume_on_another_node() {
+    let w = world(0).await;
+    let [n1, n2, _] = &w.nodes;
+    peers_ready(n2, 1).await;
+    let mut a = user(n1, &w.talk, &w.alice).await;
+    let mut b = user(n2, &w.talk, &w.bob).await;
+    a.join_ok("room1", "ta").await;
+    b.join_ok("room1", "tb").await;
+    a.recv_until(|v| v["event"]["type"] == "join").await;
+    b.expect_silence(Duration::from_millis(300)).await;
+    let (sid, rid) = (a.session_id.clone(), a.resume_id.clone());
+    a.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    b.message(
+        json!({"type": "session", "sessionid": sid}),
+        json!("while away"),
+    )
+    .await;
+
+    let (mut a2, _) = TestClient::connect(n2).await;
+    let v = a2.resume(&rid).await;
+    assert_eq!(v["type"], "hello", "{v}");
+    assert_eq!(v["hello"]["sessionid"], sid.as_str());
+    assert_eq!(v["hello"]["resumeid"], rid.as_str());
+    assert_eq!(v["hello"]["userid"], "alice");
+    assert_eq!(a2.recv().await["message"]["data"], "while away");
+    // Live traffic both ways through the proxied session.
+    b.message(json!({"type": "session", "sessionid": sid}), json!("live"))
+        .await;
+    assert_eq!(a2.recv().await["message"]["data"], "live");
+    a2.message(json!({"type": "room"}), json!("from node 2"))
+        .await;
+    let m = b.recv().await;
+    assert_eq!(m["message"]["data"], "from node 2");
+    assert_eq!(m["message"]["sender"]["sessionid"], sid.as_str());
+    // The session never left the room.
+    b.expect_silence(Duration::from_millis(300)).await;
+    assert_eq!(
+        metric(
+            n1,
+            "signaling_grpc_server_calls_total{method=\"ProxySession\"} "
+        )
+        .await,
+        1.0
+    );
+
+    // Bye through the proxy closes the session on node 1.
+    let id = a2.request("bye", json!({})).await;
+    let v = a2.recv().await;
+    assert_eq!(
+        (v["type"].as_str(), v["id"].as_str()),
+        (Some("bye"), Some(id.as_str()))
+    );
+    a2.expect_closed().await;
+    let left = b.recv_until(|v| v["event"]["type"] == "leave").await;
+    assert_eq!(left["event"]["leave"][0], sid.as_str());
+}
+
+/// Resuming on another node while the old connection is still open takes
+/// the session over: the old connection gets `bye` `session_resumed`.
+#[tokio::test]
+async fn resume_elsewhere_takes_over() {
+    let w = world(0).await;
+    let [n1, n2, _] = &w.nodes;
+    peers_ready(n2, 1).await;
+    let mut a = user(n1, &w.talk, &w.alice).await;
+    let (mut a2, _) = TestClient::connect(n2).await;
+    let v = a2.resume(&a.resume_id).await;
+    assert_eq!(v["hello"]["sessionid"], a.session_id.as_str(), "{v}");
+    let bye = a.recv().await;
+    assert_eq!(bye["bye"]["reason"], "session_resumed", "{bye}");
+    a.expect_closed().await;
+    // Once the session ended, its resume id is refused after asking the
+    // peers.
+    let rid = a.resume_id.clone();
+    a2.request("bye", json!({})).await;
+    a2.recv().await;
+    a2.expect_closed().await;
+    let (mut c, _) = TestClient::connect(n2).await;
+    let v = c.resume(&rid).await;
+    assert_eq!(v["error"]["code"], "no_such_session", "{v}");
+    assert!(
+        metric(
+            n1,
+            "signaling_grpc_server_calls_total{method=\"LookupResumeId\"} "
+        )
+        .await
+            >= 2.0
+    );
+}
+
+/// Node 3 knows no peer until one is put into etcd; then a session of
+/// node 1 resumes on node 3. Node 1 lists itself among its targets but
+/// never calls itself.
+#[tokio::test]
+async fn targets_from_etcd_and_self_detection() {
+    let w = world(0).await;
+    let [n1, _, n3] = &w.nodes;
+    let a = user(n1, &w.talk, &w.alice).await;
+    let (mut c, _) = TestClient::connect(n3).await;
+    let v = c.resume(&a.resume_id).await;
+    assert_eq!(v["error"]["code"], "no_such_session", "{v}");
+
+    w.announce(0).await;
+    w.announce(2).await;
+    peers_ready(n3, 1).await;
+    let (mut c, _) = TestClient::connect(n3).await;
+    let v = c.resume(&a.resume_id).await;
+    assert_eq!(v["hello"]["sessionid"], a.session_id.as_str(), "{v}");
+
+    // Node 1: three targets configured, itself excluded.
+    peers_ready(n1, 2).await;
+    let info = get_json(n1, "api/v1/serverinfo").await;
+    assert_eq!(info["grpc"].as_array().map(Vec::len), Some(2), "{info}");
+    assert_eq!(metric(n1, "signaling_grpc_clients ").await, 3.0);
+    // Its own GetServerId answered once to itself; no lookups went there.
+    assert_eq!(
+        metric(
+            n1,
+            "signaling_grpc_server_calls_total{method=\"LookupResumeId\"} "
+        )
+        .await,
+        1.0,
+        "only node 3's lookup"
+    );
+}
+
+/// The session limit is checked against the counts of all nodes at the
+/// moment of the hello.
+#[tokio::test]
+async fn session_limit_over_grpc() {
+    let w = world(2).await;
+    let [n1, n2, n3] = &w.nodes;
+    w.announce(0).await;
+    w.announce(1).await;
+    peers_ready(n3, 2).await;
+    let _a = user(n1, &w.talk, &w.alice).await;
+    let _b = user(n2, &w.talk, &w.bob).await;
+    let (mut c, _) = TestClient::connect(n3).await;
+    let (_, v) = c
+        .hello_raw(json!({"version": "2.0", "auth": {"url": w.talk.url(), "params": {"token": w.talk.v2_token("bob")}}}))
+        .await;
+    assert_eq!(v["error"]["code"], "session_limit_exceeded", "{v}");
+    assert!(
+        metric(
+            n3,
+            "signaling_grpc_client_calls_total{method=\"GetSessionCount\"} "
+        )
+        .await
+            >= 1.0
+    );
+}
