@@ -253,6 +253,25 @@ impl TestClient {
         reply
     }
 
+    /// Joins and waits until the join events named all of `expect`: in a
+    /// cluster the own join and the other nodes' member lists arrive by
+    /// different paths, in either order.
+    pub async fn join_seeing(&mut self, room: &str, talk_session: &str, expect: &[&str]) {
+        let reply = self.join(room, talk_session).await;
+        assert_eq!(reply["type"], "room", "{reply}");
+        let mut seen: Vec<String> = Vec::new();
+        while !expect.iter().all(|e| seen.iter().any(|s| s == e)) {
+            let v = self.recv_until(|v| v["event"]["type"] == "join").await;
+            seen.extend(
+                v["event"]["join"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e["sessionid"].as_str().map(str::to_owned)),
+            );
+        }
+    }
+
     pub async fn message(&mut self, recipient: Value, data: Value) {
         self.request("message", json!({"recipient": recipient, "data": data}))
             .await;

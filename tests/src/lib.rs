@@ -5,11 +5,13 @@
 //! - [`talk`]: a Nextcloud Talk backend emulator on a loopback port.
 //! - [`server`]: starts the real `signaling` binary with a generated config.
 //! - [`client`]: a `/spreed` client with `expect` helpers.
+//! - [`certs`]: a throw-away CA for TLS tests.
 //! - [`nats`]: a real `nats-server` on a random port.
 //! - [`wait`]: deadlines for "eventually" checks.
 //! - [`bench`]: the load generator behind `signaling-bench`.
 
 pub mod bench;
+pub mod certs;
 pub mod client;
 pub mod etcd;
 pub mod nats;

@@ -45,25 +45,13 @@ async fn cluster() -> Cluster {
     }
 }
 
-/// Joins and waits until the join events named all of `expect` (own join
-/// and initial list arrive by different paths, in either order).
-async fn join_seeing(c: &mut TestClient, room: &str, talk_session: &str, expect: &[&str]) {
-    let reply = c.join(room, talk_session).await;
-    assert_eq!(reply["type"], "room", "{reply}");
-    let mut seen: Vec<String> = Vec::new();
-    while !expect.iter().all(|e| seen.iter().any(|s| s == e)) {
-        let v = c.recv_until(|v| v["event"]["type"] == "join").await;
-        seen.extend(join_ids(&v));
-    }
-}
-
 /// alice on node A and bob on node B, both in room1, initial events read.
 async fn two_in_room(c: &Cluster) -> (TestClient, TestClient) {
     let mut a = user(&c.a, &c.talk, &c.alice).await;
     let mut b = user(&c.b, &c.talk, &c.bob).await;
     a.join_ok("room1", "ta").await;
     let (a_id, b_id) = (a.session_id.clone(), b.session_id.clone());
-    join_seeing(&mut b, "room1", "tb", &[&a_id, &b_id]).await;
+    b.join_seeing("room1", "tb", &[&a_id, &b_id]).await;
     a.recv_until(|v| v["event"]["type"] == "join").await;
     (a, b)
 }
@@ -87,7 +75,7 @@ async fn rooms_and_messages_across_nodes() {
     a.join_ok("room1", "ta").await;
     // bob's initial list comes from node A; alice hears bob's join.
     let (a_id, b_id) = (a.session_id.clone(), b.session_id.clone());
-    join_seeing(&mut b, "room1", "tb", &[&a_id, &b_id]).await;
+    b.join_seeing("room1", "tb", &[&a_id, &b_id]).await;
     let joined = a.recv_until(|v| v["event"]["type"] == "join").await;
     assert_eq!(join_ids(&joined), vec![b.session_id.clone()]);
     a.expect_silence(Duration::from_millis(300)).await;
@@ -283,7 +271,7 @@ async fn killed_node_sessions_leave() {
     let carol = c.talk.add_user("carol", "Carol");
     let mut late = user(&c.a, &c.talk, &carol).await;
     let own = late.session_id.clone();
-    join_seeing(&mut late, "room1", "tc", &[&a_id, &own]).await;
+    late.join_seeing("room1", "tc", &[&a_id, &own]).await;
     late.expect_silence(Duration::from_millis(500)).await;
 }
 
@@ -384,8 +372,9 @@ async fn three_nodes_exactly_once() {
         d.session_id.clone(),
     ];
     a.join_ok("room1", "ta").await;
-    join_seeing(&mut b, "room1", "tb", &[&ids[0], &ids[1]]).await;
-    join_seeing(&mut d, "room1", "td", &[&ids[0], &ids[1], &ids[2]]).await;
+    b.join_seeing("room1", "tb", &[&ids[0], &ids[1]]).await;
+    d.join_seeing("room1", "td", &[&ids[0], &ids[1], &ids[2]])
+        .await;
     // Everybody has seen everybody; nothing arrives twice.
     a.recv_until(|v| v["event"]["type"] == "join" && join_ids(v).contains(&ids[1]))
         .await;

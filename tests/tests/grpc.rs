@@ -133,7 +133,8 @@ async fn resume_on_another_node() {
     let mut a = user(n1, &w.talk, &w.alice).await;
     let mut b = user(n2, &w.talk, &w.bob).await;
     a.join_ok("room1", "ta").await;
-    b.join_ok("room1", "tb").await;
+    let ids = [a.session_id.clone(), b.session_id.clone()];
+    b.join_seeing("room1", "tb", &[&ids[0], &ids[1]]).await;
     a.recv_until(|v| v["event"]["type"] == "join").await;
     b.expect_silence(Duration::from_millis(300)).await;
     let (sid, rid) = (a.session_id.clone(), a.resume_id.clone());
@@ -277,4 +278,81 @@ async fn session_limit_over_grpc() {
         .await
             >= 1.0
     );
+}
+
+/// Two nodes with only each other's gRPC address as given.
+async fn pair(
+    talk: &Talk,
+    nats: &NatsServer,
+    grpc_extra: &dyn Fn(u16, u16) -> String,
+) -> [TestServer; 2] {
+    let ports = [free_port(), free_port()];
+    let mut nodes = Vec::new();
+    for (own, other) in [(ports[0], ports[1]), (ports[1], ports[0])] {
+        nodes.push(
+            TestServer::builder()
+                .talk(talk)
+                .nats(&nats.url)
+                .extra(&format!(
+                    "\n[grpc]\nlisten = 127.0.0.1:{own}\n{}",
+                    grpc_extra(own, other)
+                ))
+                .start()
+                .await,
+        );
+    }
+    let [a, b] = <[TestServer; 2]>::try_from(nodes).unwrap_or_else(|_| unreachable!());
+    [a, b]
+}
+
+/// With `dnsdiscovery`, a target name is resolved to one peer per
+/// address; resuming across works through it.
+#[tokio::test]
+async fn dns_discovery() {
+    let nats = NatsServer::start().await;
+    let talk = Talk::start(TALK_SECRET).await;
+    let alice = talk.add_user("alice", "Alice");
+    let [n1, n2] = pair(&talk, &nats, &|_, other| {
+        format!("dnsdiscovery = true\ntargets = localhost:{other}\n")
+    })
+    .await;
+    peers_ready(&n2, 1).await;
+    let info = get_json(&n2, "api/v1/serverinfo").await;
+    let peer = info["grpc"]
+        .as_array()
+        .and_then(|l| l.iter().find(|p| p["connected"] == true).cloned())
+        .unwrap_or_default();
+    assert_eq!(peer["ip"], "127.0.0.1", "{info}");
+    assert!(peer["target"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("localhost:"));
+    let a = user(&n1, &talk, &alice).await;
+    let (mut c, _) = TestClient::connect(&n2).await;
+    let v = c.resume(&a.resume_id).await;
+    assert_eq!(v["hello"]["sessionid"], a.session_id.as_str(), "{v}");
+}
+
+/// Mutual TLS between nodes: server certificates checked against
+/// `serverca`, client certificates required by `clientca`.
+#[tokio::test]
+async fn mutual_tls() {
+    let certs = tests::certs::Certs::generate();
+    let nats = NatsServer::start().await;
+    let talk = Talk::start(TALK_SECRET).await;
+    let alice = talk.add_user("alice", "Alice");
+    let p = |f: &str| certs.path(f).display().to_string();
+    let tls = format!(
+        "servercertificate = {}\nserverkey = {}\nclientca = {}\nclientcertificate = {}\nclientkey = {}\nserverca = {}\n",
+        p("server.crt"), p("server.key"), p("ca.crt"), p("client.crt"), p("client.key"), p("ca.crt"),
+    );
+    let [n1, n2] = pair(&talk, &nats, &|_, other| {
+        format!("{tls}targets = 127.0.0.1:{other}\n")
+    })
+    .await;
+    peers_ready(&n2, 1).await;
+    let a = user(&n1, &talk, &alice).await;
+    let (mut c, _) = TestClient::connect(&n2).await;
+    let v = c.resume(&a.resume_id).await;
+    assert_eq!(v["hello"]["sessionid"], a.session_id.as_str(), "{v}");
 }
