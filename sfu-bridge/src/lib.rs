@@ -1,6 +1,12 @@
 //! SFU bridge: the Janus WebSocket API client and the `Sfu` abstraction used
-//! by the signaling server and the signaling proxy.
+//! by the signaling server (and later the signaling proxy).
 //!
-//! Not implemented yet: this crate is a placeholder for the SFU issue. The
-//! signaling server currently runs without an SFU (no `mcu` features are
-//! advertised and `[mcu]` settings are parsed but not acted upon).
+//! - [`sfu`]: the abstraction the hub drives: stream types, publisher
+//!   settings, stream selection, the [`sfu::Sfu`] and [`sfu::Client`]
+//!   traits and the [`sfu::Listener`] the hub implements.
+//! - [`janus`]: the Janus gateway client and the videoroom SFU.
+//!
+//! Facts cite `shared/spec/cluster-sfu-facts.md` as "facts N.M".
+
+pub mod janus;
+pub mod sfu;

@@ -6,7 +6,9 @@
 //! - [`server`]: starts the real `signaling` binary with a generated config.
 //! - [`client`]: a `/spreed` client with `expect` helpers.
 //! - [`certs`]: a throw-away CA for TLS tests.
+//! - [`janus`]: a real Janus with the videoroom plugin.
 //! - [`nats`]: a real `nats-server` on a random port.
+//! - [`sdp`]: synthetic WebRTC offers/answers for signaling-level SFU tests.
 //! - [`wait`]: deadlines for "eventually" checks.
 //! - [`bench`]: the load generator behind `signaling-bench`.
 
@@ -14,8 +16,10 @@ pub mod bench;
 pub mod certs;
 pub mod client;
 pub mod etcd;
+pub mod janus;
 pub mod nats;
 pub mod process;
+pub mod sdp;
 pub mod server;
 pub mod talk;
 pub mod wait;

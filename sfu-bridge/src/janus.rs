@@ -1,0 +1,13 @@
+//! Janus: the WebSocket API client ([`gateway`]), its errors ([`error`]),
+//! and the SFU on the videoroom plugin ([`sfu`], [`publisher`],
+//! [`subscriber`]).
+
+pub mod error;
+pub mod gateway;
+pub mod publisher;
+pub mod sfu;
+pub mod subscriber;
+
+pub use error::JanusError;
+pub use gateway::{Gateway, Handle, HandleEvent, JanusSession};
+pub use sfu::{JanusConfig, JanusSfu};
