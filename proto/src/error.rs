@@ -32,6 +32,8 @@ pub enum ErrorCode {
     RemoveFailed,
     ClientNotFound,
     ProcessingFailed,
+    InvalidSdp,
+    InvalidCandidate,
     InternalError,
     /// A code we do not generate ourselves, e.g. forwarded from Nextcloud
     /// (`no_such_room`, `invalid_ticket`, ...).
@@ -64,6 +66,8 @@ impl ErrorCode {
             ErrorCode::RemoveFailed => "remove_failed",
             ErrorCode::ClientNotFound => "client_not_found",
             ErrorCode::ProcessingFailed => "processing_failed",
+            ErrorCode::InvalidSdp => "invalid_sdp",
+            ErrorCode::InvalidCandidate => "invalid_candidate",
             ErrorCode::InternalError => "internal_error",
             ErrorCode::Other(s) => s,
         }
@@ -94,6 +98,8 @@ impl ErrorCode {
             ErrorCode::RemoveFailed,
             ErrorCode::ClientNotFound,
             ErrorCode::ProcessingFailed,
+            ErrorCode::InvalidSdp,
+            ErrorCode::InvalidCandidate,
             ErrorCode::InternalError,
         ];
         KNOWN
@@ -131,6 +137,8 @@ impl ErrorCode {
             ErrorCode::ProcessingFailed => {
                 "Processing of the message failed, please check server logs."
             }
+            ErrorCode::InvalidSdp => "Payload does not contain a valid SDP.",
+            ErrorCode::InvalidCandidate => "Payload does not contain a valid candidate.",
             ErrorCode::InternalError => "Internal error.",
             ErrorCode::Other(_) => "",
         }

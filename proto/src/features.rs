@@ -9,7 +9,6 @@ const CLIENT_BASE: &[&str] = &[
     "hello-v2",
     "incall-all",
     "join-features",
-    "offer-codecs",
     "recipient-call",
     "serverinfo",
     "switchto",
@@ -18,8 +17,10 @@ const CLIENT_BASE: &[&str] = &[
     "welcome",
 ];
 
-/// Added to every list when an SFU is configured.
-const SFU: &[&str] = &["mcu", "simulcast", "update-sdp"];
+/// Added to every list when an SFU is configured. `offer-codecs` is
+/// among them (upstream always lists it): codec preferences only mean
+/// something to an SFU.
+const SFU: &[&str] = &["mcu", "offer-codecs", "simulcast", "update-sdp"];
 
 /// Client feature: the client wants full chat comments relayed.
 pub const CLIENT_CHAT_RELAY: &str = "chat-relay";
@@ -72,12 +73,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn client_list_matches_upstream_order() {
+    fn client_list_in_upstream_order() {
         let f = ServerFeatures::new(false);
         assert_eq!(
             f.header_value(),
             "audio-video-permissions, chat-relay, dialout, federation, hello-v2, incall-all, \
-             join-features, offer-codecs, recipient-call, serverinfo, switchto, transient-data, \
+             join-features, recipient-call, serverinfo, switchto, transient-data, \
              transient-sessiondata, welcome"
         );
         assert!(f.welcome.contains(&"virtual-sessions".to_string()));
@@ -94,6 +95,7 @@ mod tests {
         for list in [&f.client, &f.internal, &f.welcome] {
             assert!(list.iter().any(|x| x == "mcu"));
             assert!(list.iter().any(|x| x == "simulcast"));
+            assert!(list.iter().any(|x| x == "offer-codecs"));
         }
     }
 }

@@ -197,9 +197,11 @@ pub async fn stats(
     headers: HeaderMap,
 ) -> Response {
     operator_endpoint(&app, peer, &headers, || {
-        pretty_json(
-            &serde_json::json!({"rooms": app.hub.room_count(), "sessions": app.hub.session_count()}),
-        )
+        pretty_json(&serde_json::json!({
+            "rooms": app.hub.room_count(),
+            "sessions": app.hub.session_count(),
+            "mcu": app.hub.sfu().map(|s| s.stats()),
+        }))
     })
 }
 
@@ -215,6 +217,7 @@ pub async fn serverinfo(
             "dialout": app.hub.dialout_info(),
             "nats": app.hub.inner.bus.describe(),
             "grpc": app.hub.inner.peers.describe(),
+            "sfu": app.hub.sfu().map(|s| s.server_info()),
         }))
     })
 }

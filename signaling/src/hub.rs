@@ -11,6 +11,7 @@ pub mod error;
 pub mod filter;
 pub mod handle;
 pub mod housekeeping;
+pub mod media;
 pub mod notify;
 pub mod ping;
 pub mod room;
@@ -84,13 +85,6 @@ impl ConnCtx {
     }
 }
 
-/// Bitrate limits of the SFU, if one is configured (facts 2.9).
-#[derive(Debug, Clone, Copy)]
-pub struct SfuLimits {
-    pub max_stream_bitrate: u64,
-    pub max_screen_bitrate: u64,
-}
-
 pub(crate) struct Inner {
     pub codec: SessionIdCodec,
     pub internal_secret: Secret,
@@ -101,7 +95,12 @@ pub(crate) struct Inner {
     pub sessions: Sessions,
     pub rooms: Rooms,
     pub throttler: Throttler,
-    pub sfu: Option<SfuLimits>,
+    pub sfu: Option<Arc<dyn sfu_bridge::sfu::Sfu>>,
+    /// `[app] allowsubscribeany`.
+    pub allow_subscribe_any: bool,
+    /// `[mcu] allowedcandidates` / `blockedcandidates`.
+    allowed_candidates: Vec<ipnet::IpNet>,
+    blocked_candidates: Vec<ipnet::IpNet>,
     /// Background work the hub starts (Talk leave requests); drained on
     /// shutdown.
     pub tasks: TaskTracker,
@@ -151,9 +150,8 @@ impl Hub {
                 .as_ref()
                 .map(|k| k.expose().as_bytes()),
         )?;
-        // The SFU issue wires up `[mcu]`; until then no SFU is used and no
-        // `mcu` features are advertised.
-        let sfu = None;
+        let shutdown = CancellationToken::new();
+        let sfu = sfu_from_config(config, &shutdown);
         let features = ServerFeatures::new(sfu.is_some());
         let client = BackendClient::new(&config.backend, features.header_value())?;
         let peers = crate::grpc::Peers::new(
@@ -171,9 +169,12 @@ impl Hub {
                 rooms: Rooms::default(),
                 throttler: Throttler::default(),
                 sfu,
+                allow_subscribe_any: config.app.allow_subscribe_any,
+                allowed_candidates: config.mcu.allowed_candidates.clone(),
+                blocked_candidates: config.mcu.blocked_candidates.clone(),
                 features,
                 tasks: TaskTracker::new(),
-                shutdown: CancellationToken::new(),
+                shutdown,
                 federation: FederationSettings {
                     timeout: config.federation.timeout,
                     skip_verify: config.federation.skip_verify,
@@ -333,6 +334,29 @@ impl Hub {
         self.publish(&crate::cluster::Subject::RoomSessions, msg);
     }
 
+    /// Whether a client candidate with this address may reach the SFU
+    /// (facts 4.7): the allow list wins over the block list.
+    pub(crate) fn candidate_allowed(&self, ip: std::net::IpAddr) -> bool {
+        if self
+            .inner
+            .allowed_candidates
+            .iter()
+            .any(|n| n.contains(&ip))
+        {
+            return true;
+        }
+        !self
+            .inner
+            .blocked_candidates
+            .iter()
+            .any(|n| n.contains(&ip))
+    }
+
+    /// The SFU, when `[mcu]` configures one.
+    pub fn sfu(&self) -> Option<&Arc<dyn sfu_bridge::sfu::Sfu>> {
+        self.inner.sfu.as_ref()
+    }
+
     pub fn features(&self) -> &ServerFeatures {
         &self.inner.features
     }
@@ -490,11 +514,11 @@ impl Hub {
                 Flow::Continue
             }
             ClientRequest::Message(m) => {
-                handle::message::message(self, &session, m, handle::message::Kind::Message);
+                handle::message::message(self, &session, msg.id, m, handle::message::Kind::Message);
                 Flow::Continue
             }
             ClientRequest::Control(m) => {
-                handle::message::message(self, &session, m, handle::message::Kind::Control);
+                handle::message::message(self, &session, msg.id, m, handle::message::Kind::Control);
                 Flow::Continue
             }
             ClientRequest::Transient(t) => {
@@ -533,6 +557,7 @@ impl Hub {
             }
         }
         handle::room::leave_room(self, session, notify_backend);
+        media::shut_down(session);
         self.inner.sessions.unregister(session);
         if session.backend.session_limit > 0 {
             // Free the slot for the other nodes at once.
@@ -609,4 +634,36 @@ pub(crate) fn send_bye(outbox: &Outbox, reason: &str) {
         }),
     }));
     outbox.close(CLOSE_NORMAL, "");
+}
+
+/// The SFU `[mcu]` asks for; it connects in the background.
+fn sfu_from_config(
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> Option<Arc<dyn sfu_bridge::sfu::Sfu>> {
+    use crate::config::McuType;
+    let mcu = &config.mcu;
+    match mcu.kind {
+        Some(McuType::Janus) => {
+            let Some(url) = mcu.urls.first().filter(|u| !u.is_empty()) else {
+                tracing::error!("[mcu] type = janus needs url: running without an SFU");
+                return None;
+            };
+            let janus = sfu_bridge::janus::JanusSfu::start(
+                sfu_bridge::janus::JanusConfig {
+                    url: url.clone(),
+                    timeout: mcu.timeout,
+                    max_stream_bitrate: mcu.max_stream_bitrate,
+                    max_screen_bitrate: mcu.max_screen_bitrate,
+                },
+                shutdown.child_token(),
+            );
+            Some(Arc::new(janus))
+        }
+        Some(McuType::Proxy) => {
+            tracing::error!("[mcu] type = proxy is not supported yet: running without an SFU");
+            None
+        }
+        None => None,
+    }
 }

@@ -146,6 +146,10 @@ pub struct Session {
     pub features: Vec<String>,
     /// Set for virtual sessions.
     pub virtual_owner: Option<VirtualOwner>,
+    /// Publishers and subscribers in the SFU.
+    pub media: super::media::MediaClients,
+    /// Media of the video publisher (`media::AUDIO | media::VIDEO`).
+    pub published_media: std::sync::atomic::AtomicU32,
     state: Mutex<State>,
 }
 
@@ -184,6 +188,8 @@ impl Session {
             user_data: n.user_data,
             features: n.features,
             virtual_owner: n.virtual_owner,
+            media: Default::default(),
+            published_media: Default::default(),
             state: Mutex::new(State {
                 in_call: n.in_call,
                 flags: n.flags,
@@ -576,8 +582,10 @@ impl Session {
 
     // === permissions and timers ===
 
+    /// Publishers that are no longer allowed close.
     pub fn set_permissions(&self, p: Permissions) {
         self.state.lock().permissions = p;
+        super::media::permissions_changed(self);
     }
 
     pub fn has_permission(&self, p: Permission) -> bool {

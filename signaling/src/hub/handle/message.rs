@@ -3,10 +3,12 @@
 use std::sync::Arc;
 
 use proto::client::{MessageRequest, Recipient, RecipientWire};
+use proto::error::{ErrorCode, WireError};
 use proto::permissions::Permission;
 use proto::server::{MessageDelivery, MessageSender, ServerBody, ServerMessage};
 
 use crate::cluster::{BusMessage, Subject};
+use crate::hub::media;
 use crate::hub::session::Session;
 use crate::hub::Hub;
 
@@ -37,7 +39,13 @@ fn recipient_wire(r: &Recipient) -> RecipientWire {
     }
 }
 
-pub fn message(hub: &Hub, sender: &Arc<Session>, req: MessageRequest, kind: Kind) {
+pub fn message(
+    hub: &Hub,
+    sender: &Arc<Session>,
+    id: Option<String>,
+    req: MessageRequest,
+    kind: Kind,
+) {
     if kind == Kind::Control && !sender.is_internal() && !sender.has_permission(Permission::Control)
     {
         tracing::debug!(session = %sender.public_id, "control message without permission ignored");
@@ -48,6 +56,26 @@ pub fn message(hub: &Hub, sender: &Arc<Session>, req: MessageRequest, kind: Kind
         sessionid: sender.public_id.clone(),
         userid: sender.effective_user_id(),
     };
+    if kind == Kind::Message {
+        if let Recipient::Session(target) = &req.recipient {
+            match data_type(&req.data).as_deref() {
+                Some(t) if hub.sfu().is_some() && media::is_sfu_message(t) => {
+                    media::submit(hub, sender, id, target.clone(), &req.data);
+                    return;
+                }
+                Some("unshareScreen") if *target == sender.public_id => {
+                    media::unshare_screen(sender);
+                }
+                Some("sendoffer") if !media::may_send_offer(sender, &req.data) => {
+                    let mut e = WireError::new(ErrorCode::NotAllowed);
+                    e.message = "Not allowed to send offer".into();
+                    sender.send(&ServerMessage::error(id, e));
+                    return;
+                }
+                _ => {}
+            }
+        }
+    }
     let backend = &sender.backend;
     let (subject, recipient) = match &req.recipient {
         Recipient::Session(target) => {
@@ -107,4 +135,14 @@ pub fn message(hub: &Hub, sender: &Arc<Session>, req: MessageRequest, kind: Kind
         },
     ));
     hub.publish(&subject, BusMessage::new(msg));
+}
+
+/// The `type` of a message's `data`, if it is an object with one.
+fn data_type(data: &proto::RawJson) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Typed {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+    }
+    serde_json::from_str::<Typed>(data.get()).ok()?.kind
 }

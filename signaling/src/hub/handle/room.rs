@@ -168,11 +168,7 @@ fn bandwidth(hub: &Hub, session: &Session) -> Option<Bandwidth> {
         (s, 0) => s,
         (s, b) => s.min(b),
     };
-    let (sfu_stream, sfu_screen) = hub
-        .inner
-        .sfu
-        .map(|s| (s.max_stream_bitrate, s.max_screen_bitrate))
-        .unwrap_or((0, 0));
+    let (sfu_stream, sfu_screen) = hub.sfu().map(|s| s.max_bitrates()).unwrap_or((0, 0));
     let bw = Bandwidth {
         maxstreambitrate: pick(sfu_stream, session.backend.max_stream_bitrate),
         maxscreenbitrate: pick(sfu_screen, session.backend.max_screen_bitrate),
@@ -329,6 +325,7 @@ pub(crate) fn leave_room_with(
     let Some(joined) = session.take_room() else {
         return false;
     };
+    crate::hub::media::close_all(session);
     let (room, room_session) = joined.into_parts();
     let (_, closed) = room.remove(&session.public_id);
     if closed {

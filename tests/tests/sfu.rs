@@ -1,0 +1,295 @@
+//! Media signaling through the server with a real Janus (`[mcu] type =
+//! janus`): offers publish, permissions are enforced, requests are
+//! validated, leaving tears the publisher down in Janus, and publishing
+//! works again after Janus restarts. Offers are synthetic (no peer), so
+//! subscriptions, which Janus grants only once media flows, are checked
+//! for their permission rules here.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sfu_bridge::janus::Gateway;
+use tests::client::{user, TestClient};
+use tests::janus::{Janus, JanusOptions};
+use tests::server::{TestServer, TALK_SECRET};
+use tests::talk::{Room, Talk, User};
+use tests::wait::eventually;
+
+struct World {
+    talk: Talk,
+    janus: Janus,
+    server: TestServer,
+    alice: User,
+    bob: User,
+}
+
+async fn world() -> World {
+    let janus = Janus::start(JanusOptions::default()).await;
+    let talk = Talk::start(TALK_SECRET).await;
+    let alice = talk.add_user("alice", "Alice");
+    let bob = talk.add_user("bob", "Bob");
+    talk.add_room("room1", Room::open("Room one"));
+    talk.add_room(
+        "listen",
+        Room::open("Listen only").with_permissions(&["publish-audio"]),
+    );
+    let server = TestServer::builder()
+        .talk(&talk)
+        .extra(&format!(
+            "maxstreambitrate = 500000\n\n[mcu]\ntype = janus\nurl = {}\ntimeout = 2\n\
+             blockedcandidates = 10.0.0.0/8\n",
+            janus.url
+        ))
+        .start()
+        .await;
+    World {
+        talk,
+        janus,
+        server,
+        alice,
+        bob,
+    }
+}
+
+/// Rooms in Janus with this description.
+async fn janus_rooms(janus: &Janus, description: &str) -> Vec<Value> {
+    let gw = Gateway::connect(&janus.url, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let session = gw.create_session().await.unwrap();
+    let (handle, _) = session.attach("janus.plugin.videoroom").await.unwrap();
+    let list = handle
+        .request_sync(json!({"request": "list"}))
+        .await
+        .unwrap();
+    let _ = session.destroy().await;
+    gw.close();
+    list["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["description"] == description)
+        .cloned()
+        .collect()
+}
+
+/// Sends an SFU message to `to`; returns the request id.
+async fn sfu(c: &mut TestClient, to: &str, data: Value) -> String {
+    c.request(
+        "message",
+        json!({"recipient": {"type": "session", "sessionid": to}, "data": data}),
+    )
+    .await
+}
+
+/// The next message that is not one of Janus's trickled candidates (they
+/// may come before the answer).
+async fn recv_skipping_candidates(c: &mut TestClient) -> Value {
+    c.recv_until(|v| v["message"]["data"]["type"] != "candidate")
+        .await
+}
+
+/// Nothing but candidates arrives for a while.
+async fn only_candidates(c: &mut TestClient, d: Duration) {
+    let deadline = tokio::time::Instant::now() + d;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match c.try_recv_within(left).await {
+            Ok(None) => return,
+            Ok(Some(v)) => assert_eq!(v["message"]["data"]["type"], "candidate", "unexpected {v}"),
+            Err(e) => panic!("closed: {e:?}"),
+        }
+    }
+}
+
+fn offer(media: &[&str]) -> Value {
+    json!({"type": "offer", "sdp": tests::sdp::publisher_offer(media)})
+}
+
+async fn wait_sfu_connected(server: &TestServer) {
+    let ok = eventually(Duration::from_secs(20), || async {
+        let info: Value = reqwest::get(format!("{}api/v1/serverinfo", server.http_url()))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (info["sfu"]["janus"]["connected"] == true).then_some(())
+    })
+    .await;
+    assert!(ok.is_some(), "server did not connect to janus");
+}
+
+/// An offer to the own session publishes: the answer comes back from the
+/// own session with the client's sid, the room in Janus has the capped
+/// bitrate and the codec asked for; leaving the room destroys it.
+#[tokio::test]
+async fn publish_and_leave() {
+    let w = world().await;
+    wait_sfu_connected(&w.server).await;
+    let mut a = user(&w.server, &w.talk, &w.alice).await;
+    let (_, welcome) = TestClient::connect(&w.server).await;
+    let features = welcome["welcome"]["features"].as_array().unwrap().clone();
+    for f in ["mcu", "offer-codecs", "simulcast", "update-sdp"] {
+        assert!(features.iter().any(|x| x == f), "{f} in {features:?}");
+    }
+    a.join_ok("room1", "ta").await;
+    let me = a.session_id.clone();
+    let id = sfu(
+        &mut a,
+        &me,
+        json!({"type": "offer", "sid": "client-sid", "roomType": "video", "payload": offer(&["audio", "video"]), "bitrate": 9_000_000, "videocodec": "vp9"}),
+    )
+    .await;
+    let v = recv_skipping_candidates(&mut a).await;
+    assert_eq!(v["id"], id.as_str(), "{v}");
+    assert_eq!(v["message"]["sender"]["sessionid"], me.as_str());
+    let data = &v["message"]["data"];
+    assert_eq!(data["type"], "answer");
+    assert_eq!(data["sid"], "client-sid");
+    assert_eq!(data["roomType"], "video");
+    assert_eq!(data["from"], me.as_str());
+    assert_eq!(data["payload"]["type"], "answer");
+    assert!(data["payload"]["sdp"].as_str().unwrap().starts_with("v=0"));
+    let rooms = janus_rooms(&w.janus, &format!("{me}|video")).await;
+    assert_eq!(rooms.len(), 1, "{rooms:?}");
+    // The backend's maxstreambitrate caps the 9 Mbit/s asked for.
+    assert_eq!(rooms[0]["bitrate"], 500_000);
+    assert_eq!(rooms[0]["videocodec"], "vp9");
+
+    // Candidates reach the publisher; blocked ones are dropped silently.
+    for ip in ["127.0.0.1", "10.1.2.3"] {
+        sfu(
+            &mut a,
+            &me,
+            json!({"type": "candidate", "sid": "client-sid", "roomType": "video", "payload": {"candidate": {"candidate": format!("candidate:1 1 udp 2122260223 {ip} 50000 typ host"), "sdpMid": "0", "sdpMLineIndex": 0}}}),
+        )
+        .await;
+    }
+    only_candidates(&mut a, Duration::from_millis(300)).await;
+
+    a.request("room", json!({"roomid": ""})).await;
+    let gone = eventually(Duration::from_secs(5), || async {
+        janus_rooms(&w.janus, &format!("{me}|video"))
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "publisher room still in janus after leaving"
+    );
+}
+
+/// Permissions: without `publish-video` an offer with video is refused,
+/// audio alone is fine; requesting an offer needs both in the call.
+#[tokio::test]
+async fn permissions() {
+    let w = world().await;
+    wait_sfu_connected(&w.server).await;
+    let mut a = user(&w.server, &w.talk, &w.alice).await;
+    a.join_ok("listen", "ta").await;
+    let me = a.session_id.clone();
+    let id = sfu(
+        &mut a,
+        &me,
+        json!({"type": "offer", "sid": "s1", "roomType": "video", "payload": offer(&["audio", "video"])}),
+    )
+    .await;
+    let e = a.expect_error(Some(&id), "not_allowed").await;
+    assert_eq!(e["error"]["message"], "Not allowed to publish.");
+    let id = sfu(
+        &mut a,
+        &me,
+        json!({"type": "offer", "sid": "s1", "roomType": "screen", "payload": offer(&["video"])}),
+    )
+    .await;
+    a.expect_error(Some(&id), "not_allowed").await;
+    sfu(
+        &mut a,
+        &me,
+        json!({"type": "offer", "sid": "s2", "roomType": "video", "payload": offer(&["audio"])}),
+    )
+    .await;
+    let v = recv_skipping_candidates(&mut a).await;
+    assert_eq!(v["message"]["data"]["type"], "answer", "{v}");
+
+    // Bob is not in the call: he may not subscribe to alice.
+    let mut b = user(&w.server, &w.talk, &w.bob).await;
+    b.join_ok("listen", "tb").await;
+    let id = sfu(
+        &mut b,
+        &me,
+        json!({"type": "requestoffer", "roomType": "video"}),
+    )
+    .await;
+    let e = b.recv_until(|v| v["type"] == "error").await;
+    assert_eq!(e["id"], id.as_str());
+    assert_eq!(e["error"]["code"], "not_allowed");
+    assert_eq!(e["error"]["message"], "Not allowed to request offer.");
+}
+
+/// Malformed SFU messages get the protocol's errors.
+#[tokio::test]
+async fn bad_requests() {
+    let w = world().await;
+    wait_sfu_connected(&w.server).await;
+    let mut a = user(&w.server, &w.talk, &w.alice).await;
+    a.join_ok("room1", "ta").await;
+    let me = a.session_id.clone();
+    let cases = [
+        (
+            json!({"type": "offer", "roomType": "video", "payload": {"type": "offer", "sdp": "garbage"}}),
+            "invalid_sdp",
+        ),
+        (
+            json!({"type": "candidate", "roomType": "video", "payload": {"candidate": {"sdpMid": "0"}}}),
+            "invalid_candidate",
+        ),
+        (
+            json!({"type": "offer", "roomType": "audio", "payload": offer(&["audio"])}),
+            "invalid_format",
+        ),
+        (
+            json!({"type": "candidate", "roomType": "screen", "payload": {"candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host"}}}),
+            "client_not_found",
+        ),
+        (
+            json!({"type": "answer", "roomType": "video", "payload": {"type": "answer", "sdp": "v=0\r\n"}}),
+            "client_not_found",
+        ),
+    ];
+    for (data, code) in cases {
+        let id = sfu(&mut a, &me, data.clone()).await;
+        a.expect_error(Some(&id), code).await;
+    }
+}
+
+/// Janus killed: the publisher is gone; after Janus is back a new offer
+/// publishes again.
+#[tokio::test]
+async fn janus_restart() {
+    let w = world().await;
+    wait_sfu_connected(&w.server).await;
+    let mut a = user(&w.server, &w.talk, &w.alice).await;
+    a.join_ok("room1", "ta").await;
+    let me = a.session_id.clone();
+    let publish = json!({"type": "offer", "sid": "s", "roomType": "video", "payload": offer(&["audio", "video"])});
+    sfu(&mut a, &me, publish.clone()).await;
+    let v = recv_skipping_candidates(&mut a).await;
+    assert_eq!(v["message"]["data"]["type"], "answer", "{v}");
+    let port = w.janus.port;
+    let World { janus, server, .. } = w;
+    janus.process.signal(9);
+    drop(janus);
+    let _janus = Janus::start(JanusOptions {
+        port: Some(port),
+        ..Default::default()
+    })
+    .await;
+    wait_sfu_connected(&server).await;
+    sfu(&mut a, &me, publish).await;
+    let v = recv_skipping_candidates(&mut a).await;
+    assert_eq!(v["message"]["data"]["type"], "answer", "{v}");
+}
