@@ -3,6 +3,7 @@
 //! [`subscriber`]).
 
 pub mod error;
+pub mod events;
 pub mod gateway;
 pub mod publisher;
 pub mod sfu;

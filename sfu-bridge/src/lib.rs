@@ -9,4 +9,5 @@
 //! Facts cite `shared/spec/cluster-sfu-facts.md` as "facts N.M".
 
 pub mod janus;
+pub mod metrics;
 pub mod sfu;

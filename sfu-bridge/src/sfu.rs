@@ -129,6 +129,20 @@ pub enum Request {
     SelectStream(StreamSelection),
 }
 
+impl Request {
+    /// The client message type, for `signaling_mcu_messages_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::Offer(_) => "offer",
+            Request::Answer(_) => "answer",
+            Request::Candidate(_) => "candidate",
+            Request::EndOfCandidates => "endOfCandidates",
+            Request::RequestOffer(_) => "requestoffer",
+            Request::SelectStream(_) => "selectStream",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SfuError {
     #[error(transparent)]
@@ -211,6 +225,8 @@ pub trait Sfu: Send + Sync {
     fn stats(&self) -> Value;
     /// For `/api/v1/serverinfo` (`sfu`).
     fn server_info(&self) -> Value;
+    /// Where janus-events frames go, if this SFU takes them.
+    fn events(&self) -> Option<Arc<crate::janus::events::EventsHandler>>;
 }
 
 #[cfg(test)]

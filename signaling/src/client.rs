@@ -5,6 +5,7 @@
 //! socket's sink. No hub logic lives here.
 
 pub mod connection;
+pub mod janus_events;
 pub mod outbox;
 
 pub use outbox::{ConnectionId, Outbox};

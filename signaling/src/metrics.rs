@@ -240,7 +240,9 @@ pub fn backend_request(backend: &str, _kind: &str, ok: bool) {
 
 /// The text exposition of every registered metric.
 pub fn render() -> String {
+    let mut families = METRICS.registry.gather();
+    families.extend(sfu_bridge::metrics::METRICS.registry.gather());
     TextEncoder::new()
-        .encode_to_string(&METRICS.registry.gather())
+        .encode_to_string(&families)
         .unwrap_or_default()
 }

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::client::connection::{self, MAX_MESSAGE_SIZE};
+use crate::client::janus_events;
 use crate::client::ClientInfo;
 use crate::hub::Hub;
 use crate::{api, realip};
@@ -114,6 +115,23 @@ async fn spreed(
     let hub = app.hub.clone();
     let shutdown = app.shutdown.clone();
     let tracker = app.connections.clone();
+    let wants_events = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == janus_events::SUBPROTOCOL);
+    if wants_events {
+        let addr = peer.0;
+        let mut resp = ws
+            .protocols([janus_events::SUBPROTOCOL])
+            .max_message_size(janus_events::MAX_FRAME)
+            .max_frame_size(janus_events::MAX_FRAME)
+            .on_upgrade(move |socket| tracker.track_future(janus_events::run(socket, hub, addr)))
+            .into_response();
+        app.add_headers(&mut resp);
+        return resp;
+    }
     let mut resp = ws
         .max_message_size(MAX_MESSAGE_SIZE)
         .max_frame_size(MAX_MESSAGE_SIZE)

@@ -293,3 +293,63 @@ async fn janus_restart() {
     let v = recv_skipping_candidates(&mut a).await;
     assert_eq!(v["message"]["data"]["type"], "answer", "{v}");
 }
+
+/// A janus-events connection to a server without an SFU is closed with
+/// the reference's reason; with an SFU, garbage closes it.
+#[tokio::test]
+async fn janus_events_endpoint() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    async fn connect(
+        server: &TestServer,
+    ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>
+    {
+        let mut req = server.ws_url().into_client_request().unwrap();
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", "janus-events".parse().unwrap());
+        let (ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+        assert_eq!(resp.headers()["sec-websocket-protocol"], "janus-events");
+        ws
+    }
+
+    let (_talk, plain, _, _) = tests::server::alice_and_bob(&[]).await;
+    let mut ws = connect(&plain).await;
+    match ws.next().await {
+        Some(Ok(Message::Close(Some(f)))) => {
+            assert_eq!(u16::from(f.code), 1011);
+            assert_eq!(f.reason.as_str(), "no mcu configured");
+        }
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+
+    let w = world().await;
+    let mut ws = connect(&w.server).await;
+    ws.send(Message::Text(
+        r#"{"type":16,"subtype":1,"event":{"ice":"checking"}}"#.into(),
+    ))
+    .await
+    .unwrap();
+    ws.send(Message::Text("not json".into())).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "garbage must close the events connection");
+    let text = reqwest::get(format!("{}metrics", w.server.http_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("signaling_mcu_ice_state_total{state=\"checking\"} 1"),
+        "the valid event before the garbage was counted"
+    );
+}

@@ -107,6 +107,11 @@ impl JanusPublisher {
         let weak: std::sync::Weak<dyn Client> = Arc::downgrade(&publisher) as _;
         sfu.register(publisher.client.id, weak);
         sfu.add_publisher(publisher.clone());
+        let m = &crate::metrics::METRICS;
+        m.publishers.with_label_values(&[stream.as_str()]).inc();
+        m.publishers_total
+            .with_label_values(&[stream.as_str()])
+            .inc();
         tokio::spawn(event_loop(Arc::downgrade(&publisher), events));
         tracing::debug!(
             session = public_id,
@@ -177,6 +182,10 @@ impl Client for JanusPublisher {
             return Err(SfuError::Closed);
         }
         let _order = self.order.lock().await;
+        crate::metrics::METRICS
+            .messages_total
+            .with_label_values(&[request.kind()])
+            .inc();
         match request {
             Request::Offer(jsep) => {
                 let body =
@@ -203,7 +212,12 @@ impl Client for JanusPublisher {
         if let Some(sfu) = self.sfu.upgrade() {
             sfu.remove_publisher(self);
             sfu.unregister(self.client.id);
+            sfu.events.forget_handle(self.handle.id);
         }
+        crate::metrics::METRICS
+            .publishers
+            .with_label_values(&[self.client.stream.as_str()])
+            .dec();
         let destroy = json!({"request": "destroy", "room": self.room});
         if let Err(e) = self.handle.request_sync(destroy).await {
             if e.code() != codes::CANCELLED {

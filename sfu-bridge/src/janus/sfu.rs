@@ -48,6 +48,7 @@ pub(crate) struct Inner {
     /// Woken when a publisher appears or gets media, and on reconnects.
     pub publishers_changed: Notify,
     next_id: AtomicU64,
+    pub events: Arc<super::events::EventsHandler>,
     connected_since: Mutex<Option<std::time::SystemTime>>,
 }
 
@@ -69,9 +70,14 @@ impl JanusSfu {
                 clients: Mutex::default(),
                 publishers_changed: Notify::new(),
                 next_id: AtomicU64::new(1),
+                events: Arc::default(),
                 connected_since: Mutex::new(None),
             }),
         };
+        tokio::spawn(update_bandwidth(
+            Arc::downgrade(&sfu.inner),
+            shutdown.clone(),
+        ));
         tokio::spawn(run(Arc::downgrade(&sfu.inner), shutdown));
         sfu
     }
@@ -129,6 +135,26 @@ impl Inner {
             .lock()
             .get(&(id.to_owned(), stream))
             .cloned()
+    }
+}
+
+/// `signaling_mcu_bandwidth` from the events handler, every second
+/// (bytes/s).
+async fn update_bandwidth(inner: Weak<Inner>, shutdown: CancellationToken) {
+    let gauge = &crate::metrics::METRICS.bandwidth;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let Some(sfu) = inner.upgrade() else { return };
+        let (sent, received) = sfu.events.bandwidth();
+        gauge
+            .with_label_values(&["incoming"])
+            .set((received / 8) as i64);
+        gauge
+            .with_label_values(&["outgoing"])
+            .set((sent / 8) as i64);
     }
 }
 
@@ -322,5 +348,9 @@ impl Sfu for JanusSfu {
             janus["videoroom"] = i["plugins"][VIDEOROOM].clone();
         }
         json!({"mode": "janus", "janus": janus})
+    }
+
+    fn events(&self) -> Option<Arc<super::events::EventsHandler>> {
+        Some(self.inner.events.clone())
     }
 }

@@ -73,6 +73,11 @@ impl JanusSubscriber {
         });
         let weak: std::sync::Weak<dyn Client> = Arc::downgrade(&sub) as _;
         sfu.register(sub.client.id, weak);
+        let m = &crate::metrics::METRICS;
+        m.subscribers.with_label_values(&[stream.as_str()]).inc();
+        m.subscribers_total
+            .with_label_values(&[stream.as_str()])
+            .inc();
         tokio::spawn(event_loop(Arc::downgrade(&sub), events));
         Ok(sub)
     }
@@ -97,6 +102,7 @@ impl JanusSubscriber {
         );
         selection.apply(&mut body);
         let body = Value::Object(body);
+        let mut counted_missing = false;
         loop {
             let handle = self.handle();
             let changed = sfu.publishers_changed.notified();
@@ -119,6 +125,13 @@ impl JanusSubscriber {
                     return Err(SfuError::NoPublisher(self.client.publisher.clone()));
                 }
                 Err(e) if e.is_plugin(videoroom::NO_SUCH_FEED) => {
+                    if !counted_missing {
+                        counted_missing = true;
+                        crate::metrics::METRICS
+                            .nopublisher_total
+                            .with_label_values(&[self.client.stream.as_str()])
+                            .inc();
+                    }
                     // Not negotiated yet: wait for the publisher's media.
                     if tokio::time::timeout_at(deadline, changed).await.is_err() {
                         self.close().await;
@@ -191,6 +204,10 @@ impl Client for JanusSubscriber {
             return Err(SfuError::Closed);
         }
         let _order = self.order.lock().await;
+        crate::metrics::METRICS
+            .messages_total
+            .with_label_values(&[request.kind()])
+            .inc();
         let same_sid = !sid.is_empty() && sid == self.sid();
         match request {
             Request::RequestOffer(selection) => {
@@ -238,7 +255,12 @@ impl Client for JanusSubscriber {
         }
         if let Some(sfu) = self.sfu.upgrade() {
             sfu.unregister(self.client.id);
+            sfu.events.forget_handle(self.handle().id);
         }
+        crate::metrics::METRICS
+            .subscribers
+            .with_label_values(&[self.client.stream.as_str()])
+            .dec();
         let _ = self.handle().detach().await;
         self.listener.on_closed(&self.client);
     }

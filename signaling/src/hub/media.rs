@@ -424,11 +424,11 @@ async fn offer(
     if let Some(filtered) = sdp::filter_candidates(raw_sdp, &|c| hub.candidate_allowed(c)) {
         jsep["sdp"] = Value::String(filtered);
     }
+    // The client's JSEP as it came (Janus reads `trickle` too), with the
+    // filtered SDP.
+    jsep["type"] = Value::String("offer".into());
     let answer = publisher
-        .send(
-            Request::Offer(json!({"type": "offer", "sdp": jsep["sdp"]})),
-            &data.sid,
-        )
+        .send(Request::Offer(jsep), &data.sid)
         .await
         .map_err(sfu_error)?;
     Ok(answer.map(|a| (session.public_id.clone(), a, publisher.sid())))
@@ -517,7 +517,8 @@ async fn forward(
     let request = match data.kind.as_str() {
         "answer" => {
             let raw = data.payload["sdp"].as_str().unwrap_or_default();
-            let mut jsep = json!({"type": "answer", "sdp": raw});
+            let mut jsep = data.payload.clone();
+            jsep["type"] = Value::String("answer".into());
             if let Some(filtered) = sdp::filter_candidates(raw, &|c| hub.candidate_allowed(c)) {
                 jsep["sdp"] = Value::String(filtered);
             }

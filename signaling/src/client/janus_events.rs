@@ -1,0 +1,109 @@
+//! A Janus event handler connected to `/spreed` with the `janus-events`
+//! subprotocol (cluster facts 5.9): its frames feed the SFU's media
+//! metrics instead of the hub. Only loopback and private addresses may
+//! connect.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::SinkExt;
+
+use super::connection::{PING_PERIOD, PONG_WAIT};
+use crate::hub::Hub;
+
+pub const SUBPROTOCOL: &str = "janus-events";
+/// Janus groups events; a frame of many is still far below this.
+pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_private(IpAddr::V4(v4));
+            }
+            v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00
+        }
+    }
+}
+
+async fn refuse(mut socket: WebSocket, code: u16, reason: &str) {
+    tracing::warn!(reason, "janus-events connection refused");
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(frame)).await;
+}
+
+pub async fn run(mut socket: WebSocket, hub: Hub, addr: IpAddr) {
+    let Some(sfu) = hub.sfu() else {
+        return refuse(socket, 1011, "no mcu configured").await;
+    };
+    let Some(events) = sfu.events() else {
+        return refuse(socket, 1011, "mcu does not support events").await;
+    };
+    if !is_private(addr) {
+        return refuse(
+            socket,
+            1008,
+            "only loopback and private connections allowed",
+        )
+        .await;
+    }
+    tracing::info!(%addr, "janus events handler connected");
+    let mut ping = tokio::time::interval(PING_PERIOD);
+    let mut deadline = tokio::time::Instant::now() + PONG_WAIT;
+    loop {
+        let msg = tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => break,
+            _ = ping.tick() => {
+                if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            m = socket.recv() => m,
+        };
+        deadline = tokio::time::Instant::now() + PONG_WAIT;
+        match msg {
+            Some(Ok(Message::Text(text))) => {
+                if let Err(e) = events.process(text.as_str()) {
+                    tracing::warn!(error = %e, "closing janus events connection");
+                    break;
+                }
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Binary(_))) => {
+                tracing::warn!("binary frame on the janus events connection");
+                break;
+            }
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+        }
+    }
+    let _ = socket.close().await;
+    tracing::info!(%addr, "janus events handler disconnected");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_private;
+
+    #[test]
+    fn private_addresses() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "2001:db8::1"] {
+            assert!(!is_private(ip.parse().unwrap()), "{ip}");
+        }
+    }
+}

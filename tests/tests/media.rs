@@ -1,0 +1,483 @@
+//! Real media through the signaling server and a real Janus: WebRTC peers
+//! (the `webrtc` crate) publish synthetic audio and video, subscribers
+//! count the RTP packets Janus forwards.
+//!
+//! Janus never offers loopback candidates, so each test re-runs itself in
+//! a private network namespace (`unshare -rn`) with a veth end `jv0` at
+//! 127.0.0.2 that Janus uses for ICE; nothing can leave it.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use tests::client::{user, TestClient};
+use tests::janus::{Janus, JanusOptions};
+use tests::server::{TestServer, TALK_SECRET};
+use tests::talk::{Room, Talk, User};
+use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use webrtc::api::setting_engine::SettingEngine;
+use webrtc::api::APIBuilder;
+use webrtc::ice::mdns::MulticastDnsMode;
+use webrtc::ice::network_type::NetworkType;
+use webrtc::interceptor::registry::Registry;
+use webrtc::media::Sample;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
+use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
+
+const NETNS_ENV: &str = "SIGNALING_MEDIA_NETNS";
+const PEER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+/// Runs `name` of this binary again inside a fresh network namespace;
+/// true if we are already inside and the test should go on.
+fn in_namespace(name: &str) -> bool {
+    if std::env::var(NETNS_ENV).is_ok() {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let out = Command::new("unshare")
+        .args(["-rn", "sh", "-c"])
+        .arg(
+            "ip link set lo up && ip link add jv0 type veth peer name jv1 && \
+             ip addr add 127.0.0.2/32 dev jv0 && ip link set jv1 up && ip link set jv0 up && \
+             exec \"$@\"",
+        )
+        .arg("sh")
+        .arg(exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(NETNS_ENV, "1")
+        .output()
+        .expect("run unshare (util-linux) and ip (iproute2)");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "{name} in the media namespace failed:\n{text}"
+    );
+    for line in text.lines().filter_map(|l| l.split_once("RTP at")) {
+        println!("RTP at{}", line.1);
+    }
+    false
+}
+
+/// A WebRTC peer limited to 127.0.0.2, UDP, no mDNS (components.md).
+async fn peer() -> Arc<RTCPeerConnection> {
+    let mut media = MediaEngine::default();
+    media.register_default_codecs().expect("codecs");
+    let registry =
+        register_default_interceptors(Registry::new(), &mut media).expect("interceptors");
+    let mut settings = SettingEngine::default();
+    settings.set_include_loopback_candidate(true);
+    settings.set_ip_filter(Box::new(|ip| ip == IpAddr::V4(PEER_IP)));
+    settings.set_network_types(vec![NetworkType::Udp4]);
+    settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+    let api = APIBuilder::new()
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(settings)
+        .build();
+    Arc::new(
+        api.new_peer_connection(RTCConfiguration::default())
+            .await
+            .expect("peer connection"),
+    )
+}
+
+/// Only candidates on loopback addresses survive (Janus may list others).
+fn loopback_only(sdp: &str) -> String {
+    sdp.split_inclusive('\n')
+        .filter(|l| {
+            !l.starts_with("a=candidate:")
+                || l.split_whitespace()
+                    .nth(4)
+                    .is_some_and(|a| a.starts_with("127."))
+        })
+        .collect()
+}
+
+/// The local description once all candidates are gathered (no trickle).
+async fn gathered(pc: &RTCPeerConnection, desc: RTCSessionDescription) -> String {
+    let mut done = pc.gathering_complete_promise().await;
+    pc.set_local_description(desc)
+        .await
+        .expect("local description");
+    let _ = done.recv().await;
+    pc.local_description().await.expect("local description").sdp
+}
+
+/// A publisher peer sending Opus silence and VP8-looking frames.
+struct Publisher {
+    pc: Arc<RTCPeerConnection>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Publisher {
+    async fn new(audio: bool) -> Publisher {
+        let pc = peer().await;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let mut tracks = Vec::new();
+        if audio {
+            tracks.push((
+                RTCRtpCodecCapability {
+                    mime_type: MIME_TYPE_OPUS.to_owned(),
+                    clock_rate: 48000,
+                    channels: 2,
+                    ..Default::default()
+                },
+                Bytes::from_static(&[0xf8, 0xff, 0xfe]),
+                Duration::from_millis(20),
+            ));
+        }
+        tracks.push((
+            RTCRtpCodecCapability {
+                mime_type: MIME_TYPE_VP8.to_owned(),
+                clock_rate: 90000,
+                ..Default::default()
+            },
+            Bytes::from_static(&[
+                0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x10, 0x00, 0x10, 0x00, 0x00, 0x00,
+            ]),
+            Duration::from_millis(33),
+        ));
+        for (i, (codec, payload, every)) in tracks.into_iter().enumerate() {
+            let track = Arc::new(TrackLocalStaticSample::new(
+                codec,
+                format!("track{i}"),
+                "stream".into(),
+            ));
+            pc.add_track(track.clone()).await.expect("add track");
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                // Bounded: a test never runs longer than this.
+                for _ in 0..2000 {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tick.tick() => {}
+                    }
+                    let sample = Sample {
+                        data: payload.clone(),
+                        duration: every,
+                        ..Default::default()
+                    };
+                    let _ = track.write_sample(&sample).await;
+                }
+            });
+        }
+        Publisher { pc, stop }
+    }
+
+    async fn offer(&self) -> String {
+        let offer = self.pc.create_offer(None).await.expect("offer");
+        gathered(&self.pc, offer).await
+    }
+
+    async fn answered(&self, sdp: &str) {
+        let answer = RTCSessionDescription::answer(loopback_only(sdp)).expect("answer sdp");
+        self.pc
+            .set_remote_description(answer)
+            .await
+            .expect("remote answer");
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn kind_name(kind: RTPCodecType) -> &'static str {
+    match kind {
+        RTPCodecType::Audio => "audio",
+        RTPCodecType::Video => "video",
+        _ => "other",
+    }
+}
+
+/// A subscriber peer counting RTP packets per media kind.
+struct Subscriber {
+    pc: Arc<RTCPeerConnection>,
+    packets: Arc<Mutex<HashMap<&'static str, Arc<AtomicUsize>>>>,
+}
+
+impl Subscriber {
+    async fn new() -> Subscriber {
+        let pc = peer().await;
+        let packets: Arc<Mutex<HashMap<&'static str, Arc<AtomicUsize>>>> = Arc::default();
+        let counters = packets.clone();
+        pc.on_track(Box::new(move |track, _, _| {
+            let count = counters
+                .lock()
+                .entry(kind_name(track.kind()))
+                .or_default()
+                .clone();
+            tokio::spawn(async move {
+                while track.read_rtp().await.is_ok() {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            Box::pin(async {})
+        }));
+        Subscriber { pc, packets }
+    }
+
+    /// Answers the SFU's offer; returns the answer SDP.
+    async fn answer(&self, offer_sdp: &str) -> String {
+        let offer = RTCSessionDescription::offer(loopback_only(offer_sdp)).expect("offer sdp");
+        self.pc
+            .set_remote_description(offer)
+            .await
+            .expect("remote offer");
+        let answer = self.pc.create_answer(None).await.expect("answer");
+        gathered(&self.pc, answer).await
+    }
+
+    fn count(&self, kind: RTPCodecType) -> usize {
+        self.packets
+            .lock()
+            .get(kind_name(kind))
+            .map(|c| c.load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+
+    /// Waits until at least `n` packets of each kind arrived.
+    async fn wait_packets(&self, kinds: &[RTPCodecType], n: usize) -> bool {
+        tests::wait::eventually(Duration::from_secs(10), || {
+            let ok = kinds.iter().all(|k| self.count(*k) >= n);
+            async move { ok.then_some(()) }
+        })
+        .await
+        .is_some()
+    }
+}
+
+struct World {
+    talk: Talk,
+    _janus: Janus,
+    server: TestServer,
+    alice: User,
+    bob: User,
+}
+
+/// Janus sends its events to the server (janus-events), so the server
+/// starts first and connects to Janus when it comes up.
+async fn world() -> World {
+    let janus_port = tests::process::free_port();
+    let talk = Talk::start(TALK_SECRET).await;
+    let alice = talk.add_user("alice", "Alice");
+    let bob = talk.add_user("bob", "Bob");
+    talk.add_room("room1", Room::open("Room one"));
+    let server = TestServer::builder()
+        .talk(&talk)
+        .extra(&format!(
+            "\n[mcu]\ntype = janus\nurl = ws://127.0.0.1:{janus_port}\n"
+        ))
+        .start()
+        .await;
+    let janus = Janus::start(JanusOptions {
+        ice_interface: Some("jv0".into()),
+        events_url: Some(server.ws_url()),
+        port: Some(janus_port),
+    })
+    .await;
+    let connected = tests::wait::eventually(Duration::from_secs(20), || async {
+        let info: Value = reqwest::get(format!("{}api/v1/serverinfo", server.http_url()))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (info["sfu"]["janus"]["connected"] == true).then_some(())
+    })
+    .await;
+    assert!(connected.is_some(), "server did not connect to janus");
+    World {
+        talk,
+        _janus: janus,
+        server,
+        alice,
+        bob,
+    }
+}
+
+/// alice and bob in room1 and in its call.
+async fn in_call(w: &World) -> (TestClient, TestClient) {
+    let mut a = user(&w.server, &w.talk, &w.alice).await;
+    let mut b = user(&w.server, &w.talk, &w.bob).await;
+    a.join_ok("room1", "ta").await;
+    b.join_ok("room1", "tb").await;
+    let entry =
+        |s: &str, u: &str| json!({"sessionId": s, "userId": u, "inCall": 7, "participantType": 3});
+    let (status, _) = w
+        .talk
+        .notify(
+            &w.server.http_url(),
+            "room1",
+            &json!({"type": "incall", "incall": {"incall": 7, "changed": [entry("ta", "alice"), entry("tb", "bob")], "users": [entry("ta", "alice"), entry("tb", "bob")]}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    for c in [&mut a, &mut b] {
+        c.recv_until(|v| v["event"]["target"] == "participants")
+            .await;
+    }
+    (a, b)
+}
+
+async fn send_sfu(c: &mut TestClient, to: &str, data: Value) {
+    c.request(
+        "message",
+        json!({"recipient": {"type": "session", "sessionid": to}, "data": data}),
+    )
+    .await;
+}
+
+/// The next SFU message of `kind` (Janus's trickled candidates and other
+/// messages are skipped).
+async fn sfu_reply(c: &mut TestClient, kind: &str) -> Value {
+    let v = c
+        .recv_until(|v| v["type"] == "error" || v["message"]["data"]["type"] == kind)
+        .await;
+    assert_ne!(v["type"], "error", "{v}");
+    v["message"]["data"].clone()
+}
+
+async fn publish(c: &mut TestClient, p: &Publisher, room_type: &str) {
+    let me = c.session_id.clone();
+    let sdp = p.offer().await;
+    send_sfu(
+        c,
+        &me,
+        json!({"type": "offer", "sid": format!("pub-{room_type}"), "roomType": room_type, "payload": {"type": "offer", "sdp": sdp, "trickle": false}}),
+    )
+    .await;
+    let answer = sfu_reply(c, "answer").await;
+    p.answered(answer["payload"]["sdp"].as_str().expect("answer sdp"))
+        .await;
+}
+
+async fn subscribe(c: &mut TestClient, s: &Subscriber, publisher: &str, room_type: &str) {
+    send_sfu(
+        c,
+        publisher,
+        json!({"type": "requestoffer", "roomType": room_type}),
+    )
+    .await;
+    let offer = sfu_reply(c, "offer").await;
+    assert_eq!(offer["from"], publisher);
+    let sid = offer["sid"].as_str().unwrap_or_default().to_owned();
+    let answer = s
+        .answer(offer["payload"]["sdp"].as_str().expect("offer sdp"))
+        .await;
+    send_sfu(
+        c,
+        publisher,
+        json!({"type": "answer", "sid": sid, "roomType": room_type, "payload": {"type": "answer", "sdp": answer}}),
+    )
+    .await;
+}
+
+/// alice publishes audio and video through the server; bob requests the
+/// offer and receives RTP for both tracks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_and_video_reach_the_subscriber() {
+    if !in_namespace("audio_and_video_reach_the_subscriber") {
+        return;
+    }
+    let w = world().await;
+    let (mut a, mut b) = in_call(&w).await;
+    let publisher = Publisher::new(true).await;
+    publish(&mut a, &publisher, "video").await;
+    let subscriber = Subscriber::new().await;
+    let alice_id = a.session_id.clone();
+    subscribe(&mut b, &subscriber, &alice_id, "video").await;
+    let ok = subscriber
+        .wait_packets(&[RTPCodecType::Audio, RTPCodecType::Video], 20)
+        .await;
+    let metrics = tests::wait::eventually(Duration::from_secs(10), || async {
+        let text = reqwest::get(format!("{}metrics", w.server.http_url()))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let bytes = metric(
+            &text,
+            "signaling_mcu_media_bytes_total{direction=\"incoming\",media=\"audio\"}",
+        );
+        (bytes > 0.0 && text.contains("signaling_mcu_ice_state_total{state=\"connected\"}"))
+            .then_some(text)
+    })
+    .await;
+    println!(
+        "RTP at the subscriber: audio {}, video {}",
+        subscriber.count(RTPCodecType::Audio),
+        subscriber.count(RTPCodecType::Video)
+    );
+    assert!(
+        ok,
+        "RTP at the subscriber: audio {}, video {}",
+        subscriber.count(RTPCodecType::Audio),
+        subscriber.count(RTPCodecType::Video)
+    );
+    // Janus's events reached the server's metrics.
+    let text = metrics.expect("janus-events media metrics");
+    assert_eq!(
+        metric(&text, "signaling_mcu_publishers{type=\"video\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&text, "signaling_mcu_subscribers{type=\"video\"}"),
+        1.0
+    );
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A screen share announced with `sendoffer` reaches the subscriber.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screen_share_with_sendoffer() {
+    if !in_namespace("screen_share_with_sendoffer") {
+        return;
+    }
+    let w = world().await;
+    let (mut a, mut b) = in_call(&w).await;
+    let screen = Publisher::new(false).await;
+    publish(&mut a, &screen, "screen").await;
+    let (alice_id, bob_id) = (a.session_id.clone(), b.session_id.clone());
+    send_sfu(
+        &mut a,
+        &bob_id,
+        json!({"type": "sendoffer", "roomType": "screen"}),
+    )
+    .await;
+    let note = b
+        .recv_until(|v| v["message"]["data"]["type"] == "sendoffer")
+        .await;
+    assert_eq!(note["message"]["sender"]["sessionid"], alice_id.as_str());
+    let subscriber = Subscriber::new().await;
+    subscribe(&mut b, &subscriber, &alice_id, "screen").await;
+    assert!(
+        subscriber.wait_packets(&[RTPCodecType::Video], 20).await,
+        "screen RTP at the subscriber: {}",
+        subscriber.count(RTPCodecType::Video)
+    );
+}
