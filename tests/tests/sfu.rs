@@ -182,6 +182,47 @@ async fn publish_and_leave() {
     );
 }
 
+/// Leaving the call (Nextcloud's `incall` notification) unpublishes.
+#[tokio::test]
+async fn leaving_the_call_unpublishes() {
+    let w = world().await;
+    wait_sfu_connected(&w.server).await;
+    let mut a = user(&w.server, &w.talk, &w.alice).await;
+    a.join_ok("room1", "ta").await;
+    let me = a.session_id.clone();
+    let call = |flags: i64| {
+        let entry =
+            json!({"sessionId": "ta", "userId": "alice", "inCall": flags, "participantType": 3});
+        json!({"type": "incall", "incall": {"incall": flags, "changed": [entry.clone()], "users": [entry]}})
+    };
+    let (status, _) = w.talk.notify(&w.server.http_url(), "room1", &call(7)).await;
+    assert_eq!(status, 200);
+    a.recv_until(|v| v["event"]["target"] == "participants")
+        .await;
+    sfu(
+        &mut a,
+        &me,
+        json!({"type": "offer", "sid": "s", "roomType": "video", "payload": offer(&["audio", "video"])}),
+    )
+    .await;
+    let v = recv_skipping_candidates(&mut a).await;
+    assert_eq!(v["message"]["data"]["type"], "answer", "{v}");
+    assert_eq!(janus_rooms(&w.janus, &format!("{me}|video")).await.len(), 1);
+    let (status, _) = w.talk.notify(&w.server.http_url(), "room1", &call(0)).await;
+    assert_eq!(status, 200);
+    let gone = eventually(Duration::from_secs(5), || async {
+        janus_rooms(&w.janus, &format!("{me}|video"))
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "publisher still in janus after leaving the call"
+    );
+}
+
 /// Permissions: without `publish-video` an offer with video is refused,
 /// audio alone is fine; requesting an offer needs both in the call.
 #[tokio::test]

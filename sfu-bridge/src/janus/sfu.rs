@@ -104,6 +104,15 @@ impl Inner {
             .ok_or(SfuError::NotConnected)
     }
 
+    /// Janus >= 1.0 ("multistream") subscribes with `streams`, older
+    /// versions with `feed` (facts 5.2).
+    pub fn multistream(&self) -> bool {
+        self.conn
+            .read()
+            .as_ref()
+            .is_none_or(|c| c.info["version"].as_u64().unwrap_or(0) >= 1000)
+    }
+
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }

@@ -96,10 +96,12 @@ impl JanusSubscriber {
         body.insert("request".into(), "join".into());
         body.insert("ptype".into(), "subscriber".into());
         body.insert("room".into(), self.room.into());
-        body.insert(
-            "streams".into(),
-            json!([{"feed": feed_id(self.client.stream)}]),
-        );
+        let feed = feed_id(self.client.stream);
+        if sfu.multistream() {
+            body.insert("streams".into(), json!([{ "feed": feed }]));
+        } else {
+            body.insert("feed".into(), feed.into());
+        }
         selection.apply(&mut body);
         let body = Value::Object(body);
         let mut counted_missing = false;

@@ -209,9 +209,21 @@ impl Room {
         gone
     }
 
-    /// Empties the call set; returns who was in it.
+    /// Empties the call set; returns who was in it. Their media ends.
     pub fn clear_call(&self) -> Vec<PublicSessionId> {
-        self.state.lock().in_call.drain().collect()
+        let (ids, left): (Vec<_>, Vec<_>) = {
+            let mut s = self.state.lock();
+            let ids: Vec<_> = s.in_call.drain().collect();
+            let left = ids
+                .iter()
+                .filter_map(|id| s.members.get(id).cloned())
+                .collect();
+            (ids, left)
+        };
+        for m in left {
+            super::media::close_all(&m);
+        }
+        ids
     }
 
     pub fn call_is_empty(&self) -> bool {
@@ -333,12 +345,18 @@ impl Room {
 
     /// Adds or removes a session from the call set; returns whether it
     /// changed.
+    /// A session leaving the call loses its publishers and subscribers.
     pub fn set_in_call(&self, id: &PublicSessionId, in_call: bool) -> bool {
         let mut s = self.state.lock();
         if in_call {
-            s.members.contains_key(id) && s.in_call.insert(id.clone())
-        } else {
-            s.in_call.remove(id)
+            return s.members.contains_key(id) && s.in_call.insert(id.clone());
         }
+        let left = s.in_call.remove(id);
+        let member = s.members.get(id).cloned();
+        drop(s);
+        if let Some(m) = member.filter(|_| left) {
+            super::media::close_all(&m);
+        }
+        left
     }
 }
