@@ -13,6 +13,7 @@
 //! - [`checksum`]: `Spreed-Signaling-Checksum` and the internal-client token.
 //! - [`session_id`]: the public/private session id codec.
 //! - [`hello_token`]: verification of hello v2 JWTs.
+//! - [`proxy`]: the signaling proxy protocol on `/proxy`.
 //! - [`grpc`]: the services between signaling nodes (`grpc/*.proto`).
 //!
 //! Facts cite `shared/spec/upstream-facts.md` sections as "facts 1.5".
@@ -26,6 +27,7 @@ pub mod grpc;
 pub mod hello_token;
 pub mod ids;
 pub mod permissions;
+pub mod proxy;
 pub mod server;
 pub mod session_id;
 mod tagged;

@@ -266,7 +266,7 @@ impl Subscriber {
 
 struct World {
     talk: Talk,
-    _janus: Janus,
+    janus: Janus,
     server: TestServer,
     alice: User,
     bob: User,
@@ -293,6 +293,17 @@ async fn world() -> World {
         port: Some(janus_port),
     })
     .await;
+    wait_sfu_connected(&server).await;
+    World {
+        talk,
+        janus,
+        server,
+        alice,
+        bob,
+    }
+}
+
+async fn wait_sfu_connected(server: &TestServer) {
     let connected = tests::wait::eventually(Duration::from_secs(20), || async {
         let info: Value = reqwest::get(format!("{}api/v1/serverinfo", server.http_url()))
             .await
@@ -304,13 +315,6 @@ async fn world() -> World {
     })
     .await;
     assert!(connected.is_some(), "server did not connect to janus");
-    World {
-        talk,
-        _janus: janus,
-        server,
-        alice,
-        bob,
-    }
 }
 
 /// alice and bob in room1 and in its call.
@@ -480,4 +484,70 @@ async fn screen_share_with_sendoffer() {
         "screen RTP at the subscriber: {}",
         subscriber.count(RTPCodecType::Video)
     );
+}
+
+/// Janus killed mid-call: the peers' connections to it fail (that is how
+/// clients learn it, as with the reference); once Janus is back, a new
+/// publish and subscribe carry RTP again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn janus_restart_mid_call() {
+    use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState as State;
+    if !in_namespace("janus_restart_mid_call") {
+        return;
+    }
+    let w = world().await;
+    let (mut a, mut b) = in_call(&w).await;
+    let alice_id = a.session_id.clone();
+    let first = Publisher::new(true).await;
+    publish(&mut a, &first, "video").await;
+    let watcher = Subscriber::new().await;
+    subscribe(&mut b, &watcher, &alice_id, "video").await;
+    assert!(
+        watcher.wait_packets(&[RTPCodecType::Video], 10).await,
+        "no RTP before the kill"
+    );
+
+    let World {
+        janus,
+        server,
+        talk,
+        ..
+    } = w;
+    let port = janus.port;
+    janus.process.signal(9);
+    drop(janus);
+    let failed =
+        tests::wait::eventually(Duration::from_secs(20), || {
+            let state = first.pc.connection_state();
+            async move {
+                matches!(state, State::Disconnected | State::Failed | State::Closed).then_some(())
+            }
+        })
+        .await;
+    assert!(
+        failed.is_some(),
+        "publisher connection still {:?}",
+        first.pc.connection_state()
+    );
+
+    let _janus = Janus::start(JanusOptions {
+        ice_interface: Some("jv0".into()),
+        events_url: Some(server.ws_url()),
+        port: Some(port),
+    })
+    .await;
+    wait_sfu_connected(&server).await;
+    let again = Publisher::new(true).await;
+    publish(&mut a, &again, "video").await;
+    let subscriber = Subscriber::new().await;
+    subscribe(&mut b, &subscriber, &alice_id, "video").await;
+    assert!(
+        subscriber
+            .wait_packets(&[RTPCodecType::Audio, RTPCodecType::Video], 20)
+            .await,
+        "RTP after the restart: audio {}, video {}",
+        subscriber.count(RTPCodecType::Audio),
+        subscriber.count(RTPCodecType::Video)
+    );
+    drop(talk);
 }

@@ -223,6 +223,68 @@ async fn leaving_the_call_unpublishes() {
     );
 }
 
+/// Waits until Janus has no room with this description.
+async fn room_gone(janus: &Janus, description: &str) -> bool {
+    eventually(Duration::from_secs(5), || async {
+        janus_rooms(janus, description)
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await
+    .is_some()
+}
+
+/// `unshareScreen` to oneself ends the screen publisher; losing the video
+/// permission ends the video publisher.
+#[tokio::test]
+async fn unshare_and_revoked_permissions() {
+    let w = world().await;
+    wait_sfu_connected(&w.server).await;
+    let mut a = user(&w.server, &w.talk, &w.alice).await;
+    a.join_ok("room1", "ta").await;
+    let me = a.session_id.clone();
+    for (room_type, media) in [
+        ("video", &["audio", "video"][..]),
+        ("screen", &["video"][..]),
+    ] {
+        sfu(
+            &mut a,
+            &me,
+            json!({"type": "offer", "sid": room_type, "roomType": room_type, "payload": offer(media)}),
+        )
+        .await;
+        let v = recv_skipping_candidates(&mut a).await;
+        assert_eq!(v["message"]["data"]["type"], "answer", "{v}");
+    }
+    sfu(
+        &mut a,
+        &me,
+        json!({"type": "unshareScreen", "roomType": "screen"}),
+    )
+    .await;
+    assert!(
+        room_gone(&w.janus, &format!("{me}|screen")).await,
+        "screen still published"
+    );
+    assert_eq!(janus_rooms(&w.janus, &format!("{me}|video")).await.len(), 1);
+
+    let entry = json!({"sessionId": "ta", "userId": "alice", "permissions": ["publish-audio"], "participantType": 3});
+    let (status, _) = w
+        .talk
+        .notify(
+            &w.server.http_url(),
+            "room1",
+            &json!({"type": "participants", "participants": {"changed": [entry.clone()], "users": [entry]}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        room_gone(&w.janus, &format!("{me}|video")).await,
+        "video publisher kept without publish-video"
+    );
+}
+
 /// Permissions: without `publish-video` an offer with video is refused,
 /// audio alone is fine; requesting an offer needs both in the call.
 #[tokio::test]

@@ -1,0 +1,343 @@
+//! The signaling proxy protocol on `/proxy` (cluster facts 6.2): JSON
+//! text frames between a signaling server (or another proxy) and a proxy
+//! in front of one Janus.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{ErrorCode, WireError};
+
+/// The only protocol version.
+pub const PROXY_VERSION: &str = "1.0";
+/// Feature a proxy offers when it can forward streams to other proxies.
+pub const FEATURE_REMOTE_STREAMS: &str = "remote-streams";
+
+/// Client -> proxy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientMessage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hello: Option<HelloClient>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bye: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandClient>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<PayloadClient>,
+}
+
+/// `resumeid` and `token` are always sent, empty when unused.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HelloClient {
+    pub version: String,
+    #[serde(default)]
+    pub resumeid: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
+    #[serde(default)]
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CommandClient {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sid: String,
+    #[serde(
+        default,
+        rename = "streamType",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub stream_type: String,
+    #[serde(
+        default,
+        rename = "publisherId",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub publisher_id: String,
+    #[serde(default, rename = "clientId", skip_serializing_if = "String::is_empty")]
+    pub client_id: String,
+    /// Deprecated: `publisherSettings.bitrate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitrate: Option<u64>,
+    /// Deprecated: `publisherSettings.mediatypes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mediatypes: Option<u32>,
+    #[serde(
+        default,
+        rename = "publisherSettings",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub publisher_settings: Option<PublisherSettings>,
+    #[serde(
+        default,
+        rename = "remoteUrl",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub remote_url: String,
+    #[serde(
+        default,
+        rename = "remoteToken",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub remote_token: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hostname: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, rename = "rtcpPort", skip_serializing_if = "Option::is_none")]
+    pub rtcp_port: Option<u16>,
+}
+
+/// `NewPublisherSettings` (facts 4.2; underscores as upstream).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PublisherSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitrate: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mediatypes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audiocodec: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub videocodec: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vp9_profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub h264_profile: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PayloadClient {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(rename = "clientId")]
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Value>,
+}
+
+/// Proxy -> client.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ServerMessage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<WireError>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hello: Option<HelloServer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bye: Option<ByeServer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandServer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<PayloadServer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<EventServer>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HelloServer {
+    pub version: String,
+    pub sessionid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerInfo>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    pub version: String,
+    #[serde(default)]
+    pub features: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ByeServer {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CommandServer {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitrate: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams: Option<Vec<Value>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PayloadServer {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(rename = "clientId")]
+    pub client_id: String,
+    #[serde(default)]
+    pub payload: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventServer {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, rename = "clientId", skip_serializing_if = "String::is_empty")]
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<u64>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<EventBandwidth>,
+}
+
+/// Percentages of the configured limits and absolute bits/s.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventBandwidth {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incoming: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outgoing: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<u64>,
+}
+
+/// Proxy-only error codes (facts 6.2); the shared ones are in
+/// [`ErrorCode`].
+pub mod codes {
+    pub const TIMEOUT: &str = "timeout";
+    pub const UNKNOWN_CLIENT: &str = "unknown_client";
+    pub const BAD_REQUEST: &str = "bad_request";
+    pub const UNSUPPORTED_PAYLOAD: &str = "unsupported_payload";
+    pub const SHUTDOWN_SCHEDULED: &str = "shutdown_scheduled";
+    pub const UNSUPPORTED_SUBSCRIBER: &str = "unsupported_subscriber";
+}
+
+impl ClientMessage {
+    /// Decodes and validates one frame (facts 6.2).
+    pub fn decode(frame: &[u8]) -> Result<ClientMessage, (Option<String>, WireError)> {
+        let msg: ClientMessage = serde_json::from_slice(frame)
+            .map_err(|_| (None, WireError::new(ErrorCode::InvalidFormat)))?;
+        let invalid = |m: &ClientMessage, why: &str| {
+            let mut e = WireError::new(ErrorCode::InvalidFormat);
+            e.message = why.to_owned();
+            (m.id.clone(), e)
+        };
+        match msg.kind.as_str() {
+            "hello" => {
+                let Some(h) = &msg.hello else {
+                    return Err(invalid(&msg, "hello missing"));
+                };
+                if h.version != PROXY_VERSION {
+                    return Err(invalid(&msg, "unsupported hello version"));
+                }
+                if h.resumeid.is_empty() && h.token.is_empty() {
+                    return Err(invalid(&msg, "token missing"));
+                }
+            }
+            "bye" => {}
+            "command" => {
+                let Some(c) = &msg.command else {
+                    return Err(invalid(&msg, "command missing"));
+                };
+                if c.kind.is_empty() {
+                    return Err(invalid(&msg, "type missing"));
+                }
+                let missing = match c.kind.as_str() {
+                    "create-publisher" => c.stream_type.is_empty(),
+                    "create-subscriber" => {
+                        c.publisher_id.is_empty()
+                            || c.stream_type.is_empty()
+                            || (!c.remote_url.is_empty() && c.remote_token.is_empty())
+                    }
+                    "delete-publisher" | "delete-subscriber" | "get-publisher-streams" => {
+                        c.client_id.is_empty()
+                    }
+                    "publish-remote" | "unpublish-remote" => {
+                        c.client_id.is_empty()
+                            || c.hostname.is_empty()
+                            || c.port.is_none()
+                            || c.rtcp_port.is_none()
+                    }
+                    _ => false,
+                };
+                if missing {
+                    return Err(invalid(&msg, "required field missing"));
+                }
+            }
+            "payload" => {
+                let Some(p) = &msg.payload else {
+                    return Err(invalid(&msg, "payload missing"));
+                };
+                if p.client_id.is_empty() {
+                    return Err(invalid(&msg, "clientId missing"));
+                }
+                if matches!(p.kind.as_str(), "offer" | "answer" | "candidate")
+                    && p.payload.as_ref().is_none_or(|v| v.is_null())
+                {
+                    return Err(invalid(&msg, "payload missing"));
+                }
+            }
+            _ => return Err(invalid(&msg, "unsupported message type")),
+        }
+        Ok(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hello_always_has_resumeid_and_token() {
+        let m = ClientMessage {
+            id: Some("1".into()),
+            kind: "hello".into(),
+            hello: Some(HelloClient {
+                version: PROXY_VERSION.into(),
+                token: "t".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["hello"]["resumeid"], "");
+        assert_eq!(v["hello"]["token"], "t");
+        assert!(ClientMessage::decode(v.to_string().as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn validation() {
+        let bad = [
+            r#"{"type":"hello","hello":{"version":"2.0","token":"t"}}"#,
+            r#"{"type":"hello","hello":{"version":"1.0"}}"#,
+            r#"{"type":"command","command":{"type":"create-publisher"}}"#,
+            r#"{"type":"command","command":{"type":"create-subscriber","publisherId":"p","streamType":"video","remoteUrl":"wss://x"}}"#,
+            r#"{"type":"payload","payload":{"type":"offer","clientId":"c"}}"#,
+            r#"{"type":"other"}"#,
+            "not json",
+        ];
+        for b in bad {
+            let (_, e) = ClientMessage::decode(b.as_bytes()).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidFormat, "{b}");
+        }
+        let ok =
+            r#"{"id":"7","type":"payload","payload":{"type":"endOfCandidates","clientId":"c"}}"#;
+        assert_eq!(
+            ClientMessage::decode(ok.as_bytes()).unwrap().id.as_deref(),
+            Some("7")
+        );
+    }
+}
