@@ -178,7 +178,12 @@ struct Claims {
     userdata: Option<RawJson>,
 }
 
-fn verify_signature(alg: &str, key: &TokenKey, msg: &[u8], sig: &[u8]) -> Result<(), TokenError> {
+pub(crate) fn verify_signature(
+    alg: &str,
+    key: &TokenKey,
+    msg: &[u8],
+    sig: &[u8],
+) -> Result<(), TokenError> {
     use rsa::signature::Verifier;
     let bad = |_| TokenError::Signature;
     match (alg, key) {
@@ -217,8 +222,17 @@ fn verify_signature(alg: &str, key: &TokenKey, msg: &[u8], sig: &[u8]) -> Result
     }
 }
 
-/// Verifies `token` with `key` at Unix time `now` (seconds).
-pub fn verify(token: &str, key: &TokenKey, now: i64) -> Result<HelloClaims, TokenError> {
+/// The three parts of a compact JWT, decoded.
+pub(crate) struct Jwt<'a> {
+    pub alg: String,
+    /// `header.payload`, what the signature covers.
+    pub signed: &'a [u8],
+    pub signature: Vec<u8>,
+    pub payload: Vec<u8>,
+}
+
+/// Splits and decodes a JWT without verifying anything.
+pub(crate) fn split(token: &str) -> Result<Jwt<'_>, TokenError> {
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -230,22 +244,29 @@ pub fn verify(token: &str, key: &TokenKey, now: i64) -> Result<HelloClaims, Toke
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or(TokenError::Malformed)?;
+    Ok(Jwt {
+        alg: header.alg,
+        signed: &token.as_bytes()[..h.len() + 1 + p.len()],
+        signature: URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| TokenError::Malformed)?,
+        payload: URL_SAFE_NO_PAD
+            .decode(p)
+            .map_err(|_| TokenError::Malformed)?,
+    })
+}
+
+/// Verifies `token` with `key` at Unix time `now` (seconds).
+pub fn verify(token: &str, key: &TokenKey, now: i64) -> Result<HelloClaims, TokenError> {
+    let jwt = split(token)?;
     if !matches!(
-        header.alg.as_str(),
+        jwt.alg.as_str(),
         "RS256" | "RS384" | "RS512" | "ES256" | "ES384" | "ES512" | "EdDSA"
     ) {
-        return Err(TokenError::Algorithm(header.alg));
+        return Err(TokenError::Algorithm(jwt.alg));
     }
-    let sig = URL_SAFE_NO_PAD
-        .decode(s)
-        .map_err(|_| TokenError::Malformed)?;
-    let signed_len = h.len() + 1 + p.len();
-    verify_signature(&header.alg, key, &token.as_bytes()[..signed_len], &sig)?;
-    let claims: Claims = URL_SAFE_NO_PAD
-        .decode(p)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(TokenError::Malformed)?;
+    verify_signature(&jwt.alg, key, jwt.signed, &jwt.signature)?;
+    let claims: Claims = serde_json::from_slice(&jwt.payload).map_err(|_| TokenError::Malformed)?;
     let now = now as f64;
     let leeway = LEEWAY_SECS as f64;
     if claims.exp.is_some_and(|exp| exp < now - leeway) {

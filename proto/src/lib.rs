@@ -14,6 +14,7 @@
 //! - [`session_id`]: the public/private session id codec.
 //! - [`hello_token`]: verification of hello v2 JWTs.
 //! - [`proxy`]: the signaling proxy protocol on `/proxy`.
+//! - [`proxy_token`]: JWTs between signaling servers and proxies.
 //! - [`grpc`]: the services between signaling nodes (`grpc/*.proto`).
 //!
 //! Facts cite `shared/spec/upstream-facts.md` sections as "facts 1.5".
@@ -28,6 +29,7 @@ pub mod hello_token;
 pub mod ids;
 pub mod permissions;
 pub mod proxy;
+pub mod proxy_token;
 pub mod server;
 pub mod session_id;
 mod tagged;
