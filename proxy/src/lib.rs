@@ -1,5 +1,17 @@
-//! The signaling proxy (`/proxy` endpoint in front of Janus).
+//! The signaling proxy: a `/proxy` endpoint in front of one Janus, used by
+//! signaling servers to create publishers and subscribers on it
+//! (cluster facts section 6).
 //!
-//! Not implemented yet: this crate is a placeholder for the proxy issue and
-//! offers no functionality. There is deliberately no binary, so nothing can be
-//! deployed that pretends to work.
+//! - [`config`]: reads `proxy.conf`.
+//! - [`tokens`]: the signaling servers' public keys (`[tokens]`).
+//! - [`server`]: HTTP endpoints and the protocol handling.
+//! - [`session`]: proxy sessions and their Janus clients.
+//! - [`metrics`]: the `signaling_proxy_*` metrics.
+//!
+//! Not yet: remote streams between proxies, token keys from etcd.
+
+pub mod config;
+pub mod metrics;
+pub mod server;
+pub mod session;
+pub mod tokens;

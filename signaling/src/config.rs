@@ -31,7 +31,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn invalid(section: &str, key: &str, message: impl Into<String>) -> Self {
+    pub fn invalid(section: &str, key: &str, message: impl Into<String>) -> Self {
         ConfigError::Invalid {
             section: section.into(),
             key: key.into(),
@@ -166,14 +166,33 @@ impl Config {
     }
 }
 
-/// Reads typed values and records warnings.
-pub(crate) struct Reader<'a> {
+/// Reads typed values and records warnings; shared with the proxy's
+/// `proxy.conf`.
+pub struct Reader<'a> {
     pub ini: &'a Ini,
     pub env: &'a dyn Env,
     pub warnings: Vec<String>,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    pub fn new(ini: &'a Ini, env: &'a dyn Env) -> Self {
+        Reader {
+            ini,
+            env,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// A list of IPs/CIDRs, `default` when unset.
+    pub fn nets(
+        &self,
+        section: &str,
+        key: &str,
+        default: &[&str],
+    ) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        sections::read_nets(self, section, key, default)
+    }
+
     /// Raw value, empty treated as unset.
     pub fn str(&self, section: &str, key: &str) -> Option<String> {
         self.ini

@@ -7,6 +7,7 @@
 //! - [`client`]: a `/spreed` client with `expect` helpers.
 //! - [`certs`]: a throw-away CA for TLS tests.
 //! - [`janus`]: a real Janus with the videoroom plugin.
+//! - [`proxy`]: the real `signaling-proxy` binary.
 //! - [`nats`]: a real `nats-server` on a random port.
 //! - [`sdp`]: synthetic WebRTC offers/answers for signaling-level SFU tests.
 //! - [`wait`]: deadlines for "eventually" checks.
@@ -19,6 +20,7 @@ pub mod etcd;
 pub mod janus;
 pub mod nats;
 pub mod process;
+pub mod proxy;
 pub mod sdp;
 pub mod server;
 pub mod talk;

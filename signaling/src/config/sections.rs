@@ -477,7 +477,7 @@ pub(crate) fn parse_net(s: &str) -> Option<IpNet> {
     s.parse::<std::net::IpAddr>().ok().map(IpNet::from)
 }
 
-fn read_nets(
+pub(crate) fn read_nets(
     r: &Reader<'_>,
     section: &str,
     key: &str,

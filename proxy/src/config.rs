@@ -1,0 +1,176 @@
+//! `proxy.conf` (upstream facts 4.2), read with the server's INI reader.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use signaling::config::ini::{Env, Ini, ProcessEnv};
+use signaling::config::{ConfigError, Reader};
+
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub listen: Vec<SocketAddr>,
+    pub country: Option<String>,
+    pub trusted_proxies: Vec<IpNet>,
+    /// `[tokens]`: token id -> RSA public key file.
+    pub tokens: Vec<(String, PathBuf)>,
+    pub janus_url: String,
+    pub timeout: Duration,
+    pub max_stream_bitrate: u64,
+    pub max_screen_bitrate: u64,
+    pub allowed_candidates: Vec<IpNet>,
+    pub blocked_candidates: Vec<IpNet>,
+    pub stats_allowed: Vec<IpNet>,
+    /// `[bandwidth]` limits in bits/s; 0 = unlimited.
+    pub incoming_limit: u64,
+    pub outgoing_limit: u64,
+    pub warnings: Vec<String>,
+}
+
+const MEGABIT: u64 = 1024 * 1024;
+
+impl ProxyConfig {
+    pub fn load(path: &Path) -> Result<ProxyConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_ini_str(&text, &ProcessEnv)
+    }
+
+    pub fn from_ini_str(text: &str, env: &dyn Env) -> Result<ProxyConfig, ConfigError> {
+        let ini = Ini::parse(text)?;
+        let mut r = Reader::new(&ini, env);
+        let listen = r
+            .str_env("http", "listen")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(|a| {
+                a.parse::<SocketAddr>().map_err(|_| {
+                    ConfigError::invalid("http", "listen", format!("invalid address {a:?}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let country = match r.str("app", "country") {
+            None => None,
+            Some(c) if c.len() == 2 && c.chars().all(|ch| ch.is_ascii_alphabetic()) => {
+                Some(c.to_ascii_uppercase())
+            }
+            Some(c) => {
+                return Err(ConfigError::invalid(
+                    "app",
+                    "country",
+                    format!("invalid country {c:?}"),
+                ))
+            }
+        };
+        match r.str("app", "tokentype").as_deref() {
+            None | Some("static") => {}
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "app",
+                    "tokentype",
+                    format!("{other:?} is not supported (only static)"),
+                ))
+            }
+        }
+        let tokens = ini
+            .keys("tokens")
+            .filter(|(k, _)| *k != "keyformat")
+            .map(|(k, v)| (k.to_owned(), PathBuf::from(v)))
+            .collect();
+        match r.str("mcu", "type").as_deref() {
+            None | Some("janus") => {}
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "mcu",
+                    "type",
+                    format!("unsupported type {other:?}"),
+                ))
+            }
+        }
+        let janus_url = r
+            .str_env("mcu", "url")
+            .ok_or_else(|| ConfigError::invalid("mcu", "url", "required"))?;
+        let mbit = |r: &Reader<'_>, key: &str| -> Result<u64, ConfigError> {
+            match r.str("bandwidth", key) {
+                None => Ok(0),
+                Some(v) => v
+                    .parse::<f64>()
+                    .map(|m| (m.max(0.0) * MEGABIT as f64) as u64)
+                    .map_err(|_| {
+                        ConfigError::invalid("bandwidth", key, format!("not a number: {v:?}"))
+                    }),
+            }
+        };
+        let config = ProxyConfig {
+            listen,
+            country,
+            trusted_proxies: r.nets(
+                "app",
+                "trustedproxies",
+                &[
+                    "127.0.0.1/32",
+                    "10.0.0.0/8",
+                    "172.16.0.0/12",
+                    "192.168.0.0/16",
+                    "::1/128",
+                    "fc00::/7",
+                ],
+            )?,
+            tokens,
+            janus_url,
+            timeout: Duration::from_secs(r.positive_int("mcu", "timeout", 10)?),
+            max_stream_bitrate: r.positive_int("mcu", "maxstreambitrate", 1_048_576)?,
+            max_screen_bitrate: r.positive_int("mcu", "maxscreenbitrate", 2_097_152)?,
+            allowed_candidates: r.nets("mcu", "allowedcandidates", &[])?,
+            blocked_candidates: r.nets("mcu", "blockedcandidates", &[])?,
+            stats_allowed: r.nets("stats", "allowed_ips", &["127.0.0.1", "::1"])?,
+            incoming_limit: mbit(&r, "incoming")?,
+            outgoing_limit: mbit(&r, "outgoing")?,
+            warnings: Vec::new(),
+        };
+        let warnings = std::mem::take(&mut r.warnings);
+        Ok(ProxyConfig { warnings, ..config })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoEnv;
+    impl Env for NoEnv {
+        fn var(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+
+    #[test]
+    fn reads_the_reference_keys() {
+        let c = ProxyConfig::from_ini_str(
+            "[http]\nlisten = 127.0.0.1:9090 127.0.0.1:9091\n[app]\ncountry = de\n\
+             [tokens]\nserver1 = /etc/proxy/server1.pem\n[mcu]\nurl = ws://127.0.0.1:8188\n\
+             [bandwidth]\nincoming = 2\n",
+            &NoEnv,
+        )
+        .unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.country.as_deref(), Some("DE"));
+        assert_eq!(
+            c.tokens,
+            vec![(
+                "server1".to_owned(),
+                PathBuf::from("/etc/proxy/server1.pem")
+            )]
+        );
+        assert_eq!(c.incoming_limit, 2 * MEGABIT);
+        assert_eq!(c.outgoing_limit, 0);
+        assert!(
+            ProxyConfig::from_ini_str("[app]\ncountry = xyz\n[mcu]\nurl = ws://x\n", &NoEnv)
+                .is_err()
+        );
+        assert!(ProxyConfig::from_ini_str("[http]\nlisten = 127.0.0.1:1\n", &NoEnv).is_err());
+    }
+}

@@ -1,0 +1,784 @@
+//! The proxy's HTTP side: `/welcome`, `/proxy` (signaling servers, or
+//! Janus's event handler with `janus-events`), `/stats`, `/metrics`; and the
+//! handling of each proxy protocol message (cluster facts 6.1-6.6).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures_util::{SinkExt, StreamExt};
+use parking_lot::Mutex;
+use proto::error::{ErrorCode, WireError};
+use proto::proxy::{
+    codes, ByeServer, ClientMessage, CommandClient, CommandServer, EventBandwidth, EventServer,
+    HelloServer, PayloadClient, ServerInfo, ServerMessage, FEATURE_REMOTE_STREAMS, PROXY_VERSION,
+};
+use proto::session_id::{SessionIdCodec, SessionIdData};
+use serde_json::{json, Value};
+use sfu_bridge::janus::JanusSfu;
+use sfu_bridge::sfu::{PublisherSettings, Request, Sfu, SfuError, StreamSelection, StreamType};
+use signaling::client::outbox::OutFrame;
+use signaling::client::Outbox;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ProxyConfig;
+use crate::metrics::METRICS;
+use crate::session::{payload, ClientListener, ProxySession};
+use crate::tokens::TokenStore;
+
+pub const SERVER_NAME: &str = "nextcloud-spreed-signaling-proxy";
+
+pub struct Proxy {
+    pub config: Mutex<ProxyConfig>,
+    pub tokens: TokenStore,
+    pub sfu: JanusSfu,
+    codec: SessionIdCodec,
+    sessions: Mutex<HashMap<String, Arc<ProxySession>>>,
+    next_sid: AtomicU64,
+    pub draining: AtomicBool,
+    /// Fires when the proxy should exit (drained, or a signal).
+    pub shutdown: CancellationToken,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<Proxy>);
+
+impl Proxy {
+    pub fn new(config: ProxyConfig, tokens: TokenStore, shutdown: CancellationToken) -> Arc<Proxy> {
+        let sfu = JanusSfu::start(
+            sfu_bridge::janus::JanusConfig {
+                url: config.janus_url.clone(),
+                timeout: config.timeout,
+                max_stream_bitrate: config.max_stream_bitrate,
+                max_screen_bitrate: config.max_screen_bitrate,
+            },
+            shutdown.child_token(),
+        );
+        // Random keys per process: sessions cannot survive a restart.
+        let hash: [u8; 64] = std::array::from_fn(|_| rand::random());
+        let block: [u8; 32] = rand::random();
+        let codec = SessionIdCodec::new(&hash, Some(&block))
+            .unwrap_or_else(|e| unreachable!("fixed-size session keys: {e}"));
+        Arc::new(Proxy {
+            config: Mutex::new(config),
+            tokens,
+            sfu,
+            codec,
+            sessions: Mutex::default(),
+            next_sid: AtomicU64::new(1),
+            draining: AtomicBool::new(false),
+            shutdown,
+        })
+    }
+
+    fn client_count(&self) -> usize {
+        self.sessions
+            .lock()
+            .values()
+            .map(|s| s.client_count())
+            .sum()
+    }
+
+    /// `update-load` (facts 6.5): load and bandwidth against the limits.
+    fn load_event(&self) -> EventServer {
+        let sessions: Vec<_> = self.sessions.lock().values().cloned().collect();
+        let (mut incoming, mut outgoing, mut clients) = (0u64, 0u64, 0u64);
+        for s in &sessions {
+            let (i, o) = s.bitrates();
+            incoming += i;
+            outgoing += o;
+            clients += s.client_count() as u64;
+        }
+        let load = clients.min((incoming + outgoing) / 1024);
+        METRICS.load.set(load as i64);
+        let (max_in, max_out) = {
+            let c = self.config.lock();
+            (c.incoming_limit, c.outgoing_limit)
+        };
+        let pct = |v: u64, max: u64| (max > 0).then(|| v as f64 / max as f64 * 100.0);
+        let bandwidth =
+            (max_in > 0 || max_out > 0 || incoming > 0 || outgoing > 0).then(|| EventBandwidth {
+                incoming: pct(incoming, max_in),
+                outgoing: pct(outgoing, max_out),
+                received: Some(incoming),
+                sent: Some(outgoing),
+            });
+        EventServer {
+            kind: "update-load".into(),
+            load: Some(load),
+            bandwidth,
+            ..Default::default()
+        }
+    }
+
+    /// Sends `update-load` to every session when it changed; runs until
+    /// shutdown.
+    pub async fn report_load(self: Arc<Self>) {
+        let mut last: Option<(Option<u64>, Option<u64>, Option<u64>)> = None;
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            if self.draining.load(Ordering::Relaxed) {
+                continue;
+            }
+            let event = self.load_event();
+            let key = (
+                event.load,
+                event.bandwidth.as_ref().and_then(|b| b.received),
+                event.bandwidth.as_ref().and_then(|b| b.sent),
+            );
+            if last == Some(key) {
+                continue;
+            }
+            last = Some(key);
+            let msg = event_message(event);
+            for s in self.sessions.lock().values() {
+                s.send(&msg);
+            }
+        }
+    }
+
+    /// Removes sessions unused for a minute; runs until shutdown.
+    pub async fn expire_sessions(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+            }
+            let now = tokio::time::Instant::now();
+            let expired: Vec<_> = {
+                let mut map = self.sessions.lock();
+                let ids: Vec<_> = map
+                    .iter()
+                    .filter(|(_, s)| s.expired(now))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                ids.into_iter().filter_map(|id| map.remove(&id)).collect()
+            };
+            for s in expired {
+                tracing::info!(session = s.id, "proxy session expired");
+                if let Some(o) = s.close() {
+                    send_bye(&o, "session_expired");
+                }
+                METRICS.sessions.dec();
+            }
+            self.exit_if_drained();
+        }
+    }
+
+    /// SIGUSR1: no new publishers; exit once no client is left.
+    pub fn drain(&self) {
+        if self.draining.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::info!("shutdown scheduled: draining");
+        let msg = event_message(EventServer {
+            kind: "shutdown-scheduled".into(),
+            ..Default::default()
+        });
+        for s in self.sessions.lock().values() {
+            s.send(&msg);
+        }
+        self.exit_if_drained();
+    }
+
+    fn exit_if_drained(&self) {
+        if self.draining.load(Ordering::Acquire) && self.client_count() == 0 {
+            tracing::info!("drained: no clients left");
+            self.shutdown.cancel();
+        }
+    }
+}
+
+fn event_message(event: EventServer) -> ServerMessage {
+    ServerMessage {
+        kind: "event".into(),
+        event: Some(event),
+        ..Default::default()
+    }
+}
+
+fn error_message(id: Option<String>, code: ErrorCode, message: &str) -> ServerMessage {
+    let mut e = WireError::new(code);
+    if !message.is_empty() {
+        e.message = message.to_owned();
+    }
+    ServerMessage {
+        id,
+        kind: "error".into(),
+        error: Some(e),
+        ..Default::default()
+    }
+}
+
+fn other_error(id: Option<String>, code: &str, message: &str) -> ServerMessage {
+    error_message(id, ErrorCode::Other(code.to_owned()), message)
+}
+
+fn send_bye(outbox: &Outbox, reason: &str) {
+    let msg = ServerMessage {
+        kind: "bye".into(),
+        bye: Some(ByeServer {
+            reason: reason.into(),
+        }),
+        ..Default::default()
+    };
+    if let Ok(text) = serde_json::to_string(&msg) {
+        outbox.send_text(Arc::from(text));
+    }
+    outbox.close(1000, "");
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/welcome", get(welcome))
+        .route("/proxy", get(proxy_ws))
+        .route("/stats", get(stats))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::map_response(add_headers))
+        .with_state(state)
+}
+
+async fn add_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("{SERVER_NAME}/{}", proto::SERVER_VERSION)) {
+        h.insert(header::SERVER, v);
+    }
+    h.insert(
+        "X-Spreed-Signaling-Features",
+        HeaderValue::from_static(FEATURE_REMOTE_STREAMS),
+    );
+    resp
+}
+
+async fn welcome() -> Response {
+    let body = json!({SERVER_NAME: "Welcome", "version": proto::SERVER_VERSION});
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{body}\n"),
+    )
+        .into_response()
+}
+
+fn stats_allowed(app: &AppState, peer: SocketAddr) -> bool {
+    signaling::realip::in_nets(&peer.ip(), &app.0.config.lock().stats_allowed)
+}
+
+async fn stats(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    if !stats_allowed(&app, peer) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let p = &app.0;
+    let body = json!({
+        "sessions": p.sessions.lock().len(),
+        "load": p.load_event().load,
+        "mcu": p.sfu.stats(),
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn metrics(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    if !stats_allowed(&app, peer) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
+        .into_response()
+}
+
+async fn proxy_ws(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let events = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == "janus-events");
+    if events {
+        let proxy = app.0.clone();
+        return ws
+            .protocols(["janus-events"])
+            .on_upgrade(move |socket| janus_events(socket, proxy, peer.ip()))
+            .into_response();
+    }
+    let proxy = app.0.clone();
+    ws.max_message_size(64 * 1024)
+        .on_upgrade(move |socket| connection(socket, proxy))
+        .into_response()
+}
+
+/// Janus's event handler: feeds the SFU's media metrics.
+async fn janus_events(mut socket: WebSocket, proxy: Arc<Proxy>, addr: IpAddr) {
+    let private = match addr {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
+        IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+    };
+    if !private {
+        let _ = socket
+            .send(Message::Close(Some(CloseFrame {
+                code: 1008,
+                reason: "only loopback and private connections allowed".into(),
+            })))
+            .await;
+        return;
+    }
+    let Some(events) = proxy.sfu.events() else {
+        return;
+    };
+    while let Some(Ok(msg)) = socket.recv().await {
+        match msg {
+            Message::Text(t) if events.process(t.as_str()).is_err() => break,
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+}
+
+/// One signaling server connection.
+async fn connection(socket: WebSocket, proxy: Arc<Proxy>) {
+    let (mut sink, mut stream) = socket.split();
+    let token = CancellationToken::new();
+    let (outbox, mut rx) = Outbox::new(token.clone());
+    let writer = tokio::spawn(async move {
+        let cancelled = rx.token();
+        loop {
+            let frame = tokio::select! {
+                _ = cancelled.cancelled() => break,
+                f = rx.rx.recv() => f,
+            };
+            match frame {
+                Some(OutFrame::Text(t)) => {
+                    if sink.send(Message::Text(t.as_ref().into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(OutFrame::Close { code, reason }) => {
+                    let _ = sink
+                        .send(Message::Close(Some(CloseFrame {
+                            code,
+                            reason: reason.into(),
+                        })))
+                        .await;
+                    break;
+                }
+                None => break,
+            }
+        }
+        cancelled.cancel();
+    });
+    let mut session: Option<Arc<ProxySession>> = None;
+    loop {
+        let msg = tokio::select! {
+            _ = token.cancelled() => break,
+            _ = proxy.shutdown.cancelled() => break,
+            m = tokio::time::timeout(Duration::from_secs(60), stream.next()) => m,
+        };
+        let text = match msg {
+            Ok(Some(Ok(Message::Text(t)))) => t,
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {
+                if let Some(s) = &session {
+                    s.touch();
+                }
+                continue;
+            }
+            Ok(Some(Ok(Message::Binary(_)))) => {
+                send(&outbox, &error_message(None, ErrorCode::InvalidFormat, ""));
+                continue;
+            }
+            _ => break,
+        };
+        if let Some(s) = &session {
+            s.touch();
+        }
+        let msg = match ClientMessage::decode(text.as_bytes()) {
+            Ok(m) => m,
+            Err((id, e)) => {
+                send(
+                    &outbox,
+                    &ServerMessage {
+                        id,
+                        kind: "error".into(),
+                        error: Some(e),
+                        ..Default::default()
+                    },
+                );
+                continue;
+            }
+        };
+        if let Some(c) = &msg.command {
+            METRICS
+                .command_messages_total
+                .with_label_values(&[c.kind.as_str()])
+                .inc();
+        }
+        match (&session, msg.kind.as_str()) {
+            (None, "hello") => {
+                session = hello(&proxy, &outbox, &msg);
+            }
+            (None, _) => send(
+                &outbox,
+                &error_message(msg.id, ErrorCode::HelloExpected, ""),
+            ),
+            (Some(_), "hello") => {}
+            (Some(s), "bye") => {
+                proxy.sessions.lock().remove(&s.id);
+                s.close();
+                METRICS.sessions.dec();
+                send_bye(&outbox, "session_closed");
+                proxy.exit_if_drained();
+                session = None;
+                break;
+            }
+            (Some(s), "command") => {
+                let (proxy, s, outbox) = (proxy.clone(), s.clone(), outbox.clone());
+                tokio::spawn(async move {
+                    let reply =
+                        command(&proxy, &s, msg.id.clone(), msg.command.unwrap_or_default()).await;
+                    send(&outbox, &reply);
+                    proxy.exit_if_drained();
+                });
+            }
+            (Some(s), "payload") => {
+                let (s, outbox) = (s.clone(), outbox.clone());
+                tokio::spawn(async move {
+                    let reply =
+                        payload_message(&s, msg.id.clone(), msg.payload.unwrap_or_default()).await;
+                    send(&outbox, &reply);
+                });
+            }
+            (Some(_), _) => send(
+                &outbox,
+                &other_error(msg.id, codes::BAD_REQUEST, "unsupported message type"),
+            ),
+        }
+    }
+    if let Some(s) = session {
+        s.detach(outbox.id());
+    }
+    drop(outbox);
+    let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
+}
+
+fn send(outbox: &Outbox, msg: &ServerMessage) {
+    if let Ok(text) = serde_json::to_string(msg) {
+        outbox.send_text(Arc::from(text));
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// `hello`: a new session with a token, or a resumed one.
+fn hello(proxy: &Arc<Proxy>, outbox: &Outbox, msg: &ClientMessage) -> Option<Arc<ProxySession>> {
+    let id = msg.id.clone();
+    let hello = msg.hello.as_ref()?;
+    let session = if !hello.resumeid.is_empty() {
+        let found = proxy.sessions.lock().get(&hello.resumeid).cloned();
+        let Some(s) = found else {
+            send(outbox, &error_message(id, ErrorCode::NoSuchSession, ""));
+            return None;
+        };
+        if let Some(old) = s.attach(outbox.clone()) {
+            send_bye(&old, "session_resumed");
+        }
+        METRICS.sessions_resumed_total.inc();
+        s
+    } else {
+        let claims =
+            proto::proxy_token::verify(&hello.token, |iss| proxy.tokens.get(iss), now_secs());
+        if let Err(e) = claims {
+            tracing::info!(error = %e, "proxy hello refused");
+            METRICS
+                .token_errors_total
+                .with_label_values(&[e.reason()])
+                .inc();
+            send(outbox, &error_message(id, e.code(), ""));
+            return None;
+        }
+        let sid = proxy.next_sid.fetch_add(1, Ordering::Relaxed);
+        let data = SessionIdData {
+            sid,
+            created: signaling::cluster::bus::now_us(),
+            backend_id: String::new(),
+        };
+        let s = ProxySession::new(proxy.codec.encode_public(&data).0, sid);
+        s.attach(outbox.clone());
+        proxy.sessions.lock().insert(s.id.clone(), s.clone());
+        METRICS.sessions.inc();
+        METRICS.sessions_total.inc();
+        s
+    };
+    let country = proxy.config.lock().country.clone();
+    send(
+        outbox,
+        &ServerMessage {
+            id,
+            kind: "hello".into(),
+            hello: Some(HelloServer {
+                version: PROXY_VERSION.into(),
+                sessionid: session.id.clone(),
+                server: Some(ServerInfo {
+                    version: proto::SERVER_VERSION.into(),
+                    features: vec![FEATURE_REMOTE_STREAMS.into()],
+                    country,
+                }),
+            }),
+            ..Default::default()
+        },
+    );
+    if proxy.draining.load(Ordering::Acquire) {
+        session.send(&event_message(EventServer {
+            kind: "shutdown-scheduled".into(),
+            ..Default::default()
+        }));
+    } else {
+        session.send(&event_message(proxy.load_event()));
+    }
+    Some(session)
+}
+
+fn new_client_id() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn command_reply(id: Option<String>, command: CommandServer) -> ServerMessage {
+    ServerMessage {
+        id,
+        kind: "command".into(),
+        command: Some(command),
+        ..Default::default()
+    }
+}
+
+fn sfu_failure(id: Option<String>, e: SfuError, what: &str) -> ServerMessage {
+    match e {
+        SfuError::NoPublisher(_) | SfuError::Janus(sfu_bridge::janus::JanusError::Timeout) => {
+            other_error(id, codes::TIMEOUT, &format!("Timeout creating {what}."))
+        }
+        other => error_message(id, ErrorCode::InternalError, &other.to_string()),
+    }
+}
+
+async fn command(
+    proxy: &Arc<Proxy>,
+    session: &Arc<ProxySession>,
+    id: Option<String>,
+    c: CommandClient,
+) -> ServerMessage {
+    match c.kind.as_str() {
+        "create-publisher" => {
+            if proxy.draining.load(Ordering::Acquire) {
+                return other_error(
+                    id,
+                    codes::SHUTDOWN_SCHEDULED,
+                    "The server is scheduled to shutdown.",
+                );
+            }
+            let Ok(stream) = StreamType::parse(&c.stream_type) else {
+                return error_message(id, ErrorCode::InvalidFormat, "unsupported stream type");
+            };
+            let s = c.publisher_settings.clone().unwrap_or_default();
+            let settings = PublisherSettings {
+                bitrate: s.bitrate.or(c.bitrate).unwrap_or(0),
+                media_types: s.mediatypes.or(c.mediatypes).unwrap_or(0),
+                audio_codec: s.audiocodec,
+                video_codec: s.videocodec,
+                vp9_profile: s.vp9_profile,
+                h264_profile: s.h264_profile,
+            };
+            let client_id = new_client_id();
+            let listener = Arc::new(ClientListener {
+                session: Arc::downgrade(session),
+                client_id: client_id.clone(),
+            });
+            match proxy
+                .sfu
+                .new_publisher(listener, &client_id, &c.sid, stream, settings)
+                .await
+            {
+                Ok(p) => {
+                    let bitrate = p.max_bitrate();
+                    if !session.add_publisher(client_id.clone(), p.clone()) {
+                        p.close().await;
+                        return error_message(id, ErrorCode::NoSuchSession, "");
+                    }
+                    command_reply(
+                        id,
+                        CommandServer {
+                            id: client_id,
+                            bitrate: Some(bitrate),
+                            ..Default::default()
+                        },
+                    )
+                }
+                Err(e) => sfu_failure(id, e, "publisher"),
+            }
+        }
+        "create-subscriber" => {
+            if !c.remote_url.is_empty() {
+                return other_error(
+                    id,
+                    codes::UNSUPPORTED_SUBSCRIBER,
+                    "remote subscribers are not supported yet",
+                );
+            }
+            let Ok(stream) = StreamType::parse(&c.stream_type) else {
+                return error_message(id, ErrorCode::InvalidFormat, "unsupported stream type");
+            };
+            let client_id = new_client_id();
+            let listener = Arc::new(ClientListener {
+                session: Arc::downgrade(session),
+                client_id: client_id.clone(),
+            });
+            match proxy
+                .sfu
+                .new_subscriber(listener, &c.publisher_id, stream)
+                .await
+            {
+                Ok(sub) => {
+                    let sid = sub.sid();
+                    if !session.add_subscriber(client_id.clone(), sub.clone()) {
+                        sub.close().await;
+                        return error_message(id, ErrorCode::NoSuchSession, "");
+                    }
+                    command_reply(
+                        id,
+                        CommandServer {
+                            id: client_id,
+                            sid,
+                            ..Default::default()
+                        },
+                    )
+                }
+                Err(e) => sfu_failure(id, e, "subscriber"),
+            }
+        }
+        "delete-publisher" | "delete-subscriber" => {
+            let publisher = c.kind == "delete-publisher";
+            let client = if publisher {
+                session.remove_publisher(&c.client_id)
+            } else {
+                session.remove_subscriber(&c.client_id)
+            };
+            let Some(client) = client else {
+                return other_error(
+                    id,
+                    codes::UNKNOWN_CLIENT,
+                    &format!("Unknown client {}", c.client_id),
+                );
+            };
+            client.close().await;
+            command_reply(
+                id,
+                CommandServer {
+                    id: c.client_id,
+                    ..Default::default()
+                },
+            )
+        }
+        _ => other_error(
+            id,
+            codes::BAD_REQUEST,
+            &format!("Unsupported command {}", c.kind),
+        ),
+    }
+}
+
+async fn payload_message(
+    session: &Arc<ProxySession>,
+    id: Option<String>,
+    p: PayloadClient,
+) -> ServerMessage {
+    let client = session
+        .publisher(&p.client_id)
+        .or_else(|| session.subscriber(&p.client_id));
+    let Some(client) = client else {
+        return other_error(
+            id,
+            codes::UNKNOWN_CLIENT,
+            &format!("Unknown client {}", p.client_id),
+        );
+    };
+    METRICS
+        .payload_messages_total
+        .with_label_values(&[p.kind.as_str()])
+        .inc();
+    let data = p.payload.clone().unwrap_or(Value::Null);
+    let request = match p.kind.as_str() {
+        "offer" => Request::Offer(data),
+        "answer" => Request::Answer(data),
+        "candidate" => Request::Candidate(data.get("candidate").cloned().unwrap_or(data)),
+        "endOfCandidates" => {
+            let mut reply = payload("endOfCandidates", &p.client_id, Value::Null);
+            if let Some(pl) = reply.payload.as_mut() {
+                pl.payload = None;
+            }
+            reply.id = id;
+            return reply;
+        }
+        "requestoffer" | "sendoffer" => Request::RequestOffer(StreamSelection::default()),
+        "selectStream" => match StreamSelection::from_payload(&data) {
+            Ok(sel) => Request::SelectStream(sel),
+            Err(e) => return other_error(id, codes::UNSUPPORTED_PAYLOAD, &e.to_string()),
+        },
+        other => {
+            return other_error(
+                id,
+                codes::UNSUPPORTED_PAYLOAD,
+                &format!("Unsupported payload type {other}"),
+            )
+        }
+    };
+    match client.send(request, &p.sid).await {
+        Ok(jsep) => {
+            let mut reply = payload(&p.kind, &p.client_id, jsep.unwrap_or(Value::Null));
+            reply.id = id;
+            reply
+        }
+        Err(e) => error_message(id, ErrorCode::ProcessingFailed, &e.to_string()),
+    }
+}

@@ -1,0 +1,249 @@
+//! A proxy session (cluster facts 6.4): one signaling server's view of this
+//! proxy, with the publishers and subscribers it created. It outlives its
+//! connection for a minute so the server can resume it; messages meanwhile
+//! are queued.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+use proto::proxy::{EventServer, PayloadServer, ServerMessage};
+use serde_json::{json, Value};
+use sfu_bridge::sfu::{Client, ClientRef, Listener};
+use signaling::client::Outbox;
+use tokio::time::Instant;
+
+/// Unused sessions are removed after this.
+pub const SESSION_EXPIRY: std::time::Duration = std::time::Duration::from_secs(60);
+/// Messages kept for a detached session.
+const PENDING_MAX: usize = 256;
+
+#[derive(Default)]
+struct State {
+    outbox: Option<Outbox>,
+    pending: Vec<String>,
+    publishers: HashMap<String, Arc<dyn Client>>,
+    subscribers: HashMap<String, Arc<dyn Client>>,
+    closed: bool,
+}
+
+pub struct ProxySession {
+    pub id: String,
+    pub sid: u64,
+    state: Mutex<State>,
+    last_used: Mutex<Instant>,
+}
+
+impl ProxySession {
+    pub fn new(id: String, sid: u64) -> Arc<ProxySession> {
+        Arc::new(ProxySession {
+            id,
+            sid,
+            state: Mutex::default(),
+            last_used: Mutex::new(Instant::now()),
+        })
+    }
+
+    pub fn touch(&self) {
+        *self.last_used.lock() = Instant::now();
+    }
+
+    pub fn expired(&self, now: Instant) -> bool {
+        now.duration_since(*self.last_used.lock()) > SESSION_EXPIRY
+    }
+
+    /// Attaches a connection; returns the previous one and flushes what
+    /// was queued.
+    pub fn attach(&self, outbox: Outbox) -> Option<Outbox> {
+        self.touch();
+        let mut s = self.state.lock();
+        for text in s.pending.drain(..) {
+            outbox.send_text(Arc::from(text));
+        }
+        s.outbox.replace(outbox)
+    }
+
+    /// Detaches `conn` if it is still the attached connection.
+    pub fn detach(&self, conn: signaling::client::ConnectionId) {
+        self.touch();
+        let mut s = self.state.lock();
+        if s.outbox.as_ref().is_some_and(|o| o.id() == conn) {
+            s.outbox = None;
+        }
+    }
+
+    pub fn send(&self, msg: &ServerMessage) {
+        let text = match serde_json::to_string(msg) {
+            Ok(t) => t,
+            Err(_) => return,
+        };
+        let mut s = self.state.lock();
+        if s.closed {
+            return;
+        }
+        match &s.outbox {
+            Some(o) => {
+                o.send_text(Arc::from(text));
+            }
+            None if s.pending.len() < PENDING_MAX => s.pending.push(text),
+            None => {}
+        }
+    }
+
+    pub fn event(&self, kind: &str, client_id: &str) {
+        self.send(&ServerMessage {
+            kind: "event".into(),
+            event: Some(EventServer {
+                kind: kind.into(),
+                client_id: client_id.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+
+    pub fn add_publisher(&self, id: String, client: Arc<dyn Client>) -> bool {
+        let mut s = self.state.lock();
+        if s.closed {
+            return false;
+        }
+        count(&client, 1);
+        s.publishers.insert(id, client);
+        true
+    }
+
+    pub fn add_subscriber(&self, id: String, client: Arc<dyn Client>) -> bool {
+        let mut s = self.state.lock();
+        if s.closed {
+            return false;
+        }
+        count(&client, 1);
+        s.subscribers.insert(id, client);
+        true
+    }
+
+    pub fn publisher(&self, id: &str) -> Option<Arc<dyn Client>> {
+        self.state.lock().publishers.get(id).cloned()
+    }
+
+    pub fn subscriber(&self, id: &str) -> Option<Arc<dyn Client>> {
+        self.state.lock().subscribers.get(id).cloned()
+    }
+
+    pub fn remove_publisher(&self, id: &str) -> Option<Arc<dyn Client>> {
+        let c = self.state.lock().publishers.remove(id);
+        c.inspect(|c| count(c, -1))
+    }
+
+    pub fn remove_subscriber(&self, id: &str) -> Option<Arc<dyn Client>> {
+        let c = self.state.lock().subscribers.remove(id);
+        c.inspect(|c| count(c, -1))
+    }
+
+    pub fn client_count(&self) -> usize {
+        let s = self.state.lock();
+        s.publishers.len() + s.subscribers.len()
+    }
+
+    /// Sum of the clients' bitrates: (publishers = incoming, subscribers
+    /// = outgoing).
+    pub fn bitrates(&self) -> (u64, u64) {
+        let s = self.state.lock();
+        (
+            s.publishers.values().map(|p| p.max_bitrate()).sum(),
+            s.subscribers.values().map(|p| p.max_bitrate()).sum(),
+        )
+    }
+
+    /// Ends the session: its clients close; returns the attached
+    /// connection, if any.
+    pub fn close(&self) -> Option<Outbox> {
+        let (clients, outbox) = {
+            let mut s = self.state.lock();
+            s.closed = true;
+            let mut clients: Vec<_> = s.publishers.drain().map(|(_, c)| c).collect();
+            clients.extend(s.subscribers.drain().map(|(_, c)| c));
+            (clients, s.outbox.take())
+        };
+        for c in &clients {
+            count(c, -1);
+        }
+        tokio::spawn(async move {
+            for c in clients {
+                c.close().await;
+            }
+        });
+        outbox
+    }
+}
+
+/// Keeps `signaling_proxy_publishers`/`subscribers` in step with the
+/// client maps; creation also counts the totals.
+fn count(client: &Arc<dyn Client>, delta: i64) {
+    let r = client.client_ref();
+    let m = &crate::metrics::METRICS;
+    let (gauge, total) = if r.is_publisher {
+        (&m.publishers, &m.publishers_total)
+    } else {
+        (&m.subscribers, &m.subscribers_total)
+    };
+    gauge.with_label_values(&[r.stream.as_str()]).add(delta);
+    if delta > 0 {
+        total.with_label_values(&[r.stream.as_str()]).inc();
+    }
+}
+
+/// What Janus tells one client of a session.
+pub struct ClientListener {
+    pub session: Weak<ProxySession>,
+    pub client_id: String,
+}
+
+impl Listener for ClientListener {
+    fn on_update_offer(&self, _: &ClientRef, _: &str, jsep: Value) {
+        if let Some(s) = self.session.upgrade() {
+            s.send(&payload("offer", &self.client_id, json!({ "offer": jsep })));
+        }
+    }
+
+    fn on_ice_candidate(&self, _: &ClientRef, _: &str, candidate: Value) {
+        if let Some(s) = self.session.upgrade() {
+            s.send(&payload(
+                "candidate",
+                &self.client_id,
+                json!({ "candidate": candidate }),
+            ));
+        }
+    }
+
+    fn on_closed(&self, client: &ClientRef) {
+        let Some(s) = self.session.upgrade() else {
+            return;
+        };
+        let known = if client.is_publisher {
+            s.remove_publisher(&self.client_id).is_some()
+        } else {
+            s.remove_subscriber(&self.client_id).is_some()
+        };
+        if known {
+            let kind = if client.is_publisher {
+                "publisher-closed"
+            } else {
+                "subscriber-closed"
+            };
+            s.event(kind, &self.client_id);
+        }
+    }
+}
+
+pub fn payload(kind: &str, client_id: &str, payload: Value) -> ServerMessage {
+    ServerMessage {
+        kind: "payload".into(),
+        payload: Some(PayloadServer {
+            kind: kind.into(),
+            client_id: client_id.into(),
+            payload: Some(payload),
+        }),
+        ..Default::default()
+    }
+}

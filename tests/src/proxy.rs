@@ -1,0 +1,105 @@
+//! The real `signaling-proxy` binary with a generated `proxy.conf`, and
+//! the RSA key of a signaling server it trusts.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::{free_port, target_bin, ChildGuard};
+
+/// The token id the test signaling server signs with.
+pub const TOKEN_ID: &str = "server1";
+
+pub struct ProxyServer {
+    pub port: u16,
+    pub process: ChildGuard,
+    /// The private key matching `[tokens] server1`.
+    pub key: rsa::RsaPrivateKey,
+}
+
+/// A fresh RSA key pair: the private key and its public PEM. Made by
+/// `openssl` (key generation in a debug build of `rsa` takes seconds).
+pub fn rsa_key() -> (rsa::RsaPrivateKey, String) {
+    use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey, LineEnding};
+    let out = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ])
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "openssl genpkey failed");
+    let pem = String::from_utf8(out.stdout).expect("pem");
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(&pem).expect("pkcs8 key");
+    let public = key
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .expect("public pem");
+    (key, public)
+}
+
+impl ProxyServer {
+    /// Starts a proxy in front of the Janus at `janus_url`; `extra` is
+    /// appended to the config.
+    pub async fn start(janus_url: &str, extra: &str) -> ProxyServer {
+        let (key, public) = rsa_key();
+        let bin = target_bin("signaling-proxy");
+        for _ in 0..5 {
+            let port = free_port();
+            let dir = tempfile::tempdir().expect("temp dir");
+            let pem = dir.path().join("server1.pem");
+            std::fs::write(&pem, &public).expect("write key");
+            let config = dir.path().join("proxy.conf");
+            std::fs::write(
+                &config,
+                format!(
+                    "[http]\nlisten = 127.0.0.1:{port}\n\n[tokens]\n{TOKEN_ID} = {}\n\n\
+                     [mcu]\ntype = janus\nurl = {janus_url}\ntimeout = 2\n\n{extra}",
+                    pem.display()
+                ),
+            )
+            .expect("write config");
+            let mut cmd = Command::new(&bin);
+            cmd.arg("--config")
+                .arg(&config)
+                .env("RUST_LOG", "signaling_proxy=debug,sfu_bridge=debug,info");
+            let mut process = ChildGuard::spawn("signaling-proxy", cmd, dir).expect("start proxy");
+            let url = format!("http://127.0.0.1:{port}/welcome");
+            let ready = crate::wait::eventually(Duration::from_secs(10), || {
+                let req = reqwest::get(url.clone());
+                async { req.await.ok().filter(|r| r.status().is_success()) }
+            })
+            .await;
+            if ready.is_some() {
+                return ProxyServer {
+                    port,
+                    process,
+                    key: key.clone(),
+                };
+            }
+            if process.try_exit_status().is_none() {
+                panic!("proxy did not become ready:\n{}", process.log_tail(40));
+            }
+        }
+        panic!("proxy could not start on a free port");
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/proxy", self.port)
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    /// A connection token of the trusted signaling server.
+    pub fn token(&self) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        proto::proxy_token::sign(TOKEN_ID, None, &self.key, now).expect("sign")
+    }
+}

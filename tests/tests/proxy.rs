@@ -1,0 +1,276 @@
+//! The `signaling-proxy` binary in front of a real Janus, driven over
+//! `/proxy` as a signaling server would: token checks, sessions, publishers
+//! with offers answered by Janus, resume, and draining on SIGUSR1.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tests::janus::{Janus, JanusOptions};
+use tests::proxy::{rsa_key, ProxyServer, TOKEN_ID};
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Conn {
+    ws: Ws,
+    next: u64,
+}
+
+impl Conn {
+    async fn open(proxy: &ProxyServer) -> Conn {
+        let (ws, _) = tokio_tungstenite::connect_async(proxy.ws_url())
+            .await
+            .expect("connect");
+        Conn { ws, next: 0 }
+    }
+
+    async fn request(&mut self, mut msg: Value) -> String {
+        self.next += 1;
+        let id = self.next.to_string();
+        msg["id"] = json!(id);
+        self.ws
+            .send(Message::Text(msg.to_string().into()))
+            .await
+            .expect("send");
+        id
+    }
+
+    async fn recv(&mut self) -> Value {
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
+                .await
+                .expect("a message in time")
+                .expect("open")
+                .expect("frame");
+            if let Message::Text(t) = m {
+                return serde_json::from_str(t.as_str()).expect("json");
+            }
+            if let Message::Close(_) = m {
+                return json!({"closed": true});
+            }
+        }
+    }
+
+    /// The reply to request `id` (events and candidates are skipped).
+    async fn reply(&mut self, id: &str) -> Value {
+        loop {
+            let v = self.recv().await;
+            if v["id"] == id {
+                return v;
+            }
+        }
+    }
+
+    async fn hello(&mut self, token: &str, resume: &str) -> Value {
+        let id = self
+            .request(json!({"type": "hello", "hello": {"version": "1.0", "resumeid": resume, "token": token}}))
+            .await;
+        self.reply(&id).await
+    }
+}
+
+async fn metric(proxy: &ProxyServer, prefix: &str) -> f64 {
+    let text = reqwest::get(format!("{}metrics", proxy.http_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Forged and unknown tokens are refused and counted.
+#[tokio::test]
+async fn tokens_are_checked() {
+    let janus = Janus::start(JanusOptions::default()).await;
+    let proxy = ProxyServer::start(&janus.url, "").await;
+    let resp = reqwest::get(format!("{}welcome", proxy.http_url()))
+        .await
+        .unwrap();
+    assert!(resp.headers()["server"]
+        .to_str()
+        .unwrap()
+        .starts_with("nextcloud-spreed-signaling-proxy/"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["nextcloud-spreed-signaling-proxy"], "Welcome");
+
+    let (other, _) = rsa_key();
+    let forged = proto::proxy_token::sign(TOKEN_ID, None, &other, now()).unwrap();
+    let mut c = Conn::open(&proxy).await;
+    let v = c.hello(&forged, "").await;
+    assert_eq!(v["error"]["code"], "auth_failed", "{v}");
+    let unknown = proto::proxy_token::sign("stranger", None, &proxy.key, now()).unwrap();
+    let v = c.hello(&unknown, "").await;
+    assert_eq!(v["error"]["code"], "auth_failed", "{v}");
+    let old = proto::proxy_token::sign(TOKEN_ID, None, &proxy.key, now() - 3600).unwrap();
+    let v = c.hello(&old, "").await;
+    assert_eq!(v["error"]["code"], "token_expired", "{v}");
+    let id = c.request(json!({"type": "command", "command": {"type": "create-publisher", "streamType": "video"}})).await;
+    assert_eq!(c.reply(&id).await["error"]["code"], "hello_expected");
+    assert_eq!(
+        metric(
+            &proxy,
+            "signaling_proxy_token_errors_total{reason=\"auth-failed\"} "
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &proxy,
+            "signaling_proxy_token_errors_total{reason=\"unsupported-issuer\"} "
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &proxy,
+            "signaling_proxy_token_errors_total{reason=\"expired\"} "
+        )
+        .await,
+        1.0
+    );
+}
+
+/// A session creates a publisher, Janus answers its offer through the
+/// proxy; unknown clients are refused; resuming moves the session.
+#[tokio::test]
+async fn publisher_offer_and_resume() {
+    let janus = Janus::start(JanusOptions::default()).await;
+    let proxy = ProxyServer::start(&janus.url, "[app]\ncountry = de\n").await;
+    let mut c = Conn::open(&proxy).await;
+    let hello = c.hello(&proxy.token(), "").await;
+    assert_eq!(hello["type"], "hello", "{hello}");
+    assert_eq!(
+        hello["hello"]["server"]["features"],
+        json!(["remote-streams"])
+    );
+    assert_eq!(hello["hello"]["server"]["country"], "DE");
+    let session = hello["hello"]["sessionid"].as_str().unwrap().to_owned();
+    let load = c.recv().await;
+    assert_eq!(load["event"]["type"], "update-load", "{load}");
+
+    // Janus may still be connecting: create-publisher waits or fails;
+    // retry until it works.
+    let mut publisher = String::new();
+    for _ in 0..50 {
+        let id = c
+            .request(json!({"type": "command", "command": {"type": "create-publisher", "sid": "s1", "streamType": "video", "publisherSettings": {"bitrate": 300000}}}))
+            .await;
+        let v = c.reply(&id).await;
+        if v["type"] == "command" {
+            assert_eq!(v["command"]["bitrate"], 300000, "{v}");
+            publisher = v["command"]["id"].as_str().unwrap().to_owned();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!publisher.is_empty(), "no publisher created");
+    let sdp = tests::sdp::publisher_offer(&["audio", "video"]);
+    let id = c
+        .request(json!({"type": "payload", "payload": {"type": "offer", "clientId": publisher, "sid": "s1", "payload": {"type": "offer", "sdp": sdp}}}))
+        .await;
+    let v = c.reply(&id).await;
+    assert_eq!(v["payload"]["type"], "offer", "{v}");
+    assert_eq!(v["payload"]["clientId"], publisher.as_str());
+    assert_eq!(v["payload"]["payload"]["type"], "answer", "{v}");
+
+    let id = c
+        .request(json!({"type": "payload", "payload": {"type": "candidate", "clientId": "nobody", "payload": {"candidate": {"candidate": ""}}}}))
+        .await;
+    assert_eq!(c.reply(&id).await["error"]["code"], "unknown_client");
+    assert_eq!(
+        metric(&proxy, "signaling_proxy_publishers{type=\"video\"} ").await,
+        1.0
+    );
+
+    // A second connection resumes the session; the first gets bye.
+    let mut c2 = Conn::open(&proxy).await;
+    let v = c2.hello("", &session).await;
+    assert_eq!(v["hello"]["sessionid"], session.as_str(), "{v}");
+    let bye = loop {
+        let v = c.recv().await;
+        if v["type"] == "bye" {
+            break v;
+        }
+    };
+    assert_eq!(bye["bye"]["reason"], "session_resumed");
+    let id = c2
+        .request(json!({"type": "command", "command": {"type": "delete-publisher", "clientId": publisher}}))
+        .await;
+    assert_eq!(c2.reply(&id).await["command"]["id"], publisher.as_str());
+    assert_eq!(
+        metric(&proxy, "signaling_proxy_publishers{type=\"video\"} ").await,
+        0.0
+    );
+    let mut c3 = Conn::open(&proxy).await;
+    let v = c3.hello("", "not-a-session").await;
+    assert_eq!(v["error"]["code"], "no_such_session", "{v}");
+}
+
+/// SIGUSR1: sessions are told, no new publishers, and the proxy exits once
+/// its last client is gone.
+#[tokio::test]
+async fn sigusr1_drains() {
+    let janus = Janus::start(JanusOptions::default()).await;
+    let mut proxy = ProxyServer::start(&janus.url, "").await;
+    let mut c = Conn::open(&proxy).await;
+    assert_eq!(c.hello(&proxy.token(), "").await["type"], "hello");
+    let mut publisher = String::new();
+    for _ in 0..50 {
+        let id = c
+            .request(json!({"type": "command", "command": {"type": "create-publisher", "sid": "s", "streamType": "screen"}}))
+            .await;
+        let v = c.reply(&id).await;
+        if let Some(p) = v["command"]["id"].as_str() {
+            publisher = p.to_owned();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!publisher.is_empty());
+    proxy.process.signal(10); // SIGUSR1
+    loop {
+        let v = c.recv().await;
+        if v["event"]["type"] == "shutdown-scheduled" {
+            break;
+        }
+    }
+    let id = c
+        .request(json!({"type": "command", "command": {"type": "create-publisher", "streamType": "video"}}))
+        .await;
+    assert_eq!(c.reply(&id).await["error"]["code"], "shutdown_scheduled");
+    assert!(
+        proxy.process.try_exit_status().is_none(),
+        "exited with a client left"
+    );
+    let id = c
+        .request(json!({"type": "command", "command": {"type": "delete-publisher", "clientId": publisher}}))
+        .await;
+    c.reply(&id).await;
+    let mut exited = None;
+    for _ in 0..100 {
+        exited = proxy.process.try_exit_status();
+        if exited.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        exited.is_some_and(|s| s.success()),
+        "proxy did not exit after draining"
+    );
+}
