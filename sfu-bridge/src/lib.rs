@@ -5,9 +5,11 @@
 //!   settings, stream selection, the [`sfu::Sfu`] and [`sfu::Client`]
 //!   traits and the [`sfu::Listener`] the hub implements.
 //! - [`janus`]: the Janus gateway client and the videoroom SFU.
+//! - [`proxy`]: the SFU made of signaling proxies (`[mcu] type = proxy`).
 //!
 //! Facts cite `shared/spec/cluster-sfu-facts.md` as "facts N.M".
 
 pub mod janus;
 pub mod metrics;
+pub mod proxy;
 pub mod sfu;

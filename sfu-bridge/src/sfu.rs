@@ -161,6 +161,10 @@ pub enum SfuError {
     SidMismatch,
     #[error("not supported by this client")]
     Unsupported,
+    #[error("proxy error {code}: {message}")]
+    Proxy { code: String, message: String },
+    #[error("no MCU connection available")]
+    NoBackend,
 }
 
 /// Which of a session's SFU clients an event is about.

@@ -661,9 +661,42 @@ fn sfu_from_config(
             Some(Arc::new(janus))
         }
         Some(McuType::Proxy) => {
-            tracing::error!("[mcu] type = proxy is not supported yet: running without an SFU");
-            None
+            let (Some(token_id), Some(key_file)) = (&mcu.token_id, &mcu.token_key) else {
+                tracing::error!(
+                    "[mcu] type = proxy needs token_id and token_key: running without an SFU"
+                );
+                return None;
+            };
+            let key = match read_private_key(key_file) {
+                Ok(k) => k,
+                Err(e) => {
+                    tracing::error!(file = %key_file.display(), error = %e, "[mcu] token_key unusable: running without an SFU");
+                    return None;
+                }
+            };
+            let sfu = sfu_bridge::proxy::ProxySfu::start(
+                sfu_bridge::proxy::ProxySfuConfig {
+                    urls: mcu.urls.clone(),
+                    token_id: token_id.clone(),
+                    token_key: key,
+                    timeout: mcu.proxy_timeout,
+                    max_stream_bitrate: mcu.max_stream_bitrate,
+                    max_screen_bitrate: mcu.max_screen_bitrate,
+                },
+                shutdown.child_token(),
+            );
+            Some(Arc::new(sfu))
         }
         None => None,
     }
+}
+
+/// An RSA private key in PEM (PKCS#1 or PKCS#8).
+fn read_private_key(path: &std::path::Path) -> Result<rsa::RsaPrivateKey, String> {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    let pem = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    rsa::RsaPrivateKey::from_pkcs1_pem(&pem)
+        .or_else(|_| rsa::RsaPrivateKey::from_pkcs8_pem(&pem))
+        .map_err(|_| "not an RSA private key in PEM".to_owned())
 }

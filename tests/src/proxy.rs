@@ -44,7 +44,15 @@ impl ProxyServer {
     /// Starts a proxy in front of the Janus at `janus_url`; `extra` is
     /// appended to the config.
     pub async fn start(janus_url: &str, extra: &str) -> ProxyServer {
-        let (key, public) = rsa_key();
+        Self::start_with_key(janus_url, extra, rsa_key()).await
+    }
+
+    /// As [`ProxyServer::start`], trusting `key` as `server1`.
+    pub async fn start_with_key(
+        janus_url: &str,
+        extra: &str,
+        (key, public): (rsa::RsaPrivateKey, String),
+    ) -> ProxyServer {
         let bin = target_bin("signaling-proxy");
         for _ in 0..5 {
             let port = free_port();
@@ -84,6 +92,27 @@ impl ProxyServer {
             }
         }
         panic!("proxy could not start on a free port");
+    }
+
+    /// `http://127.0.0.1:port/`, the base URL signaling servers use.
+    pub fn base_url(&self) -> String {
+        self.http_url()
+    }
+
+    /// A metric of this proxy, 0 when absent.
+    pub async fn metric(&self, prefix: &str) -> f64 {
+        let text = reqwest::get(format!("{}metrics", self.http_url()))
+            .await
+            .ok()
+            .map(|r| r.text());
+        let text = match text {
+            Some(t) => t.await.unwrap_or_default(),
+            None => String::new(),
+        };
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
     }
 
     pub fn ws_url(&self) -> String {

@@ -1,0 +1,7 @@
+//! The SFU made of signaling proxies: [`connection`] to one proxy, and
+//! [`sfu`] choosing proxies for publishers and subscribers.
+
+pub mod connection;
+pub mod sfu;
+
+pub use sfu::{ProxySfu, ProxySfuConfig};

@@ -1,0 +1,448 @@
+//! The SFU made of signaling proxies (cluster facts 6.8): a connection to
+//! each configured proxy; new publishers go to the least loaded proxy that
+//! is connected, not draining and below its incoming bandwidth limit;
+//! subscribers go to the proxy of their publisher.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use proto::proxy::{
+    ClientMessage, CommandClient, PayloadClient, PublisherSettings as WireSettings,
+};
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::connection::{ProxyClientEvents, ProxyConnection};
+use crate::sfu::{
+    Client, ClientRef, Listener, PublisherSettings, Request, Sfu, SfuError, StreamType,
+};
+
+#[derive(Clone)]
+pub struct ProxySfuConfig {
+    pub urls: Vec<String>,
+    pub token_id: String,
+    pub token_key: rsa::RsaPrivateKey,
+    /// Per request to a proxy.
+    pub timeout: Duration,
+    pub max_stream_bitrate: u64,
+    pub max_screen_bitrate: u64,
+}
+
+/// Where a publisher lives: its proxy and its client id there.
+type PublisherHome = (Arc<ProxyConnection>, String);
+
+struct Inner {
+    config: ProxySfuConfig,
+    connections: Vec<Arc<ProxyConnection>>,
+    publishers: Mutex<HashMap<(String, StreamType), PublisherHome>>,
+    publishers_changed: Notify,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct ProxySfu {
+    inner: Arc<Inner>,
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl ProxySfu {
+    pub fn start(config: ProxySfuConfig, stop: CancellationToken) -> ProxySfu {
+        let connections = config
+            .urls
+            .iter()
+            .map(|url| {
+                let (id, key) = (config.token_id.clone(), config.token_key.clone());
+                let make_token: Box<dyn Fn() -> Option<String> + Send + Sync> =
+                    Box::new(move || proto::proxy_token::sign(&id, None, &key, now_secs()).ok());
+                ProxyConnection::start(url, make_token, config.timeout, stop.clone())
+            })
+            .collect();
+        ProxySfu {
+            inner: Arc::new(Inner {
+                config,
+                connections,
+                publishers: Mutex::default(),
+                publishers_changed: Notify::new(),
+                next_id: std::sync::atomic::AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// Waits until every proxy is connected (or `timeout`).
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        for c in &self.inner.connections {
+            if !c.wait_connected(timeout).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Proxies that may get a new publisher, least loaded first; those
+    /// over their incoming limit only when no other is left.
+    fn candidates(&self) -> Vec<Arc<ProxyConnection>> {
+        let mut usable: Vec<_> = self
+            .inner
+            .connections
+            .iter()
+            .map(|c| (c.clone(), c.status()))
+            .filter(|(_, s)| s.connected && !s.shutdown_scheduled)
+            .collect();
+        usable.sort_by_key(|(_, s)| s.load);
+        let full = |s: &super::connection::ConnectionStatus| {
+            s.bandwidth
+                .as_ref()
+                .and_then(|b| b.incoming)
+                .is_some_and(|i| i >= 100.0)
+        };
+        let (mut free, busy): (Vec<_>, Vec<_>) = usable.into_iter().partition(|(_, s)| !full(s));
+        free.extend(busy);
+        free.into_iter().map(|(c, _)| c).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl Sfu for ProxySfu {
+    async fn new_publisher(
+        &self,
+        listener: Arc<dyn Listener>,
+        public_id: &str,
+        sid: &str,
+        stream: StreamType,
+        settings: PublisherSettings,
+    ) -> Result<Arc<dyn Client>, SfuError> {
+        let max = match stream {
+            StreamType::Video => self.inner.config.max_stream_bitrate,
+            StreamType::Screen => self.inner.config.max_screen_bitrate,
+        };
+        let bitrate = if settings.bitrate == 0 || settings.bitrate > max {
+            max
+        } else {
+            settings.bitrate
+        };
+        let command = CommandClient {
+            kind: "create-publisher".into(),
+            sid: sid.into(),
+            stream_type: stream.as_str().into(),
+            publisher_settings: Some(WireSettings {
+                bitrate: Some(bitrate),
+                mediatypes: Some(settings.media_types),
+                audiocodec: settings.audio_codec.clone(),
+                videocodec: settings.video_codec.clone(),
+                vp9_profile: settings.vp9_profile.clone(),
+                h264_profile: settings.h264_profile.clone(),
+            }),
+            ..Default::default()
+        };
+        let mut last = SfuError::NoBackend;
+        for conn in self.candidates() {
+            let reply = conn
+                .request(ClientMessage {
+                    kind: "command".into(),
+                    command: Some(command.clone()),
+                    ..Default::default()
+                })
+                .await;
+            let reply = match reply {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(url = conn.url, error = %e, "proxy refused a publisher");
+                    last = e;
+                    continue;
+                }
+            };
+            let Some(c) = reply.command.filter(|c| !c.id.is_empty()) else {
+                continue;
+            };
+            let client = ProxyClient::new(
+                &self.inner,
+                conn.clone(),
+                c.id.clone(),
+                ClientRef {
+                    id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+                    publisher: public_id.to_owned(),
+                    stream,
+                    is_publisher: true,
+                },
+                sid.to_owned(),
+                c.bitrate.unwrap_or(bitrate),
+                listener,
+            );
+            self.inner
+                .publishers
+                .lock()
+                .insert((public_id.to_owned(), stream), (conn, c.id));
+            self.inner.publishers_changed.notify_waiters();
+            return Ok(client);
+        }
+        crate::metrics::METRICS
+            .nopublisher_total
+            .with_label_values(&[stream.as_str()])
+            .inc();
+        Err(last)
+    }
+
+    async fn new_subscriber(
+        &self,
+        listener: Arc<dyn Listener>,
+        publisher: &str,
+        stream: StreamType,
+    ) -> Result<Arc<dyn Client>, SfuError> {
+        let deadline = tokio::time::Instant::now() + self.inner.config.timeout * 5;
+        let (conn, publisher_client) = loop {
+            let changed = self.inner.publishers_changed.notified();
+            if let Some(p) = self
+                .inner
+                .publishers
+                .lock()
+                .get(&(publisher.to_owned(), stream))
+                .cloned()
+            {
+                break p;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(SfuError::NoPublisher(publisher.to_owned()));
+            }
+        };
+        let reply = conn
+            .request(ClientMessage {
+                kind: "command".into(),
+                command: Some(CommandClient {
+                    kind: "create-subscriber".into(),
+                    stream_type: stream.as_str().into(),
+                    publisher_id: publisher_client,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await?;
+        let c = reply
+            .command
+            .filter(|c| !c.id.is_empty())
+            .ok_or(SfuError::Unsupported)?;
+        Ok(ProxyClient::new(
+            &self.inner,
+            conn,
+            c.id,
+            ClientRef {
+                id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+                publisher: publisher.to_owned(),
+                stream,
+                is_publisher: false,
+            },
+            c.sid,
+            0,
+            listener,
+        ))
+    }
+
+    fn max_bitrates(&self) -> (u64, u64) {
+        (
+            self.inner.config.max_stream_bitrate,
+            self.inner.config.max_screen_bitrate,
+        )
+    }
+
+    fn is_connected(&self) -> bool {
+        self.inner.connections.iter().any(|c| c.status().connected)
+    }
+
+    fn stats(&self) -> Value {
+        let details: Vec<_> = self
+            .inner
+            .connections
+            .iter()
+            .map(|c| {
+                let s = c.status();
+                json!({"url": c.url, "connected": s.connected, "clients": c.client_count(), "load": s.load, "shutdown": s.shutdown_scheduled})
+            })
+            .collect();
+        json!({"publishers": self.inner.publishers.lock().len(), "details": details})
+    }
+
+    fn server_info(&self) -> Value {
+        let proxies: Vec<_> = self
+            .inner
+            .connections
+            .iter()
+            .map(|c| {
+                let s = c.status();
+                json!({
+                    "url": c.url,
+                    "connected": s.connected,
+                    "shutdown": s.shutdown_scheduled,
+                    "version": s.version,
+                    "country": s.country,
+                    "load": s.load,
+                    "bandwidth": s.bandwidth,
+                })
+            })
+            .collect();
+        json!({"mode": "proxy", "proxies": proxies})
+    }
+
+    fn events(&self) -> Option<Arc<crate::janus::events::EventsHandler>> {
+        None
+    }
+}
+
+/// A publisher or subscriber living on a proxy.
+pub struct ProxyClient {
+    client: ClientRef,
+    conn: Arc<ProxyConnection>,
+    proxy_id: String,
+    sid: Mutex<String>,
+    bitrate: u64,
+    listener: Arc<dyn Listener>,
+    sfu: Weak<Inner>,
+    closed: AtomicBool,
+}
+
+impl ProxyClient {
+    fn new(
+        sfu: &Arc<Inner>,
+        conn: Arc<ProxyConnection>,
+        proxy_id: String,
+        client: ClientRef,
+        sid: String,
+        bitrate: u64,
+        listener: Arc<dyn Listener>,
+    ) -> Arc<ProxyClient> {
+        let c = Arc::new(ProxyClient {
+            client,
+            conn: conn.clone(),
+            proxy_id: proxy_id.clone(),
+            sid: Mutex::new(sid),
+            bitrate,
+            listener,
+            sfu: Arc::downgrade(sfu),
+            closed: AtomicBool::new(false),
+        });
+        let weak: Weak<dyn ProxyClientEvents> = Arc::downgrade(&c) as _;
+        conn.register(&proxy_id, weak);
+        c
+    }
+
+    /// Forgets the client locally; true the first time.
+    fn mark_closed(&self) -> bool {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.conn.unregister(&self.proxy_id);
+        if self.client.is_publisher {
+            if let Some(sfu) = self.sfu.upgrade() {
+                let key = (self.client.publisher.clone(), self.client.stream);
+                let mut map = sfu.publishers.lock();
+                if map.get(&key).is_some_and(|(_, id)| *id == self.proxy_id) {
+                    map.remove(&key);
+                }
+            }
+        }
+        true
+    }
+}
+
+impl ProxyClientEvents for ProxyClient {
+    fn on_payload(&self, kind: &str, payload: &Value) {
+        let sid = self.sid.lock().clone();
+        match kind {
+            "offer" => self
+                .listener
+                .on_update_offer(&self.client, &sid, payload["offer"].clone()),
+            "candidate" => {
+                self.listener
+                    .on_ice_candidate(&self.client, &sid, payload["candidate"].clone())
+            }
+            _ => {}
+        }
+    }
+
+    fn on_closed_by_proxy(&self) {
+        if self.mark_closed() {
+            self.listener.on_closed(&self.client);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Client for ProxyClient {
+    fn client_ref(&self) -> &ClientRef {
+        &self.client
+    }
+
+    fn sid(&self) -> String {
+        self.sid.lock().clone()
+    }
+
+    fn max_bitrate(&self) -> u64 {
+        self.bitrate
+    }
+
+    async fn send(&self, request: Request, sid: &str) -> Result<Option<Value>, SfuError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(SfuError::Closed);
+        }
+        let kind = request.kind();
+        let payload = match request {
+            Request::Offer(j) | Request::Answer(j) => Some(j),
+            Request::Candidate(c) => Some(json!({ "candidate": c })),
+            Request::SelectStream(sel) => {
+                let mut m = serde_json::Map::new();
+                sel.apply(&mut m);
+                Some(Value::Object(m))
+            }
+            Request::EndOfCandidates | Request::RequestOffer(_) => None,
+        };
+        let reply = self
+            .conn
+            .request(ClientMessage {
+                kind: "payload".into(),
+                payload: Some(PayloadClient {
+                    kind: kind.into(),
+                    client_id: self.proxy_id.clone(),
+                    sid: sid.to_owned(),
+                    payload,
+                }),
+                ..Default::default()
+            })
+            .await?;
+        Ok(reply
+            .payload
+            .and_then(|p| p.payload)
+            .filter(|v| !v.is_null()))
+    }
+
+    async fn close(&self) {
+        if !self.mark_closed() {
+            return;
+        }
+        self.listener.on_closed(&self.client);
+        let kind = if self.client.is_publisher {
+            "delete-publisher"
+        } else {
+            "delete-subscriber"
+        };
+        let _ = self
+            .conn
+            .request(ClientMessage {
+                kind: "command".into(),
+                command: Some(CommandClient {
+                    kind: kind.into(),
+                    client_id: self.proxy_id.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await;
+    }
+}

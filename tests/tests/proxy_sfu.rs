@@ -1,0 +1,198 @@
+//! The signaling server using two signaling proxies (`[mcu] type =
+//! proxy`), each in front of its own Janus: publishers go to the less
+//! loaded proxy, a draining proxy gets none, and a killed proxy's
+//! publishers are dropped while new ones go to the survivor.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tests::client::{user, TestClient};
+use tests::janus::{Janus, JanusOptions};
+use tests::proxy::{rsa_key, ProxyServer, TOKEN_ID};
+use tests::server::{TestServer, TALK_SECRET};
+use tests::talk::{Room, Talk, User};
+use tests::wait::eventually;
+
+struct World {
+    talk: Talk,
+    _janus: [Janus; 2],
+    proxies: [ProxyServer; 2],
+    server: TestServer,
+    _key_dir: tempfile::TempDir,
+    users: Vec<User>,
+}
+
+async fn world() -> World {
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    let (key, public) = rsa_key();
+    let janus = [
+        Janus::start(JanusOptions::default()).await,
+        Janus::start(JanusOptions::default()).await,
+    ];
+    let p1 = ProxyServer::start_with_key(&janus[0].url, "", (key.clone(), public.clone())).await;
+    let p2 = ProxyServer::start_with_key(&janus[1].url, "", (key.clone(), public)).await;
+    let key_dir = tempfile::tempdir().unwrap();
+    let key_file = key_dir.path().join("token.key");
+    std::fs::write(
+        &key_file,
+        key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
+    )
+    .unwrap();
+    let talk = Talk::start(TALK_SECRET).await;
+    let users = ["alice", "bob", "carol"]
+        .iter()
+        .map(|u| talk.add_user(u, u))
+        .collect();
+    talk.add_room("room1", Room::open("Room one"));
+    let server = TestServer::builder()
+        .talk(&talk)
+        .extra(&format!(
+            "\n[mcu]\ntype = proxy\nurl = {} {}\ntoken_id = {TOKEN_ID}\ntoken_key = {}\nproxytimeout = 5\n",
+            p1.base_url(),
+            p2.base_url(),
+            key_file.display()
+        ))
+        .start()
+        .await;
+    let ready = eventually(Duration::from_secs(20), || async {
+        let info: Value = reqwest::get(format!("{}api/v1/serverinfo", server.http_url()))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let proxies = info["sfu"]["proxies"].as_array()?.clone();
+        (proxies.len() == 2 && proxies.iter().all(|p| p["connected"] == true)).then_some(())
+    })
+    .await;
+    assert!(
+        ready.is_some(),
+        "signaling server not connected to both proxies"
+    );
+    World {
+        talk,
+        _janus: janus,
+        proxies: [p1, p2],
+        server,
+        _key_dir: key_dir,
+        users,
+    }
+}
+
+/// Publishes a synthetic offer for `c`; returns the reply.
+async fn publish(c: &mut TestClient, room_type: &str) -> Value {
+    let me = c.session_id.clone();
+    let media: &[&str] = if room_type == "screen" {
+        &["video"]
+    } else {
+        &["audio", "video"]
+    };
+    c.request(
+        "message",
+        json!({"recipient": {"type": "session", "sessionid": me}, "data": {"type": "offer", "sid": "s", "roomType": room_type, "payload": {"type": "offer", "sdp": tests::sdp::publisher_offer(media)}}}),
+    )
+    .await;
+    c.recv_until(|v| v["type"] == "error" || v["message"]["data"]["type"] == "answer")
+        .await
+}
+
+async fn publishers(p: &ProxyServer) -> f64 {
+    p.metric("signaling_proxy_publishers{type=\"video\"} ")
+        .await
+}
+
+/// Waits until the proxies report `expect` video publishers each.
+async fn expect_publishers(w: &World, expect: [f64; 2]) {
+    let ok = eventually(Duration::from_secs(10), || async {
+        let got = [
+            publishers(&w.proxies[0]).await,
+            publishers(&w.proxies[1]).await,
+        ];
+        (got == expect).then_some(())
+    })
+    .await;
+    let got = [
+        publishers(&w.proxies[0]).await,
+        publishers(&w.proxies[1]).await,
+    ];
+    assert!(
+        ok.is_some(),
+        "publishers per proxy: {got:?}, expected {expect:?}"
+    );
+}
+
+/// Load reports spread publishers: the second goes to the other proxy.
+/// A draining proxy (SIGUSR1) gets no new publisher.
+#[tokio::test]
+async fn load_and_draining_steer_publishers() {
+    let w = world().await;
+    let mut a = user(&w.server, &w.talk, &w.users[0]).await;
+    a.join_ok("room1", "ta").await;
+    let v = publish(&mut a, "video").await;
+    assert_eq!(v["message"]["data"]["type"], "answer", "{v}");
+    let first = if publishers(&w.proxies[0]).await == 1.0 {
+        0
+    } else {
+        1
+    };
+    let other = 1 - first;
+    let mut expect = [0.0, 0.0];
+    expect[first] = 1.0;
+    expect_publishers(&w, expect).await;
+
+    // The load report of the first proxy reaches the server within a
+    // second or two; the next publisher goes to the idle proxy.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut b = user(&w.server, &w.talk, &w.users[1]).await;
+    b.join_ok("room1", "tb").await;
+    let v = publish(&mut b, "video").await;
+    assert_eq!(v["message"]["data"]["type"], "answer", "{v}");
+    expect[other] = 1.0;
+    expect_publishers(&w, expect).await;
+
+    // The proxy of the first publisher drains: the next one must go to
+    // the other even though loads are equal.
+    w.proxies[first].process.signal(10);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut c = user(&w.server, &w.talk, &w.users[2]).await;
+    c.join_ok("room1", "tc").await;
+    let v = publish(&mut c, "video").await;
+    assert_eq!(v["message"]["data"]["type"], "answer", "{v}");
+    expect[other] = 2.0;
+    expect_publishers(&w, expect).await;
+}
+
+/// A killed proxy: its publishers are dropped by the server, and the
+/// client's next offer publishes on the surviving proxy.
+#[tokio::test]
+async fn killed_proxy() {
+    let mut w = world().await;
+    let mut a = user(&w.server, &w.talk, &w.users[0]).await;
+    a.join_ok("room1", "ta").await;
+    let v = publish(&mut a, "video").await;
+    assert_eq!(v["message"]["data"]["type"], "answer", "{v}");
+    let first = if publishers(&w.proxies[0]).await == 1.0 {
+        0
+    } else {
+        1
+    };
+    let other = 1 - first;
+    w.proxies[first].process.signal(9);
+    let _ = w.proxies[first].process.stop(Duration::from_secs(1));
+    // After the resume grace the publisher is gone: a new offer creates a
+    // new one, on the other proxy.
+    let mut published = false;
+    for _ in 0..40 {
+        let v = publish(&mut a, "video").await;
+        assert!(
+            v["type"] != "error" || v["error"]["code"] == "processing_failed",
+            "{v}"
+        );
+        if publishers(&w.proxies[other]).await == 1.0 {
+            published = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(published, "no publisher on the surviving proxy");
+}
