@@ -174,3 +174,16 @@ mod tests {
         assert!(ProxyConfig::from_ini_str("[http]\nlisten = 127.0.0.1:1\n", &NoEnv).is_err());
     }
 }
+
+#[cfg(test)]
+mod example {
+    /// The shipped example must stay loadable.
+    #[test]
+    fn example_config_loads() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/proxy.conf.example");
+        let c = super::ProxyConfig::load(&path).unwrap();
+        assert_eq!(c.tokens.len(), 1);
+        assert_eq!(c.listen.len(), 1);
+    }
+}

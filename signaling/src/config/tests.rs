@@ -162,3 +162,19 @@ fn embedded_default_runs_single_node() {
     assert!(!c.deployment_hints().is_empty());
     assert!(!format!("{:?}", c.sessions.hash_key).contains(c.sessions.hash_key.expose()));
 }
+
+/// The shipped example must stay loadable.
+#[test]
+fn example_config_loads() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/server.conf.example");
+    let text = std::fs::read_to_string(&path).unwrap();
+    struct Env;
+    impl crate::config::ini::Env for Env {
+        fn var(&self, _: &str) -> Option<String> {
+            Some("0123456789abcdef0123456789abcdef".into())
+        }
+    }
+    let c = crate::config::Config::from_ini_str(&text, &Env).unwrap();
+    assert!(c.mcu.kind.is_none(), "the example runs without an SFU");
+}
