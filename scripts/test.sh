@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 # System packages the tests use. Services (nats-server, etcd, janus) join
 # this list as the features that need them land.
-PACKAGES=(pkg-config openssl iproute2 nats-server etcd-server protobuf-compiler libprotobuf-dev janus)
+PACKAGES=(pkg-config openssl iproute2 nats-server etcd-server protobuf-compiler libprotobuf-dev janus nextcloud-spreed-signaling)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -55,6 +55,20 @@ impl TestClient {
         (c, welcome)
     }
 
+    /// Connects without expecting `welcome` (servers older than that
+    /// message, like Debian's reference 0.4.1).
+    pub async fn connect_no_welcome(server: &TestServer) -> TestClient {
+        let (ws, _) = tokio_tungstenite::connect_async(server.ws_url())
+            .await
+            .expect("websocket connect");
+        TestClient {
+            ws,
+            next_id: 1,
+            session_id: String::new(),
+            resume_id: String::new(),
+        }
+    }
+
     pub fn next_id(&mut self) -> String {
         self.next_id += 1;
         format!("req-{}", self.next_id)
