@@ -551,3 +551,91 @@ async fn janus_restart_mid_call() {
     );
     drop(talk);
 }
+
+/// The same through a signaling proxy (`[mcu] type = proxy`): the
+/// publisher and the subscriber live on the proxy's Janus and RTP flows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_a_proxy() {
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    if !in_namespace("through_a_proxy") {
+        return;
+    }
+    let janus = Janus::start(JanusOptions {
+        ice_interface: Some("jv0".into()),
+        ..Default::default()
+    })
+    .await;
+    let (key, public) = tests::proxy::rsa_key();
+    let proxy =
+        tests::proxy::ProxyServer::start_with_key(&janus.url, "", (key.clone(), public)).await;
+    let key_dir = tempfile::tempdir().expect("temp dir");
+    let key_file = key_dir.path().join("token.key");
+    std::fs::write(
+        &key_file,
+        key.to_pkcs8_pem(LineEnding::LF).expect("pem").as_bytes(),
+    )
+    .expect("write key");
+    let talk = Talk::start(TALK_SECRET).await;
+    let alice = talk.add_user("alice", "Alice");
+    let bob = talk.add_user("bob", "Bob");
+    talk.add_room("room1", Room::open("Room one"));
+    let server = TestServer::builder()
+        .talk(&talk)
+        .extra(&format!(
+            "\n[mcu]\ntype = proxy\nurl = {}\ntoken_id = {}\ntoken_key = {}\nproxytimeout = 5\n",
+            proxy.base_url(),
+            tests::proxy::TOKEN_ID,
+            key_file.display()
+        ))
+        .start()
+        .await;
+    let connected = tests::wait::eventually(Duration::from_secs(20), || async {
+        let info: Value = reqwest::get(format!("{}api/v1/serverinfo", server.http_url()))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (info["sfu"]["proxies"][0]["connected"] == true).then_some(())
+    })
+    .await;
+    assert!(connected.is_some(), "server did not connect to the proxy");
+    let w = World {
+        talk,
+        janus,
+        server,
+        alice,
+        bob,
+    };
+    let (mut a, mut b) = in_call(&w).await;
+    let janus_up = tests::wait::eventually(Duration::from_secs(20), || async {
+        let stats: Value = reqwest::get(format!("{}stats", proxy.http_url()))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (stats["mcu"]["connected"] == true).then_some(())
+    })
+    .await;
+    assert!(janus_up.is_some(), "proxy did not connect to janus");
+    let publisher = Publisher::new(true).await;
+    publish(&mut a, &publisher, "video").await;
+    let subscriber = Subscriber::new().await;
+    let alice_id = a.session_id.clone();
+    subscribe(&mut b, &subscriber, &alice_id, "video").await;
+    assert!(
+        subscriber
+            .wait_packets(&[RTPCodecType::Audio, RTPCodecType::Video], 20)
+            .await,
+        "RTP through the proxy: audio {}, video {}",
+        subscriber.count(RTPCodecType::Audio),
+        subscriber.count(RTPCodecType::Video)
+    );
+    assert_eq!(
+        proxy
+            .metric("signaling_proxy_subscribers{type=\"video\"} ")
+            .await,
+        1.0
+    );
+}
