@@ -623,6 +623,7 @@ async fn command(
             };
             let s = c.publisher_settings.clone().unwrap_or_default();
             let settings = PublisherSettings {
+                country: None,
                 bitrate: s.bitrate.or(c.bitrate).unwrap_or(0),
                 media_types: s.mediatypes.or(c.mediatypes).unwrap_or(0),
                 audio_codec: s.audiocodec,

@@ -4,11 +4,13 @@
 //! - [`sfu`]: the abstraction the hub drives: stream types, publisher
 //!   settings, stream selection, the [`sfu::Sfu`] and [`sfu::Client`]
 //!   traits and the [`sfu::Listener`] the hub implements.
+//! - [`geo`]: countries and continents for placing media near clients.
 //! - [`janus`]: the Janus gateway client and the videoroom SFU.
 //! - [`proxy`]: the SFU made of signaling proxies (`[mcu] type = proxy`).
 //!
 //! Facts cite `shared/spec/cluster-sfu-facts.md` as "facts N.M".
 
+pub mod geo;
 pub mod janus;
 pub mod metrics;
 pub mod proxy;

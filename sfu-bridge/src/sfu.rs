@@ -45,6 +45,9 @@ pub mod media {
 /// How a publisher is created (facts 4.2 `NewPublisherSettings`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PublisherSettings {
+    /// Country of the publishing client, to place it nearby (not sent to
+    /// Janus).
+    pub country: Option<String>,
     /// Requested bits/s after the backend's cap; 0 = the SFU's maximum.
     pub bitrate: u64,
     pub media_types: u32,

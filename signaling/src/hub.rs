@@ -101,6 +101,8 @@ pub(crate) struct Inner {
     /// `[mcu] allowedcandidates` / `blockedcandidates`.
     allowed_candidates: Vec<ipnet::IpNet>,
     blocked_candidates: Vec<ipnet::IpNet>,
+    /// `[geoip-overrides]`.
+    geoip_overrides: Vec<(ipnet::IpNet, String)>,
     /// Background work the hub starts (Talk leave requests); drained on
     /// shutdown.
     pub tasks: TaskTracker,
@@ -172,6 +174,7 @@ impl Hub {
                 allow_subscribe_any: config.app.allow_subscribe_any,
                 allowed_candidates: config.mcu.allowed_candidates.clone(),
                 blocked_candidates: config.mcu.blocked_candidates.clone(),
+                geoip_overrides: config.geoip.overrides.clone(),
                 features,
                 tasks: TaskTracker::new(),
                 shutdown,
@@ -352,6 +355,17 @@ impl Hub {
             .any(|n| n.contains(&ip))
     }
 
+    /// The country of a client address: `[geoip-overrides]` (no GeoIP
+    /// database is read yet); `None` when unknown.
+    pub fn country_of(&self, ip: std::net::IpAddr) -> Option<String> {
+        self.inner
+            .geoip_overrides
+            .iter()
+            .find(|(net, _)| net.contains(&ip))
+            .map(|(_, cc)| cc.clone())
+            .filter(|cc| sfu_bridge::geo::is_country(cc))
+    }
+
     /// The SFU, when `[mcu]` configures one.
     pub fn sfu(&self) -> Option<&Arc<dyn sfu_bridge::sfu::Sfu>> {
         self.inner.sfu.as_ref()
@@ -422,7 +436,7 @@ impl Hub {
             welcome: WelcomeMessage {
                 version: proto::SERVER_VERSION.to_owned(),
                 features: self.inner.features.welcome.clone(),
-                country: None,
+                country: self.country_of(ctx.info.addr),
             },
         }));
     }
@@ -682,6 +696,7 @@ fn sfu_from_config(
                     timeout: mcu.proxy_timeout,
                     max_stream_bitrate: mcu.max_stream_bitrate,
                     max_screen_bitrate: mcu.max_screen_bitrate,
+                    continent_overrides: config.geoip.continent_overrides.clone(),
                 },
                 shutdown.child_token(),
             );

@@ -23,14 +23,23 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(["", ""], "").await
+}
+
+/// `proxy_extra` is appended to each proxy's config, `server_extra` to the
+/// server's.
+async fn world_with(proxy_extra: [&str; 2], server_extra: &str) -> World {
     use rsa::pkcs8::{EncodePrivateKey, LineEnding};
     let (key, public) = rsa_key();
     let janus = [
         Janus::start(JanusOptions::default()).await,
         Janus::start(JanusOptions::default()).await,
     ];
-    let p1 = ProxyServer::start_with_key(&janus[0].url, "", (key.clone(), public.clone())).await;
-    let p2 = ProxyServer::start_with_key(&janus[1].url, "", (key.clone(), public)).await;
+    let p1 =
+        ProxyServer::start_with_key(&janus[0].url, proxy_extra[0], (key.clone(), public.clone()))
+            .await;
+    let p2 =
+        ProxyServer::start_with_key(&janus[1].url, proxy_extra[1], (key.clone(), public)).await;
     let key_dir = tempfile::tempdir().unwrap();
     let key_file = key_dir.path().join("token.key");
     std::fs::write(
@@ -47,7 +56,7 @@ async fn world() -> World {
     let server = TestServer::builder()
         .talk(&talk)
         .extra(&format!(
-            "\n[mcu]\ntype = proxy\nurl = {} {}\ntoken_id = {TOKEN_ID}\ntoken_key = {}\nproxytimeout = 5\n",
+            "\n[mcu]\ntype = proxy\nurl = {} {}\ntoken_id = {TOKEN_ID}\ntoken_key = {}\nproxytimeout = 5\n{server_extra}",
             p1.base_url(),
             p2.base_url(),
             key_file.display()
@@ -195,4 +204,29 @@ async fn killed_proxy() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(published, "no publisher on the surviving proxy");
+}
+
+/// A client's country (here from `[geoip-overrides]`) comes before load:
+/// publishers of a US client go to the US proxy even when it is busier.
+#[tokio::test]
+async fn country_before_load() {
+    let w = world_with(
+        ["[app]\ncountry = DE\n", "[app]\ncountry = us\n"],
+        "\n[geoip-overrides]\n127.0.0.1/32 = US\n",
+    )
+    .await;
+    let (_, welcome) = TestClient::connect(&w.server).await;
+    assert_eq!(welcome["welcome"]["country"], "US");
+    let mut a = user(&w.server, &w.talk, &w.users[0]).await;
+    a.join_ok("room1", "ta").await;
+    let v = publish(&mut a, "video").await;
+    assert_eq!(v["message"]["data"]["type"], "answer", "{v}");
+    expect_publishers(&w, [0.0, 1.0]).await;
+    // The US proxy now reports more load; the country still wins.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut b = user(&w.server, &w.talk, &w.users[1]).await;
+    b.join_ok("room1", "tb").await;
+    let v = publish(&mut b, "video").await;
+    assert_eq!(v["message"]["data"]["type"], "answer", "{v}");
+    expect_publishers(&w, [0.0, 2.0]).await;
 }

@@ -30,6 +30,8 @@ pub struct ProxySfuConfig {
     pub timeout: Duration,
     pub max_stream_bitrate: u64,
     pub max_screen_bitrate: u64,
+    /// `[continent-overrides]`.
+    pub continent_overrides: Vec<(String, Vec<String>)>,
 }
 
 /// Where a publisher lives: its proxy and its client id there.
@@ -88,9 +90,10 @@ impl ProxySfu {
         true
     }
 
-    /// Proxies that may get a new publisher, least loaded first; those
+    /// Proxies that may get a new publisher: nearest to the client first
+    /// (country, then continent), least loaded first within that; those
     /// over their incoming limit only when no other is left.
-    fn candidates(&self) -> Vec<Arc<ProxyConnection>> {
+    fn candidates(&self, country: Option<&str>) -> Vec<Arc<ProxyConnection>> {
         let mut usable: Vec<_> = self
             .inner
             .connections
@@ -98,7 +101,13 @@ impl ProxySfu {
             .map(|c| (c.clone(), c.status()))
             .filter(|(_, s)| s.connected && !s.shutdown_scheduled)
             .collect();
-        usable.sort_by_key(|(_, s)| s.load);
+        let overrides = &self.inner.config.continent_overrides;
+        usable.sort_by_key(|(_, s)| {
+            (
+                crate::geo::distance(country, s.country.as_deref(), overrides),
+                s.load,
+            )
+        });
         let full = |s: &super::connection::ConnectionStatus| {
             s.bandwidth
                 .as_ref()
@@ -145,7 +154,7 @@ impl Sfu for ProxySfu {
             ..Default::default()
         };
         let mut last = SfuError::NoBackend;
-        for conn in self.candidates() {
+        for conn in self.candidates(settings.country.as_deref()) {
             let reply = conn
                 .request(ClientMessage {
                     kind: "command".into(),

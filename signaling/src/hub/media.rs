@@ -377,6 +377,7 @@ async fn offer(
         Some(p) => p,
         None => {
             let settings = PublisherSettings {
+                country: session.country.lock().clone(),
                 bitrate: requested_bitrate(session, stream, data.bitrate),
                 media_types: mask,
                 audio_codec: data.audiocodec.clone(),

@@ -150,6 +150,8 @@ pub struct Session {
     pub media: super::media::MediaClients,
     /// Media of the video publisher (`media::AUDIO | media::VIDEO`).
     pub published_media: std::sync::atomic::AtomicU32,
+    /// Country of the client's current connection, when known.
+    pub country: Mutex<Option<String>>,
     state: Mutex<State>,
 }
 
@@ -190,6 +192,7 @@ impl Session {
             virtual_owner: n.virtual_owner,
             media: Default::default(),
             published_media: Default::default(),
+            country: Mutex::new(None),
             state: Mutex::new(State {
                 in_call: n.in_call,
                 flags: n.flags,

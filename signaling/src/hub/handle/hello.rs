@@ -264,6 +264,7 @@ async fn register(
         hub.heartbeat();
     }
     subscribe_session(hub, &session);
+    *session.country.lock() = hub.country_of(ctx.info.addr);
     session.attach(ctx.outbox.clone());
     if session.user_id.is_empty() && session.client_type != ClientType::Internal {
         session.set_join_deadline(Some(Instant::now() + ANONYMOUS_JOIN_TIMEOUT));
@@ -333,6 +334,7 @@ async fn resume(
         }
         return;
     };
+    *session.country.lock() = hub.country_of(ctx.info.addr);
     if let Some(old) = session.attach(ctx.outbox.clone()) {
         // Detached above, so this bye does not close the session.
         crate::hub::send_bye(&old, bye_reason::SESSION_RESUMED);
