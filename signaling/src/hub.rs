@@ -96,6 +96,8 @@ pub(crate) struct Inner {
     pub rooms: Rooms,
     pub throttler: Throttler,
     pub sfu: Option<Arc<dyn sfu_bridge::sfu::Sfu>>,
+    /// The same SFU when it is made of proxies (their URLs may change).
+    pub proxy_sfu: Option<sfu_bridge::proxy::ProxySfu>,
     /// `[app] allowsubscribeany`.
     pub allow_subscribe_any: bool,
     /// `[mcu] allowedcandidates` / `blockedcandidates`.
@@ -153,7 +155,7 @@ impl Hub {
                 .map(|k| k.expose().as_bytes()),
         )?;
         let shutdown = CancellationToken::new();
-        let sfu = sfu_from_config(config, &shutdown);
+        let (sfu, proxy_sfu) = sfu_from_config(config, &shutdown);
         let features = ServerFeatures::new(sfu.is_some());
         let client = BackendClient::new(&config.backend, features.header_value())?;
         let peers = crate::grpc::Peers::new(
@@ -171,6 +173,7 @@ impl Hub {
                 rooms: Rooms::default(),
                 throttler: Throttler::default(),
                 sfu,
+                proxy_sfu,
                 allow_subscribe_any: config.app.allow_subscribe_any,
                 allowed_candidates: config.mcu.allowed_candidates.clone(),
                 blocked_candidates: config.mcu.blocked_candidates.clone(),
@@ -654,14 +657,17 @@ pub(crate) fn send_bye(outbox: &Outbox, reason: &str) {
 fn sfu_from_config(
     config: &Config,
     shutdown: &CancellationToken,
-) -> Option<Arc<dyn sfu_bridge::sfu::Sfu>> {
+) -> (
+    Option<Arc<dyn sfu_bridge::sfu::Sfu>>,
+    Option<sfu_bridge::proxy::ProxySfu>,
+) {
     use crate::config::McuType;
     let mcu = &config.mcu;
     match mcu.kind {
         Some(McuType::Janus) => {
             let Some(url) = mcu.urls.first().filter(|u| !u.is_empty()) else {
                 tracing::error!("[mcu] type = janus needs url: running without an SFU");
-                return None;
+                return (None, None);
             };
             let janus = sfu_bridge::janus::JanusSfu::start(
                 sfu_bridge::janus::JanusConfig {
@@ -672,25 +678,30 @@ fn sfu_from_config(
                 },
                 shutdown.child_token(),
             );
-            Some(Arc::new(janus))
+            (Some(Arc::new(janus)), None)
         }
         Some(McuType::Proxy) => {
             let (Some(token_id), Some(key_file)) = (&mcu.token_id, &mcu.token_key) else {
                 tracing::error!(
                     "[mcu] type = proxy needs token_id and token_key: running without an SFU"
                 );
-                return None;
+                return (None, None);
             };
             let key = match read_private_key(key_file) {
                 Ok(k) => k,
                 Err(e) => {
                     tracing::error!(file = %key_file.display(), error = %e, "[mcu] token_key unusable: running without an SFU");
-                    return None;
+                    return (None, None);
                 }
             };
             let sfu = sfu_bridge::proxy::ProxySfu::start(
                 sfu_bridge::proxy::ProxySfuConfig {
-                    urls: mcu.urls.clone(),
+                    // With `urltype = etcd` the list comes from etcd.
+                    urls: if mcu.url_type == "etcd" {
+                        Vec::new()
+                    } else {
+                        mcu.urls.clone()
+                    },
                     token_id: token_id.clone(),
                     token_key: key,
                     timeout: mcu.proxy_timeout,
@@ -700,9 +711,9 @@ fn sfu_from_config(
                 },
                 shutdown.child_token(),
             );
-            Some(Arc::new(sfu))
+            (Some(Arc::new(sfu.clone())), Some(sfu))
         }
-        None => None,
+        None => (None, None),
     }
 }
 

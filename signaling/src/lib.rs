@@ -78,6 +78,21 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
+    if let (Some(proxies), "etcd") = (&hub.inner.proxy_sfu, config.mcu.url_type.as_str()) {
+        // `[mcu] keyprefix`; upstream's default is the literal "/%s".
+        let prefix = config
+            .mcu
+            .key_prefix
+            .clone()
+            .unwrap_or_else(|| "/%s".into());
+        let proxies = proxies.clone();
+        tokio::spawn(etcd::watch_prefix(
+            config.etcd.clone(),
+            prefix,
+            shutdown.clone(),
+            move |docs| proxies.set_urls(&sfu_bridge::proxy::sfu::urls_from_etcd(docs)),
+        ));
+    }
     let grpc_server = grpc::server::serve(hub.clone(), &config.grpc, shutdown.clone()).await?;
     let discovery = grpc::discovery::Discovery::start(
         hub.inner.peers.clone(),

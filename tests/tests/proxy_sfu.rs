@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tests::client::{user, TestClient};
+use tests::etcd::Etcd;
 use tests::janus::{Janus, JanusOptions};
 use tests::proxy::{rsa_key, ProxyServer, TOKEN_ID};
 use tests::server::{TestServer, TALK_SECRET};
 use tests::talk::{Room, Talk, User};
 use tests::wait::eventually;
+
+const PROXY_PREFIX: &str = "/signaling/proxy/";
 
 struct World {
     talk: Talk,
@@ -23,12 +26,13 @@ struct World {
 }
 
 async fn world() -> World {
-    world_with(["", ""], "").await
+    world_with(["", ""], "", None).await
 }
 
 /// `proxy_extra` is appended to each proxy's config, `server_extra` to the
 /// server's.
-async fn world_with(proxy_extra: [&str; 2], server_extra: &str) -> World {
+/// With `etcd`, the server takes its proxy URLs from there (none at first).
+async fn world_with(proxy_extra: [&str; 2], server_extra: &str, etcd: Option<&Etcd>) -> World {
     use rsa::pkcs8::{EncodePrivateKey, LineEnding};
     let (key, public) = rsa_key();
     let janus = [
@@ -53,16 +57,22 @@ async fn world_with(proxy_extra: [&str; 2], server_extra: &str) -> World {
         .map(|u| talk.add_user(u, u))
         .collect();
     talk.add_room("room1", Room::open("Room one"));
+    let urls = match etcd {
+        None => format!("url = {} {}\n", p1.base_url(), p2.base_url()),
+        Some(e) => format!(
+            "urltype = etcd\nkeyprefix = {PROXY_PREFIX}\n\n[etcd]\nendpoints = {}\n\n[mcu]\n",
+            e.endpoint
+        ),
+    };
     let server = TestServer::builder()
         .talk(&talk)
         .extra(&format!(
-            "\n[mcu]\ntype = proxy\nurl = {} {}\ntoken_id = {TOKEN_ID}\ntoken_key = {}\nproxytimeout = 5\n{server_extra}",
-            p1.base_url(),
-            p2.base_url(),
+            "\n[mcu]\ntype = proxy\n{urls}token_id = {TOKEN_ID}\ntoken_key = {}\nproxytimeout = 5\n{server_extra}",
             key_file.display()
         ))
         .start()
         .await;
+    let expect_connected = if etcd.is_some() { 0 } else { 2 };
     let ready = eventually(Duration::from_secs(20), || async {
         let info: Value = reqwest::get(format!("{}api/v1/serverinfo", server.http_url()))
             .await
@@ -71,7 +81,8 @@ async fn world_with(proxy_extra: [&str; 2], server_extra: &str) -> World {
             .await
             .ok()?;
         let proxies = info["sfu"]["proxies"].as_array()?.clone();
-        (proxies.len() == 2 && proxies.iter().all(|p| p["connected"] == true)).then_some(())
+        (proxies.len() == expect_connected && proxies.iter().all(|p| p["connected"] == true))
+            .then_some(())
     })
     .await;
     assert!(
@@ -213,6 +224,7 @@ async fn country_before_load() {
     let w = world_with(
         ["[app]\ncountry = DE\n", "[app]\ncountry = us\n"],
         "\n[geoip-overrides]\n127.0.0.1/32 = US\n",
+        None,
     )
     .await;
     let (_, welcome) = TestClient::connect(&w.server).await;
@@ -229,4 +241,49 @@ async fn country_before_load() {
     let v = publish(&mut b, "video").await;
     assert_eq!(v["message"]["data"]["type"], "answer", "{v}");
     expect_publishers(&w, [0.0, 2.0]).await;
+}
+
+/// `[mcu] urltype = etcd`: proxies added to and removed from etcd are
+/// used without a restart.
+#[tokio::test]
+async fn proxies_from_etcd() {
+    let etcd = Etcd::start().await;
+    let w = world_with(["", ""], "", Some(&etcd)).await;
+    let mut a = user(&w.server, &w.talk, &w.users[0]).await;
+    a.join_ok("room1", "ta").await;
+    let v = publish(&mut a, "video").await;
+    assert_eq!(v["error"]["code"], "processing_failed", "no proxy yet: {v}");
+
+    let doc = |p: &ProxyServer| json!({"address": p.base_url()}).to_string();
+    etcd.put(&format!("{PROXY_PREFIX}one"), &doc(&w.proxies[0]))
+        .await;
+    let mut published = false;
+    for _ in 0..40 {
+        let v = publish(&mut a, "video").await;
+        if v["message"]["data"]["type"] == "answer" {
+            published = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(published, "proxy from etcd not used");
+    expect_publishers(&w, [1.0, 0.0]).await;
+
+    // Swap proxies: the next publisher goes to the new one.
+    etcd.put(&format!("{PROXY_PREFIX}two"), &doc(&w.proxies[1]))
+        .await;
+    etcd.delete(&format!("{PROXY_PREFIX}one")).await;
+    let mut b = user(&w.server, &w.talk, &w.users[1]).await;
+    b.join_ok("room1", "tb").await;
+    let mut published = false;
+    for _ in 0..40 {
+        let v = publish(&mut b, "video").await;
+        if v["message"]["data"]["type"] == "answer" {
+            published = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(published, "second proxy from etcd not used");
+    expect_publishers(&w, [1.0, 1.0]).await;
 }

@@ -37,9 +37,20 @@ pub struct ProxySfuConfig {
 /// Where a publisher lives: its proxy and its client id there.
 type PublisherHome = (Arc<ProxyConnection>, String);
 
+/// A proxy in use, and how to stop its connection.
+struct Proxy {
+    conn: Arc<ProxyConnection>,
+    base_url: String,
+    stop: CancellationToken,
+}
+
 struct Inner {
     config: ProxySfuConfig,
-    connections: Vec<Arc<ProxyConnection>>,
+    proxies: parking_lot::RwLock<Vec<Proxy>>,
+    /// Removed from the configuration but still serving clients: no new
+    /// ones, closed once empty.
+    retiring: Mutex<Vec<Proxy>>,
+    stop: CancellationToken,
     publishers: Mutex<HashMap<(String, StreamType), PublisherHome>>,
     publishers_changed: Notify,
     next_id: std::sync::atomic::AtomicU64,
@@ -59,30 +70,74 @@ fn now_secs() -> i64 {
 
 impl ProxySfu {
     pub fn start(config: ProxySfuConfig, stop: CancellationToken) -> ProxySfu {
-        let connections = config
-            .urls
-            .iter()
-            .map(|url| {
-                let (id, key) = (config.token_id.clone(), config.token_key.clone());
-                let make_token: Box<dyn Fn() -> Option<String> + Send + Sync> =
-                    Box::new(move || proto::proxy_token::sign(&id, None, &key, now_secs()).ok());
-                ProxyConnection::start(url, make_token, config.timeout, stop.clone())
-            })
-            .collect();
-        ProxySfu {
+        let urls = config.urls.clone();
+        let sfu = ProxySfu {
             inner: Arc::new(Inner {
                 config,
-                connections,
+                proxies: parking_lot::RwLock::default(),
+                retiring: Mutex::default(),
+                stop: stop.clone(),
                 publishers: Mutex::default(),
                 publishers_changed: Notify::new(),
                 next_id: std::sync::atomic::AtomicU64::new(1),
             }),
+        };
+        sfu.set_urls(&urls);
+        tokio::spawn(retire(Arc::downgrade(&sfu.inner), stop));
+        sfu
+    }
+
+    fn connect(&self, base_url: &str) -> Proxy {
+        let c = &self.inner.config;
+        let (id, key) = (c.token_id.clone(), c.token_key.clone());
+        let make_token: Box<dyn Fn() -> Option<String> + Send + Sync> =
+            Box::new(move || proto::proxy_token::sign(&id, None, &key, now_secs()).ok());
+        let stop = self.inner.stop.child_token();
+        Proxy {
+            conn: ProxyConnection::start(base_url, make_token, c.timeout, stop.clone()),
+            base_url: base_url.to_owned(),
+            stop,
         }
+    }
+
+    /// Applies a new list of proxy base URLs (configuration or etcd): new
+    /// ones are connected, removed ones take no new clients and close once
+    /// their clients are gone.
+    pub fn set_urls(&self, urls: &[String]) {
+        let normalize = |u: &str| format!("{}/", u.trim_end_matches('/'));
+        let wanted: Vec<String> = urls.iter().map(|u| normalize(u)).collect();
+        let mut proxies = self.inner.proxies.write();
+        let (keep, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut *proxies)
+            .into_iter()
+            .partition(|p| wanted.contains(&p.base_url));
+        *proxies = keep;
+        for url in &wanted {
+            if !proxies.iter().any(|p| &p.base_url == url) {
+                tracing::info!(url, "proxy added");
+                proxies.push(self.connect(url));
+            }
+        }
+        drop(proxies);
+        if !gone.is_empty() {
+            for p in &gone {
+                tracing::info!(url = p.base_url, "proxy removed");
+            }
+            self.inner.retiring.lock().extend(gone);
+        }
+    }
+
+    fn connections(&self) -> Vec<Arc<ProxyConnection>> {
+        self.inner
+            .proxies
+            .read()
+            .iter()
+            .map(|p| p.conn.clone())
+            .collect()
     }
 
     /// Waits until every proxy is connected (or `timeout`).
     pub async fn wait_connected(&self, timeout: Duration) -> bool {
-        for c in &self.inner.connections {
+        for c in &self.connections() {
             if !c.wait_connected(timeout).await {
                 return false;
             }
@@ -95,8 +150,7 @@ impl ProxySfu {
     /// over their incoming limit only when no other is left.
     fn candidates(&self, country: Option<&str>) -> Vec<Arc<ProxyConnection>> {
         let mut usable: Vec<_> = self
-            .inner
-            .connections
+            .connections()
             .iter()
             .map(|c| (c.clone(), c.status()))
             .filter(|(_, s)| s.connected && !s.shutdown_scheduled)
@@ -263,13 +317,12 @@ impl Sfu for ProxySfu {
     }
 
     fn is_connected(&self) -> bool {
-        self.inner.connections.iter().any(|c| c.status().connected)
+        self.connections().iter().any(|c| c.status().connected)
     }
 
     fn stats(&self) -> Value {
         let details: Vec<_> = self
-            .inner
-            .connections
+            .connections()
             .iter()
             .map(|c| {
                 let s = c.status();
@@ -281,8 +334,7 @@ impl Sfu for ProxySfu {
 
     fn server_info(&self) -> Value {
         let proxies: Vec<_> = self
-            .inner
-            .connections
+            .connections()
             .iter()
             .map(|c| {
                 let s = c.status();
@@ -453,5 +505,46 @@ impl Client for ProxyClient {
                 ..Default::default()
             })
             .await;
+    }
+}
+
+/// Proxy base URLs from etcd documents `{"address": "https://..."}`
+/// (facts 3.3): other fields ignored, the same address once.
+pub fn urls_from_etcd(docs: &std::collections::BTreeMap<String, Vec<u8>>) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        #[serde(default)]
+        address: String,
+    }
+    let mut urls: Vec<String> = Vec::new();
+    for (key, value) in docs {
+        match serde_json::from_slice::<Doc>(value) {
+            Ok(d) if !d.address.is_empty() => {
+                if !urls.contains(&d.address) {
+                    urls.push(d.address);
+                }
+            }
+            _ => tracing::warn!(key, "invalid proxy document in etcd ignored"),
+        }
+    }
+    urls
+}
+
+/// Closes removed proxies once their last client is gone.
+async fn retire(inner: Weak<Inner>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        inner.retiring.lock().retain(|p| {
+            if p.conn.client_count() > 0 {
+                return true;
+            }
+            tracing::info!(url = p.base_url, "removed proxy closed");
+            p.stop.cancel();
+            false
+        });
     }
 }
