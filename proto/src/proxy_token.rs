@@ -107,6 +107,13 @@ pub fn verify(
     })
 }
 
+/// The unverified `iss` of a token, to find the key that verifies it.
+pub fn issuer(token: &str) -> Option<String> {
+    let jwt = split(token).ok()?;
+    let claims: Claims = serde_json::from_slice(&jwt.payload).ok()?;
+    Some(claims.iss)
+}
+
 /// Signs a token as a signaling server (or a proxy for remote streams)
 /// does: RS256, `iss` = `token_id`, `iat` = `now`, `sub` when given.
 pub fn sign(

@@ -13,8 +13,10 @@ pub struct ProxyConfig {
     pub listen: Vec<SocketAddr>,
     pub country: Option<String>,
     pub trusted_proxies: Vec<IpNet>,
-    /// `[tokens]`: token id -> RSA public key file.
+    /// `[tokens]`: token id -> RSA public key file (`tokentype = static`).
     pub tokens: Vec<(String, PathBuf)>,
+    /// `tokentype = etcd`: the `[tokens] keyformat` patterns and `[etcd]`.
+    pub etcd_tokens: Option<(Vec<String>, signaling::config::EtcdConfig)>,
     pub janus_url: String,
     pub timeout: Duration,
     pub max_stream_bitrate: u64,
@@ -65,16 +67,38 @@ impl ProxyConfig {
                 ))
             }
         };
-        match r.str("app", "tokentype").as_deref() {
-            None | Some("static") => {}
+        let etcd_tokens = match r.str("app", "tokentype").as_deref() {
+            None | Some("static") => None,
+            Some("etcd") => {
+                let mut formats = r.list("tokens", "keyformat");
+                if formats.is_empty() {
+                    formats.push("/%s".into());
+                }
+                let etcd = signaling::config::EtcdConfig {
+                    endpoints: r.list("etcd", "endpoints"),
+                    discovery_srv: r.str("etcd", "discoverysrv"),
+                    discovery_service: r.str("etcd", "discoveryservice"),
+                    client_key: r.str("etcd", "clientkey").map(PathBuf::from),
+                    client_cert: r.str("etcd", "clientcert").map(PathBuf::from),
+                    ca_cert: r.str("etcd", "cacert").map(PathBuf::from),
+                };
+                if etcd.endpoints.is_empty() {
+                    return Err(ConfigError::invalid(
+                        "etcd",
+                        "endpoints",
+                        "required for tokentype = etcd",
+                    ));
+                }
+                Some((formats, etcd))
+            }
             Some(other) => {
                 return Err(ConfigError::invalid(
                     "app",
                     "tokentype",
-                    format!("{other:?} is not supported (only static)"),
+                    format!("unknown type {other:?}"),
                 ))
             }
-        }
+        };
         let tokens = ini
             .keys("tokens")
             .filter(|(k, _)| *k != "keyformat")
@@ -119,7 +143,12 @@ impl ProxyConfig {
                     "fc00::/7",
                 ],
             )?,
-            tokens,
+            tokens: if etcd_tokens.is_some() {
+                Vec::new()
+            } else {
+                tokens
+            },
+            etcd_tokens,
             janus_url,
             timeout: Duration::from_secs(r.positive_int("mcu", "timeout", 10)?),
             max_stream_bitrate: r.positive_int("mcu", "maxstreambitrate", 1_048_576)?,

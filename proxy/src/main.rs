@@ -36,7 +36,10 @@ async fn main() -> anyhow::Result<()> {
     if config.listen.is_empty() {
         anyhow::bail!("[http] listen: no listener configured");
     }
-    let tokens = TokenStore::load(&config.tokens)?;
+    let tokens = match &config.etcd_tokens {
+        Some((formats, etcd)) => TokenStore::etcd(etcd.clone(), formats.clone()),
+        None => TokenStore::load(&config.tokens)?,
+    };
     let mut listeners = Vec::new();
     for addr in &config.listen {
         let l = tokio::net::TcpListener::bind(addr)

@@ -442,7 +442,7 @@ async fn connection(socket: WebSocket, proxy: Arc<Proxy>) {
         }
         match (&session, msg.kind.as_str()) {
             (None, "hello") => {
-                session = hello(&proxy, &outbox, &msg);
+                session = hello(&proxy, &outbox, &msg).await;
             }
             (None, _) => send(
                 &outbox,
@@ -502,7 +502,11 @@ fn now_secs() -> i64 {
 }
 
 /// `hello`: a new session with a token, or a resumed one.
-fn hello(proxy: &Arc<Proxy>, outbox: &Outbox, msg: &ClientMessage) -> Option<Arc<ProxySession>> {
+async fn hello(
+    proxy: &Arc<Proxy>,
+    outbox: &Outbox,
+    msg: &ClientMessage,
+) -> Option<Arc<ProxySession>> {
     let id = msg.id.clone();
     let hello = msg.hello.as_ref()?;
     let session = if !hello.resumeid.is_empty() {
@@ -517,8 +521,11 @@ fn hello(proxy: &Arc<Proxy>, outbox: &Outbox, msg: &ClientMessage) -> Option<Arc
         METRICS.sessions_resumed_total.inc();
         s
     } else {
-        let claims =
-            proto::proxy_token::verify(&hello.token, |iss| proxy.tokens.get(iss), now_secs());
+        let key = match proto::proxy_token::issuer(&hello.token) {
+            Some(iss) => proxy.tokens.get(&iss).await,
+            None => None,
+        };
+        let claims = proto::proxy_token::verify(&hello.token, |_| key, now_secs());
         if let Err(e) = claims {
             tracing::info!(error = %e, "proxy hello refused");
             METRICS

@@ -1,13 +1,19 @@
-//! Public keys of the signaling servers allowed to use this proxy:
-//! `[tokens] <token id> = <RSA public key PEM file>` (cluster facts 6.3).
-//! Keys are read at start (invalid entries are fatal) and on SIGHUP
-//! (invalid entries are skipped with a warning).
+//! Public keys of the signaling servers allowed to use this proxy
+//! (cluster facts 6.3, 3.3):
+//! - static: `[tokens] <token id> = <RSA public key PEM file>`, read at
+//!   start (invalid entries are fatal) and on SIGHUP (skipped);
+//! - etcd: `[app] tokentype = etcd`, raw PEM values at the keys
+//!   `[tokens] keyformat` names (`%s` = token id, several patterns tried
+//!   in order), read on every hello; parsed keys are cached by etcd key
+//!   and parsed again when the bytes change.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use proto::hello_token::TokenKey;
+use signaling::config::EtcdConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenStoreError {
@@ -19,9 +25,27 @@ pub enum TokenStoreError {
     },
 }
 
-#[derive(Default)]
+enum Source {
+    Static(RwLock<HashMap<String, TokenKey>>),
+    Etcd {
+        config: EtcdConfig,
+        formats: Vec<String>,
+        client: tokio::sync::Mutex<Option<etcd_client::Client>>,
+        /// etcd key -> (bytes, parsed key).
+        cache: Mutex<HashMap<String, (Vec<u8>, TokenKey)>>,
+    },
+}
+
 pub struct TokenStore {
-    keys: RwLock<HashMap<String, TokenKey>>,
+    source: Source,
+}
+
+fn parse_rsa(pem: &[u8]) -> Result<TokenKey, String> {
+    let text = std::str::from_utf8(pem).map_err(|e| e.to_string())?;
+    match TokenKey::parse(text).map_err(|e| e.to_string())? {
+        key @ TokenKey::Rsa(_) => Ok(key),
+        _ => Err("not an RSA public key".into()),
+    }
 }
 
 fn read_key(id: &str, path: &PathBuf) -> Result<TokenKey, TokenStoreError> {
@@ -30,27 +54,39 @@ fn read_key(id: &str, path: &PathBuf) -> Result<TokenKey, TokenStoreError> {
         path: path.display().to_string(),
         message,
     };
-    let pem = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-    match TokenKey::parse(&pem).map_err(|e| fail(e.to_string()))? {
-        key @ TokenKey::Rsa(_) => Ok(key),
-        _ => Err(fail("not an RSA public key".into())),
-    }
+    let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    parse_rsa(&pem).map_err(fail)
 }
 
 impl TokenStore {
-    /// Loads every key; any bad entry is an error.
+    /// Static keys; any bad entry is an error.
     pub fn load(entries: &[(String, PathBuf)]) -> Result<TokenStore, TokenStoreError> {
         let mut keys = HashMap::new();
         for (id, path) in entries {
             keys.insert(id.clone(), read_key(id, path)?);
         }
         Ok(TokenStore {
-            keys: RwLock::new(keys),
+            source: Source::Static(RwLock::new(keys)),
         })
     }
 
-    /// Replaces the keys; bad entries are skipped.
+    /// Keys looked up in etcd.
+    pub fn etcd(config: EtcdConfig, formats: Vec<String>) -> TokenStore {
+        TokenStore {
+            source: Source::Etcd {
+                config,
+                formats,
+                client: tokio::sync::Mutex::new(None),
+                cache: Mutex::default(),
+            },
+        }
+    }
+
+    /// Replaces static keys (SIGHUP); bad entries are skipped.
     pub fn reload(&self, entries: &[(String, PathBuf)]) {
+        let Source::Static(current) = &self.source else {
+            return;
+        };
         let mut keys = HashMap::new();
         for (id, path) in entries {
             match read_key(id, path) {
@@ -61,10 +97,67 @@ impl TokenStore {
             }
         }
         tracing::info!(count = keys.len(), "token keys reloaded");
-        *self.keys.write() = keys;
+        *current.write() = keys;
     }
 
-    pub fn get(&self, id: &str) -> Option<TokenKey> {
-        self.keys.read().get(id).cloned()
+    /// The key of token id `id`, if any.
+    pub async fn get(&self, id: &str) -> Option<TokenKey> {
+        match &self.source {
+            Source::Static(keys) => keys.read().get(id).cloned(),
+            Source::Etcd {
+                config,
+                formats,
+                client,
+                cache,
+            } => {
+                let mut guard = client.lock().await;
+                if guard.is_none() {
+                    match signaling::etcd::connect(config).await {
+                        Ok(c) => *guard = Some(c),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "etcd for token keys unavailable");
+                            return None;
+                        }
+                    }
+                }
+                let c = guard.as_mut()?;
+                for format in formats {
+                    let key = format.replace("%s", id);
+                    let got =
+                        tokio::time::timeout(Duration::from_secs(1), c.get(key.as_str(), None))
+                            .await;
+                    let value = match got {
+                        Ok(Ok(resp)) => resp.kvs().first().map(|kv| kv.value().to_vec()),
+                        Ok(Err(e)) => {
+                            tracing::warn!(key, error = %e, "reading token key from etcd failed");
+                            *guard = None;
+                            return None;
+                        }
+                        Err(_) => {
+                            tracing::warn!(key, "reading token key from etcd timed out");
+                            return None;
+                        }
+                    };
+                    let Some(bytes) = value else { continue };
+                    let mut cache = cache.lock();
+                    if let Some((b, k)) = cache.get(&key) {
+                        if *b == bytes {
+                            return Some(k.clone());
+                        }
+                    }
+                    match parse_rsa(&bytes) {
+                        Ok(k) => {
+                            cache.insert(key, (bytes, k.clone()));
+                            return Some(k);
+                        }
+                        Err(e) => {
+                            tracing::warn!(key, error = %e, "invalid token key in etcd");
+                            return None;
+                        }
+                    }
+                }
+                None
+            }
+        }
     }
 }

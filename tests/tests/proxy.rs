@@ -274,3 +274,28 @@ async fn sigusr1_drains() {
         "proxy did not exit after draining"
     );
 }
+
+/// `[app] tokentype = etcd`: a signaling server's key is found in etcd
+/// under `[tokens] keyformat`, and only once it is there.
+#[tokio::test]
+async fn token_keys_from_etcd() {
+    let etcd = tests::etcd::Etcd::start().await;
+    let janus = Janus::start(JanusOptions::default()).await;
+    let (key, public) = rsa_key();
+    let proxy = ProxyServer::start_with_key(
+        &janus.url,
+        &format!(
+            "[app]\ntokentype = etcd\n[tokens]\nkeyformat = /other/%s, /proxy/tokens/%s/public-key\n[etcd]\nendpoints = {}\n",
+            etcd.endpoint
+        ),
+        (key, public.clone()),
+    )
+    .await;
+    let mut c = Conn::open(&proxy).await;
+    let v = c.hello(&proxy.token(), "").await;
+    assert_eq!(v["error"]["code"], "auth_failed", "no key in etcd yet: {v}");
+    etcd.put(&format!("/proxy/tokens/{TOKEN_ID}/public-key"), &public)
+        .await;
+    let v = c.hello(&proxy.token(), "").await;
+    assert_eq!(v["type"], "hello", "{v}");
+}
