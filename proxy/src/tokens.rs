@@ -25,15 +25,17 @@ pub enum TokenStoreError {
     },
 }
 
+struct EtcdSource {
+    config: EtcdConfig,
+    formats: Vec<String>,
+    client: tokio::sync::Mutex<Option<etcd_client::Client>>,
+    /// etcd key -> (bytes, parsed key).
+    cache: Mutex<HashMap<String, (Vec<u8>, TokenKey)>>,
+}
+
 enum Source {
     Static(RwLock<HashMap<String, TokenKey>>),
-    Etcd {
-        config: EtcdConfig,
-        formats: Vec<String>,
-        client: tokio::sync::Mutex<Option<etcd_client::Client>>,
-        /// etcd key -> (bytes, parsed key).
-        cache: Mutex<HashMap<String, (Vec<u8>, TokenKey)>>,
-    },
+    Etcd(Box<EtcdSource>),
 }
 
 pub struct TokenStore {
@@ -73,12 +75,12 @@ impl TokenStore {
     /// Keys looked up in etcd.
     pub fn etcd(config: EtcdConfig, formats: Vec<String>) -> TokenStore {
         TokenStore {
-            source: Source::Etcd {
+            source: Source::Etcd(Box::new(EtcdSource {
                 config,
                 formats,
                 client: tokio::sync::Mutex::new(None),
                 cache: Mutex::default(),
-            },
+            })),
         }
     }
 
@@ -104,12 +106,13 @@ impl TokenStore {
     pub async fn get(&self, id: &str) -> Option<TokenKey> {
         match &self.source {
             Source::Static(keys) => keys.read().get(id).cloned(),
-            Source::Etcd {
-                config,
-                formats,
-                client,
-                cache,
-            } => {
+            Source::Etcd(etcd) => {
+                let EtcdSource {
+                    config,
+                    formats,
+                    client,
+                    cache,
+                } = etcd.as_ref();
                 let mut guard = client.lock().await;
                 if guard.is_none() {
                     match signaling::etcd::connect(config).await {
