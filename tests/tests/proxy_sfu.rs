@@ -116,6 +116,18 @@ async fn publish(c: &mut TestClient, room_type: &str) -> Value {
         .await
 }
 
+/// Offers video until an offer is answered (a proxy just added may still
+/// be connecting); false after ten seconds.
+async fn publish_until_answered(c: &mut TestClient) -> bool {
+    for _ in 0..40 {
+        if publish(c, "video").await["message"]["data"]["type"] == "answer" {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    false
+}
+
 async fn publishers(p: &ProxyServer) -> f64 {
     p.metric("signaling_proxy_publishers{type=\"video\"} ")
         .await
@@ -257,16 +269,10 @@ async fn proxies_from_etcd() {
     let doc = |p: &ProxyServer| json!({"address": p.base_url()}).to_string();
     etcd.put(&format!("{PROXY_PREFIX}one"), &doc(&w.proxies[0]))
         .await;
-    let mut published = false;
-    for _ in 0..40 {
-        let v = publish(&mut a, "video").await;
-        if v["message"]["data"]["type"] == "answer" {
-            published = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert!(published, "proxy from etcd not used");
+    assert!(
+        publish_until_answered(&mut a).await,
+        "proxy from etcd not used"
+    );
     expect_publishers(&w, [1.0, 0.0]).await;
 
     // Swap proxies: the next publisher goes to the new one.
@@ -275,15 +281,9 @@ async fn proxies_from_etcd() {
     etcd.delete(&format!("{PROXY_PREFIX}one")).await;
     let mut b = user(&w.server, &w.talk, &w.users[1]).await;
     b.join_ok("room1", "tb").await;
-    let mut published = false;
-    for _ in 0..40 {
-        let v = publish(&mut b, "video").await;
-        if v["message"]["data"]["type"] == "answer" {
-            published = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert!(published, "second proxy from etcd not used");
+    assert!(
+        publish_until_answered(&mut b).await,
+        "second proxy from etcd not used"
+    );
     expect_publishers(&w, [1.0, 1.0]).await;
 }

@@ -169,15 +169,8 @@ async fn publish_and_leave() {
     only_candidates(&mut a, Duration::from_millis(300)).await;
 
     a.request("room", json!({"roomid": ""})).await;
-    let gone = eventually(Duration::from_secs(5), || async {
-        janus_rooms(&w.janus, &format!("{me}|video"))
-            .await
-            .is_empty()
-            .then_some(())
-    })
-    .await;
     assert!(
-        gone.is_some(),
+        room_gone(&w.janus, &format!("{me}|video")).await,
         "publisher room still in janus after leaving"
     );
 }
@@ -210,15 +203,8 @@ async fn leaving_the_call_unpublishes() {
     assert_eq!(janus_rooms(&w.janus, &format!("{me}|video")).await.len(), 1);
     let (status, _) = w.talk.notify(&w.server.http_url(), "room1", &call(0)).await;
     assert_eq!(status, 200);
-    let gone = eventually(Duration::from_secs(5), || async {
-        janus_rooms(&w.janus, &format!("{me}|video"))
-            .await
-            .is_empty()
-            .then_some(())
-    })
-    .await;
     assert!(
-        gone.is_some(),
+        room_gone(&w.janus, &format!("{me}|video")).await,
         "publisher still in janus after leaving the call"
     );
 }
