@@ -31,4 +31,4 @@ cargo fmt --all -- --check
 cargo clippy -j"$JOBS" --workspace --all-targets -- -D warnings
 # The end-to-end tests start the real binaries, so build them first.
 cargo build -j"$JOBS" --workspace --bins
-cargo test -j"$JOBS" --workspace
+cargo test -j"$JOBS" --workspace --no-fail-fast

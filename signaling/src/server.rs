@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::client::connection::{self, MAX_MESSAGE_SIZE};
+use crate::client::connection::{self, READ_LIMIT};
 use crate::client::janus_events;
 use crate::client::ClientInfo;
 use crate::hub::Hub;
@@ -133,8 +133,8 @@ async fn spreed(
         return resp;
     }
     let mut resp = ws
-        .max_message_size(MAX_MESSAGE_SIZE)
-        .max_frame_size(MAX_MESSAGE_SIZE)
+        .max_message_size(READ_LIMIT)
+        .max_frame_size(READ_LIMIT)
         // The default 128 KiB read buffer is zeroed on every read, which
         // dominated the profile with many small messages.
         .read_buffer_size(READ_BUFFER)

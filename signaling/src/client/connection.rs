@@ -18,6 +18,11 @@ use crate::metrics::METRICS;
 
 /// Largest accepted inbound message.
 pub const MAX_MESSAGE_SIZE: usize = 64 * 1024;
+/// Largest frame read off the socket. Frames between this and
+/// [`MAX_MESSAGE_SIZE`] are read whole and then refused, so the client
+/// gets the 1009 close frame: closing with unread data in the socket
+/// would reset the connection and lose it.
+pub const READ_LIMIT: usize = 1024 * 1024;
 /// A client must say hello within this time (and again after a failed one).
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
 /// A client that sends neither data nor pongs for this long is dropped.
@@ -107,6 +112,16 @@ async fn read_loop(
             Ok(Some(Ok(msg))) => msg,
         };
         read_deadline = Instant::now() + PONG_WAIT;
+        let too_big = match &msg {
+            Message::Text(t) => t.len() > MAX_MESSAGE_SIZE,
+            Message::Binary(b) => b.len() > MAX_MESSAGE_SIZE,
+            _ => false,
+        };
+        if too_big {
+            tracing::debug!(addr = %ctx.info.addr, "message too big");
+            ctx.outbox.abort(CLOSE_TOO_BIG, "message too big");
+            return;
+        }
         match msg {
             Message::Text(text) => {
                 METRICS.hot.messages_in.inc();
