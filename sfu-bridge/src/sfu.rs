@@ -203,6 +203,11 @@ pub trait Client: Send + Sync {
     async fn send(&self, request: Request, sid: &str) -> Result<Option<Value>, SfuError>;
     /// Tears the client down in the SFU (idempotent).
     async fn close(&self);
+    /// For clients on a signaling proxy: the proxy's base URL and the
+    /// client's id there (shared with other nodes over gRPC).
+    fn proxy_location(&self) -> Option<(String, String)> {
+        None
+    }
 }
 
 /// An SFU.

@@ -195,6 +195,13 @@ impl Hub {
                 next_index: AtomicU64::new(1),
             }),
         };
+        if let Some(proxies) = &hub.inner.proxy_sfu {
+            let peers = hub.inner.peers.clone();
+            proxies.set_publisher_lookup(Arc::new(move |session, stream| {
+                let peers = peers.clone();
+                Box::pin(async move { peers.publisher_on_proxy(&session, stream.as_str()).await })
+            }));
+        }
         hub.subscribe_cluster_subjects();
         Ok(hub)
     }

@@ -287,3 +287,107 @@ async fn proxies_from_etcd() {
     );
     expect_publishers(&w, [1.0, 1.0]).await;
 }
+
+/// A subscriber on another node than the publisher's: that node learns
+/// over gRPC (`GetPublisherId`) which proxy holds the publisher and
+/// creates the subscriber there.
+#[tokio::test]
+async fn subscriber_on_another_node() {
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    let nats = tests::nats::NatsServer::start().await;
+    let janus = Janus::start(JanusOptions::default()).await;
+    let (key, public) = rsa_key();
+    let proxy = ProxyServer::start_with_key(&janus.url, "", (key.clone(), public)).await;
+    let key_dir = tempfile::tempdir().unwrap();
+    let key_file = key_dir.path().join("token.key");
+    std::fs::write(
+        &key_file,
+        key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
+    )
+    .unwrap();
+    let talk = Talk::start(TALK_SECRET).await;
+    let alice = talk.add_user("alice", "Alice");
+    let bob = talk.add_user("bob", "Bob");
+    talk.add_room("room1", Room::open("Room one"));
+    let grpc = [tests::process::free_port(), tests::process::free_port()];
+    let mut nodes = Vec::new();
+    for own in grpc {
+        nodes.push(
+            TestServer::builder()
+                .talk(&talk)
+                .nats(&nats.url)
+                .extra(&format!(
+                    "\n[mcu]\ntype = proxy\nurl = {}\ntoken_id = {TOKEN_ID}\ntoken_key = {}\nproxytimeout = 5\n\
+                     [grpc]\nlisten = 127.0.0.1:{own}\ntargets = 127.0.0.1:{}, 127.0.0.1:{}\n",
+                    proxy.base_url(),
+                    key_file.display(),
+                    grpc[0],
+                    grpc[1]
+                ))
+                .start()
+                .await,
+        );
+    }
+    for n in &nodes {
+        let ready = eventually(Duration::from_secs(20), || async {
+            let info: Value = reqwest::get(format!("{}api/v1/serverinfo", n.http_url()))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (info["sfu"]["proxies"][0]["connected"] == true && info["grpc"][0]["connected"] == true)
+                .then_some(())
+        })
+        .await;
+        assert!(ready.is_some(), "node not ready");
+    }
+    let mut a = user(&nodes[0], &talk, &alice).await;
+    let mut b = user(&nodes[1], &talk, &bob).await;
+    a.join_ok("room1", "ta").await;
+    b.join("room1", "tb").await;
+    let entry =
+        |s: &str, u: &str| json!({"sessionId": s, "userId": u, "inCall": 7, "participantType": 3});
+    let (status, _) = talk
+        .notify(
+            &nodes[0].http_url(),
+            "room1",
+            &json!({"type": "incall", "incall": {"incall": 7, "changed": [entry("ta", "alice"), entry("tb", "bob")], "users": [entry("ta", "alice"), entry("tb", "bob")]}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    b.recv_until(|v| v["event"]["target"] == "participants")
+        .await;
+    let mut published = false;
+    for _ in 0..40 {
+        if publish(&mut a, "video").await["message"]["data"]["type"] == "answer" {
+            published = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(published);
+    let alice_id = a.session_id.clone();
+    b.request(
+        "message",
+        json!({"recipient": {"type": "session", "sessionid": alice_id}, "data": {"type": "requestoffer", "roomType": "video"}}),
+    )
+    .await;
+    // No media flows here, so Janus will not let the subscriber join; the
+    // subscriber object on the proxy shows that node 2 found the publisher.
+    let created = eventually(Duration::from_secs(10), || async {
+        (proxy
+            .metric("signaling_proxy_subscribers{type=\"video\"} ")
+            .await
+            == 1.0)
+            .then_some(())
+    })
+    .await;
+    if created.is_none() {
+        let v = b.try_recv_within(Duration::from_secs(1)).await;
+        panic!(
+            "no subscriber on the publisher's proxy; bob got {v:?}\n{}",
+            nodes[1].process.log_tail(30)
+        );
+    }
+}

@@ -48,6 +48,8 @@ struct Shared {
 
 pub struct ProxyConnection {
     pub url: String,
+    /// As configured, ending in `/`.
+    pub base_url: String,
     make_token: Box<dyn Fn() -> Option<String> + Send + Sync>,
     timeout: Duration,
     shared: Mutex<Shared>,
@@ -72,6 +74,7 @@ impl ProxyConnection {
             .replacen("http://", "ws://", 1);
         let conn = Arc::new(ProxyConnection {
             url,
+            base_url: format!("{}/", base_url.trim_end_matches('/')),
             make_token,
             timeout,
             shared: Mutex::new(Shared {

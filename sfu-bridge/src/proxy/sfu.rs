@@ -44,8 +44,17 @@ struct Proxy {
     stop: CancellationToken,
 }
 
+/// Asks the other nodes where a publisher lives: (proxy base URL, its id
+/// on that proxy).
+pub type PublisherLookup = Arc<
+    dyn Fn(String, StreamType) -> futures_util::future::BoxFuture<'static, Option<(String, String)>>
+        + Send
+        + Sync,
+>;
+
 struct Inner {
     config: ProxySfuConfig,
+    lookup: parking_lot::RwLock<Option<PublisherLookup>>,
     proxies: parking_lot::RwLock<Vec<Proxy>>,
     /// Removed from the configuration but still serving clients: no new
     /// ones, closed once empty.
@@ -75,6 +84,7 @@ impl ProxySfu {
             inner: Arc::new(Inner {
                 config,
                 proxies: parking_lot::RwLock::default(),
+                lookup: parking_lot::RwLock::new(None),
                 retiring: Mutex::default(),
                 stop: stop.clone(),
                 publishers: Mutex::default(),
@@ -124,6 +134,18 @@ impl ProxySfu {
             }
             self.inner.retiring.lock().extend(gone);
         }
+    }
+
+    /// Installs the lookup of publishers on other nodes (gRPC).
+    pub fn set_publisher_lookup(&self, lookup: PublisherLookup) {
+        *self.inner.lookup.write() = Some(lookup);
+    }
+
+    /// A token of this server: for connecting (no subject) or for one
+    /// publisher.
+    pub fn token(&self, subject: Option<&str>) -> Option<String> {
+        let c = &self.inner.config;
+        proto::proxy_token::sign(&c.token_id, subject, &c.token_key, now_secs()).ok()
     }
 
     fn connections(&self) -> Vec<Arc<ProxyConnection>> {
@@ -262,18 +284,31 @@ impl Sfu for ProxySfu {
         stream: StreamType,
     ) -> Result<Arc<dyn Client>, SfuError> {
         let deadline = tokio::time::Instant::now() + self.inner.config.timeout * 5;
+        let lookup = self.inner.lookup.read().clone();
         let (conn, publisher_client) = loop {
             let changed = self.inner.publishers_changed.notified();
-            if let Some(p) = self
+            let local = self
                 .inner
                 .publishers
                 .lock()
                 .get(&(publisher.to_owned(), stream))
-                .cloned()
-            {
+                .cloned();
+            if let Some(p) = local {
                 break p;
             }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            // Published through another node: on a proxy we use too?
+            if let Some(lookup) = &lookup {
+                if let Some((url, id)) = lookup(publisher.to_owned(), stream).await {
+                    match self.connections().into_iter().find(|c| c.base_url == url) {
+                        Some(c) => break (c, id),
+                        None => tracing::warn!(url, "publisher on a proxy this node does not use"),
+                    }
+                }
+            }
+            let wait = (tokio::time::Instant::now() + Duration::from_millis(500)).min(deadline);
+            if tokio::time::timeout_at(wait, changed).await.is_err()
+                && tokio::time::Instant::now() >= deadline
+            {
                 return Err(SfuError::NoPublisher(publisher.to_owned()));
             }
         };
@@ -481,6 +516,10 @@ impl Client for ProxyClient {
             .payload
             .and_then(|p| p.payload)
             .filter(|v| !v.is_null()))
+    }
+
+    fn proxy_location(&self) -> Option<(String, String)> {
+        Some((self.conn.base_url.clone(), self.proxy_id.clone()))
     }
 
     async fn close(&self) {

@@ -319,6 +319,29 @@ impl Peers {
         .is_some()
     }
 
+    /// Where another node's session publishes a stream through a proxy:
+    /// (proxy base URL, publisher id on that proxy).
+    pub async fn publisher_on_proxy(
+        &self,
+        session: &str,
+        stream: &str,
+    ) -> Option<(String, String)> {
+        self.first(LOOKUP_TIMEOUT, |p| {
+            count_call("GetPublisherId");
+            let req = proto::grpc::GetPublisherIdRequest {
+                session_id: session.to_owned(),
+                stream_type: stream.to_owned(),
+            };
+            async move {
+                let mut client = proto::grpc::rpc_mcu_client::RpcMcuClient::new(p.channel.clone());
+                let reply = client.get_publisher_id(req).await.ok()?.into_inner();
+                (!reply.publisher_id.is_empty()).then_some((reply.proxy_url, reply.publisher_id))
+            }
+        })
+        .await
+        .map(|(_, v)| v)
+    }
+
     /// Sessions of a backend counted for its limit on all other nodes.
     pub async fn session_count(&self, backend_url: &str) -> u64 {
         self.all(LOOKUP_TIMEOUT, |p| {

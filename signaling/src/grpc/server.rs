@@ -14,7 +14,6 @@ use proto::grpc::rpc_mcu_server::{RpcMcu, RpcMcuServer};
 use proto::grpc::rpc_sessions_server::{RpcSessions, RpcSessionsServer};
 use proto::grpc::*;
 use proto::ids::{PublicSessionId, RoomId, RoomSessionId};
-use proto::permissions::flags;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
@@ -198,7 +197,7 @@ impl RpcSessions for Services {
             .backends()
             .lookup(&req.backend_url)
             .is_some_and(|b| b.id == room.backend.id);
-        let in_call = session.is_internal() || session.in_call() & flags::IN_CALL != 0;
+        let in_call = session.is_internal() || room.is_in_call(&session.public_id);
         if room.id.0 != req.room_id || !same_backend || !in_call {
             return Err(not_found());
         }
@@ -271,11 +270,30 @@ impl RpcMcu for Services {
     ) -> Result<Response<GetPublisherIdReply>, Status> {
         count("GetPublisherId");
         let req = request.into_inner();
-        self.local_session(&req.session_id)
+        let session = self
+            .local_session(&req.session_id)
             .ok_or_else(|| Status::not_found("no such session"))?;
-        // Only publishers on a signaling proxy can be shared between
-        // nodes; this node has none until the proxy SFU is configured.
-        Err(Status::not_found("no such publisher"))
+        let stream = sfu_bridge::sfu::StreamType::parse(&req.stream_type)
+            .map_err(|_| Status::not_found("no such publisher"))?;
+        // Only publishers on a signaling proxy can be shared between nodes.
+        let (proxy_url, publisher_id) = session
+            .media
+            .publisher(stream)
+            .and_then(|p| p.proxy_location())
+            .ok_or_else(|| Status::not_found("no such publisher"))?;
+        let proxies = self
+            .hub
+            .inner
+            .proxy_sfu
+            .as_ref()
+            .ok_or_else(|| Status::not_found("no such publisher"))?;
+        Ok(Response::new(GetPublisherIdReply {
+            connect_token: proxies.token(None).unwrap_or_default(),
+            publisher_token: proxies.token(Some(&publisher_id)).unwrap_or_default(),
+            publisher_id,
+            proxy_url,
+            ip: String::new(),
+        }))
     }
 }
 

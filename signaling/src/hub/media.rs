@@ -84,7 +84,7 @@ pub struct MediaClients {
 }
 
 impl MediaClients {
-    fn publisher(&self, stream: StreamType) -> Option<Arc<dyn Client>> {
+    pub(crate) fn publisher(&self, stream: StreamType) -> Option<Arc<dyn Client>> {
         self.inner.lock().publishers.get(&stream).cloned()
     }
 
