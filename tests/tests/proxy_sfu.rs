@@ -356,8 +356,11 @@ async fn subscriber_on_another_node() {
         )
         .await;
     assert_eq!(status, 200);
-    b.recv_until(|v| v["event"]["target"] == "participants")
-        .await;
+    // Each node applies the notification on its own: both must have.
+    for c in [&mut a, &mut b] {
+        c.recv_until(|v| v["event"]["target"] == "participants")
+            .await;
+    }
     let mut published = false;
     for _ in 0..40 {
         if publish(&mut a, "video").await["message"]["data"]["type"] == "answer" {
