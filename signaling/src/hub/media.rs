@@ -190,7 +190,7 @@ fn error(code: ErrorCode, message: &str) -> WireError {
     e
 }
 
-fn reply_error(session: &Session, id: Option<String>, e: WireError) {
+pub(crate) fn reply_error(session: &Session, id: Option<String>, e: WireError) {
     METRICS
         .client_errors_total
         .with_label_values(&[e.code.as_str()])

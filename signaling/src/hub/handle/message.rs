@@ -56,24 +56,25 @@ pub fn message(
         sessionid: sender.public_id.clone(),
         userid: sender.effective_user_id(),
     };
-    if kind == Kind::Message {
-        if let Recipient::Session(target) = &req.recipient {
-            match data_type(&req.data).as_deref() {
-                Some(t) if hub.sfu().is_some() && media::is_sfu_message(t) => {
-                    media::submit(hub, sender, id, target.clone(), &req.data);
-                    return;
-                }
-                Some("unshareScreen") if *target == sender.public_id => {
-                    media::unshare_screen(sender);
-                }
-                Some("sendoffer") if !media::may_send_offer(sender, &req.data) => {
-                    let mut e = WireError::new(ErrorCode::NotAllowed);
-                    e.message = "Not allowed to send offer".into();
-                    sender.send(&ServerMessage::error(id, e));
-                    return;
-                }
-                _ => {}
+    // Only with an SFU are messages to sessions looked into: without one,
+    // direct messages (the hot path) are relayed without a second parse.
+    if let (Kind::Message, Recipient::Session(target), Some(_)) = (kind, &req.recipient, hub.sfu())
+    {
+        match data_type(&req.data).as_deref() {
+            Some(t) if media::is_sfu_message(t) => {
+                media::submit(hub, sender, id, target.clone(), &req.data);
+                return;
             }
+            Some("unshareScreen") if *target == sender.public_id => {
+                media::unshare_screen(sender);
+            }
+            Some("sendoffer") if !media::may_send_offer(sender, &req.data) => {
+                let mut e = WireError::new(ErrorCode::NotAllowed);
+                e.message = "Not allowed to send offer".into();
+                media::reply_error(sender, id, e);
+                return;
+            }
+            _ => {}
         }
     }
     let backend = &sender.backend;
