@@ -3,7 +3,7 @@
 //! handling of each proxy protocol message (cluster facts 6.1-6.6).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -317,50 +317,20 @@ async fn proxy_ws(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let events = headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|p| p.trim() == "janus-events");
-    if events {
-        let proxy = app.0.clone();
+    if signaling::client::janus_events::requested(&headers) {
+        let events = app.0.sfu.events().ok_or("mcu does not support events");
         return ws
-            .protocols(["janus-events"])
-            .on_upgrade(move |socket| janus_events(socket, proxy, peer.ip()))
+            .protocols([signaling::client::janus_events::SUBPROTOCOL])
+            .max_message_size(signaling::client::janus_events::MAX_FRAME)
+            .on_upgrade(move |socket| {
+                signaling::client::janus_events::serve(socket, events, peer.ip())
+            })
             .into_response();
     }
     let proxy = app.0.clone();
     ws.max_message_size(64 * 1024)
         .on_upgrade(move |socket| connection(socket, proxy))
         .into_response()
-}
-
-/// Janus's event handler: feeds the SFU's media metrics.
-async fn janus_events(mut socket: WebSocket, proxy: Arc<Proxy>, addr: IpAddr) {
-    let private = match addr {
-        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
-        IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
-    };
-    if !private {
-        let _ = socket
-            .send(Message::Close(Some(CloseFrame {
-                code: 1008,
-                reason: "only loopback and private connections allowed".into(),
-            })))
-            .await;
-        return;
-    }
-    let Some(events) = proxy.sfu.events() else {
-        return;
-    };
-    while let Some(Ok(msg)) = socket.recv().await {
-        match msg {
-            Message::Text(t) if events.process(t.as_str()).is_err() => break,
-            Message::Close(_) => break,
-            _ => {}
-        }
-    }
 }
 
 /// One signaling server connection.

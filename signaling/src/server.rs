@@ -115,13 +115,7 @@ async fn spreed(
     let hub = app.hub.clone();
     let shutdown = app.shutdown.clone();
     let tracker = app.connections.clone();
-    let wants_events = headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|p| p.trim() == janus_events::SUBPROTOCOL);
-    if wants_events {
+    if janus_events::requested(&headers) {
         let addr = peer.0;
         let mut resp = ws
             .protocols([janus_events::SUBPROTOCOL])

@@ -37,12 +37,35 @@ async fn refuse(mut socket: WebSocket, code: u16, reason: &str) {
     let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(frame)).await;
 }
 
-pub async fn run(mut socket: WebSocket, hub: Hub, addr: IpAddr) {
-    let Some(sfu) = hub.sfu() else {
-        return refuse(socket, 1011, "no mcu configured").await;
+/// Whether an upgrade request asks for the `janus-events` subprotocol.
+pub fn requested(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == SUBPROTOCOL)
+}
+
+/// Serves an events connection to the hub's SFU.
+pub async fn run(socket: WebSocket, hub: Hub, addr: IpAddr) {
+    let events = match hub.sfu() {
+        None => Err("no mcu configured"),
+        Some(sfu) => sfu.events().ok_or("mcu does not support events"),
     };
-    let Some(events) = sfu.events() else {
-        return refuse(socket, 1011, "mcu does not support events").await;
+    serve(socket, events, addr).await;
+}
+
+/// Serves an events connection; `events` is where frames go, or why the
+/// connection is refused (close 1011). Shared with the signaling proxy.
+pub async fn serve(
+    mut socket: WebSocket,
+    events: Result<std::sync::Arc<sfu_bridge::janus::events::EventsHandler>, &'static str>,
+    addr: IpAddr,
+) {
+    let events = match events {
+        Ok(e) => e,
+        Err(reason) => return refuse(socket, 1011, reason).await,
     };
     if !is_private(addr) {
         return refuse(
