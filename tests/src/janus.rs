@@ -109,3 +109,24 @@ impl Janus {
         panic!("janus could not start on a free port");
     }
 }
+
+impl Janus {
+    /// The videoroom rooms Janus has, seen through a separate connection.
+    pub async fn rooms(&self) -> Vec<serde_json::Value> {
+        let gw = sfu_bridge::janus::Gateway::connect(&self.url, Duration::from_secs(5))
+            .await
+            .expect("connect to janus");
+        let session = gw.create_session().await.expect("janus session");
+        let (handle, _) = session
+            .attach("janus.plugin.videoroom")
+            .await
+            .expect("videoroom handle");
+        let list = handle
+            .request_sync(serde_json::json!({"request": "list"}))
+            .await
+            .expect("list rooms");
+        let _ = session.destroy().await;
+        gw.close();
+        list["list"].as_array().cloned().unwrap_or_default()
+    }
+}

@@ -101,18 +101,7 @@ impl ProxyServer {
 
     /// A metric of this proxy, 0 when absent.
     pub async fn metric(&self, prefix: &str) -> f64 {
-        let text = reqwest::get(format!("{}metrics", self.http_url()))
-            .await
-            .ok()
-            .map(|r| r.text());
-        let text = match text {
-            Some(t) => t.await.unwrap_or_default(),
-            None => String::new(),
-        };
-        text.lines()
-            .find_map(|l| l.strip_prefix(prefix))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0.0)
+        crate::server::metric(&self.http_url(), prefix).await
     }
 
     pub fn ws_url(&self) -> String {

@@ -46,6 +46,52 @@ impl TestServer {
     pub fn http_url(&self) -> String {
         format!("http://127.0.0.1:{}/", self.port)
     }
+
+    /// `/api/v1/serverinfo`, or `Null` if it cannot be read.
+    pub async fn serverinfo(&self) -> serde_json::Value {
+        get_json(&format!("{}api/v1/serverinfo", self.http_url())).await
+    }
+
+    /// One value of `/metrics`.
+    pub async fn metric(&self, line_prefix: &str) -> f64 {
+        metric(&self.http_url(), line_prefix).await
+    }
+
+    /// Waits until the server is connected to its Janus.
+    pub async fn wait_sfu_connected(&self) {
+        let ok = eventually(Duration::from_secs(20), || async {
+            (self.serverinfo().await["sfu"]["janus"]["connected"] == true).then_some(())
+        })
+        .await;
+        assert!(ok.is_some(), "server did not connect to janus");
+    }
+}
+
+/// GET `url` as JSON; `Null` when that fails.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    let resp = match reqwest::get(url).await {
+        Ok(r) => r,
+        Err(_) => return serde_json::Value::Null,
+    };
+    resp.json().await.unwrap_or(serde_json::Value::Null)
+}
+
+/// The value of the `/metrics` line of `base_url` starting with
+/// `line_prefix` (name and labels and a space); 0 when absent.
+pub async fn metric(base_url: &str, line_prefix: &str) -> f64 {
+    let text = match reqwest::get(format!("{base_url}metrics")).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    metric_in(&text, line_prefix)
+}
+
+/// [`metric`] on text already fetched.
+pub fn metric_in(text: &str, line_prefix: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 impl TestServerBuilder {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tests::client::{user, TestClient};
 use tests::etcd::Etcd;
 use tests::nats::NatsServer;
@@ -88,32 +88,10 @@ impl World {
     }
 }
 
-async fn get_json(server: &TestServer, path: &str) -> Value {
-    reqwest::get(format!("{}{path}", server.http_url()))
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json")
-}
-
-async fn metric(server: &TestServer, line_prefix: &str) -> f64 {
-    let text = reqwest::get(format!("{}metrics", server.http_url()))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(line_prefix))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Waits until `node` has checked its peers: `expect` of them usable.
 async fn peers_ready(node: &TestServer, expect: usize) {
     let ok = eventually(Duration::from_secs(15), || async {
-        let info = get_json(node, "api/v1/serverinfo").await;
+        let info = node.serverinfo().await;
         let grpc = info["grpc"].as_array().cloned().unwrap_or_default();
         let connected = grpc.iter().filter(|p| p["connected"] == true).count();
         (connected == expect).then_some(())
@@ -165,11 +143,8 @@ async fn resume_on_another_node() {
     // The session never left the room.
     b.expect_silence(Duration::from_millis(300)).await;
     assert_eq!(
-        metric(
-            n1,
-            "signaling_grpc_server_calls_total{method=\"ProxySession\"} "
-        )
-        .await,
+        n1.metric("signaling_grpc_server_calls_total{method=\"ProxySession\"} ")
+            .await,
         1.0
     );
 
@@ -209,11 +184,8 @@ async fn resume_elsewhere_takes_over() {
     let v = c.resume(&rid).await;
     assert_eq!(v["error"]["code"], "no_such_session", "{v}");
     assert!(
-        metric(
-            n1,
-            "signaling_grpc_server_calls_total{method=\"LookupResumeId\"} "
-        )
-        .await
+        n1.metric("signaling_grpc_server_calls_total{method=\"LookupResumeId\"} ")
+            .await
             >= 2.0
     );
 }
@@ -239,16 +211,13 @@ async fn targets_from_etcd_and_self_detection() {
 
     // Node 1: three targets configured, itself excluded.
     peers_ready(n1, 2).await;
-    let info = get_json(n1, "api/v1/serverinfo").await;
+    let info = n1.serverinfo().await;
     assert_eq!(info["grpc"].as_array().map(Vec::len), Some(2), "{info}");
-    assert_eq!(metric(n1, "signaling_grpc_clients ").await, 3.0);
+    assert_eq!(n1.metric("signaling_grpc_clients ").await, 3.0);
     // Its own GetServerId answered once to itself; no lookups went there.
     assert_eq!(
-        metric(
-            n1,
-            "signaling_grpc_server_calls_total{method=\"LookupResumeId\"} "
-        )
-        .await,
+        n1.metric("signaling_grpc_server_calls_total{method=\"LookupResumeId\"} ")
+            .await,
         1.0,
         "only node 3's lookup"
     );
@@ -271,11 +240,8 @@ async fn session_limit_over_grpc() {
         .await;
     assert_eq!(v["error"]["code"], "session_limit_exceeded", "{v}");
     assert!(
-        metric(
-            n3,
-            "signaling_grpc_client_calls_total{method=\"GetSessionCount\"} "
-        )
-        .await
+        n3.metric("signaling_grpc_client_calls_total{method=\"GetSessionCount\"} ")
+            .await
             >= 1.0
     );
 }
@@ -317,7 +283,7 @@ async fn dns_discovery() {
     })
     .await;
     peers_ready(&n2, 1).await;
-    let info = get_json(&n2, "api/v1/serverinfo").await;
+    let info = n2.serverinfo().await;
     let peer = info["grpc"]
         .as_array()
         .and_then(|l| l.iter().find(|p| p["connected"] == true).cloned())

@@ -37,22 +37,6 @@ fn config(janus: &Janus) -> JanusConfig {
     }
 }
 
-/// Rooms Janus has, seen through a separate connection.
-async fn rooms(janus: &Janus) -> Vec<Value> {
-    let gw = Gateway::connect(&janus.url, Duration::from_secs(5))
-        .await
-        .unwrap();
-    let session = gw.create_session().await.unwrap();
-    let (handle, _) = session.attach("janus.plugin.videoroom").await.unwrap();
-    let list = handle
-        .request_sync(json!({"request": "list"}))
-        .await
-        .unwrap();
-    let _ = session.destroy().await;
-    gw.close();
-    list["list"].as_array().cloned().unwrap_or_default()
-}
-
 #[tokio::test]
 async fn publish_subscribe_close() {
     let janus = Janus::start(JanusOptions::default()).await;
@@ -83,7 +67,7 @@ async fn publish_subscribe_close() {
         .unwrap();
     // Capped to the SFU's maximum.
     assert_eq!(publisher.max_bitrate(), 1_048_576);
-    let listed = rooms(&janus).await;
+    let listed = janus.rooms().await;
     let room = listed
         .iter()
         .find(|r| r["description"] == "alice-session|video")
@@ -122,7 +106,8 @@ async fn publish_subscribe_close() {
 
     // Closing the publisher destroys its room; the subscriber follows.
     publisher.close().await;
-    assert!(!rooms(&janus)
+    assert!(!janus
+        .rooms()
         .await
         .iter()
         .any(|r| r["description"] == "alice-session|video"));

@@ -293,7 +293,7 @@ async fn world() -> World {
         port: Some(janus_port),
     })
     .await;
-    wait_sfu_connected(&server).await;
+    server.wait_sfu_connected().await;
     World {
         talk,
         janus,
@@ -301,20 +301,6 @@ async fn world() -> World {
         alice,
         bob,
     }
-}
-
-async fn wait_sfu_connected(server: &TestServer) {
-    let connected = tests::wait::eventually(Duration::from_secs(20), || async {
-        let info: Value = reqwest::get(format!("{}api/v1/serverinfo", server.http_url()))
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (info["sfu"]["janus"]["connected"] == true).then_some(())
-    })
-    .await;
-    assert!(connected.is_some(), "server did not connect to janus");
 }
 
 /// alice and bob in room1 and in its call.
@@ -418,7 +404,7 @@ async fn audio_and_video_reach_the_subscriber() {
             .text()
             .await
             .ok()?;
-        let bytes = metric(
+        let bytes = tests::server::metric_in(
             &text,
             "signaling_mcu_media_bytes_total{direction=\"incoming\",media=\"audio\"}",
         );
@@ -440,20 +426,13 @@ async fn audio_and_video_reach_the_subscriber() {
     // Janus's events reached the server's metrics.
     let text = metrics.expect("janus-events media metrics");
     assert_eq!(
-        metric(&text, "signaling_mcu_publishers{type=\"video\"}"),
+        tests::server::metric_in(&text, "signaling_mcu_publishers{type=\"video\"}"),
         1.0
     );
     assert_eq!(
-        metric(&text, "signaling_mcu_subscribers{type=\"video\"}"),
+        tests::server::metric_in(&text, "signaling_mcu_subscribers{type=\"video\"}"),
         1.0
     );
-}
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// A screen share announced with `sendoffer` reaches the subscriber.
@@ -536,7 +515,7 @@ async fn janus_restart_mid_call() {
         port: Some(port),
     })
     .await;
-    wait_sfu_connected(&server).await;
+    server.wait_sfu_connected().await;
     let again = Publisher::new(true).await;
     publish(&mut a, &again, "video").await;
     let subscriber = Subscriber::new().await;
@@ -590,12 +569,7 @@ async fn through_a_proxy() {
         .start()
         .await;
     let connected = tests::wait::eventually(Duration::from_secs(20), || async {
-        let info: Value = reqwest::get(format!("{}api/v1/serverinfo", server.http_url()))
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let info = server.serverinfo().await;
         (info["sfu"]["proxies"][0]["connected"] == true).then_some(())
     })
     .await;

@@ -71,19 +71,6 @@ impl Conn {
     }
 }
 
-async fn metric(proxy: &ProxyServer, prefix: &str) -> f64 {
-    let text = reqwest::get(format!("{}metrics", proxy.http_url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(prefix))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -120,27 +107,21 @@ async fn tokens_are_checked() {
     let id = c.request(json!({"type": "command", "command": {"type": "create-publisher", "streamType": "video"}})).await;
     assert_eq!(c.reply(&id).await["error"]["code"], "hello_expected");
     assert_eq!(
-        metric(
-            &proxy,
-            "signaling_proxy_token_errors_total{reason=\"auth-failed\"} "
-        )
-        .await,
+        proxy
+            .metric("signaling_proxy_token_errors_total{reason=\"auth-failed\"} ")
+            .await,
         1.0
     );
     assert_eq!(
-        metric(
-            &proxy,
-            "signaling_proxy_token_errors_total{reason=\"unsupported-issuer\"} "
-        )
-        .await,
+        proxy
+            .metric("signaling_proxy_token_errors_total{reason=\"unsupported-issuer\"} ")
+            .await,
         1.0
     );
     assert_eq!(
-        metric(
-            &proxy,
-            "signaling_proxy_token_errors_total{reason=\"expired\"} "
-        )
-        .await,
+        proxy
+            .metric("signaling_proxy_token_errors_total{reason=\"expired\"} ")
+            .await,
         1.0
     );
 }
@@ -193,7 +174,9 @@ async fn publisher_offer_and_resume() {
         .await;
     assert_eq!(c.reply(&id).await["error"]["code"], "unknown_client");
     assert_eq!(
-        metric(&proxy, "signaling_proxy_publishers{type=\"video\"} ").await,
+        proxy
+            .metric("signaling_proxy_publishers{type=\"video\"} ")
+            .await,
         1.0
     );
 
@@ -213,7 +196,9 @@ async fn publisher_offer_and_resume() {
         .await;
     assert_eq!(c2.reply(&id).await["command"]["id"], publisher.as_str());
     assert_eq!(
-        metric(&proxy, "signaling_proxy_publishers{type=\"video\"} ").await,
+        proxy
+            .metric("signaling_proxy_publishers{type=\"video\"} ")
+            .await,
         0.0
     );
     let mut c3 = Conn::open(&proxy).await;

@@ -74,12 +74,7 @@ async fn world_with(proxy_extra: [&str; 2], server_extra: &str, etcd: Option<&Et
         .await;
     let expect_connected = if etcd.is_some() { 0 } else { 2 };
     let ready = eventually(Duration::from_secs(20), || async {
-        let info: Value = reqwest::get(format!("{}api/v1/serverinfo", server.http_url()))
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let info = server.serverinfo().await;
         let proxies = info["sfu"]["proxies"].as_array()?.clone();
         (proxies.len() == expect_connected && proxies.iter().all(|p| p["connected"] == true))
             .then_some(())
@@ -330,12 +325,7 @@ async fn subscriber_on_another_node() {
     }
     for n in &nodes {
         let ready = eventually(Duration::from_secs(20), || async {
-            let info: Value = reqwest::get(format!("{}api/v1/serverinfo", n.http_url()))
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let info = n.serverinfo().await;
             (info["sfu"]["proxies"][0]["connected"] == true && info["grpc"][0]["connected"] == true)
                 .then_some(())
         })

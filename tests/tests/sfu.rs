@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sfu_bridge::janus::Gateway;
 use tests::client::{user, TestClient};
 use tests::janus::{Janus, JanusOptions};
 use tests::server::{TestServer, TALK_SECRET};
@@ -53,23 +52,11 @@ async fn world() -> World {
 
 /// Rooms in Janus with this description.
 async fn janus_rooms(janus: &Janus, description: &str) -> Vec<Value> {
-    let gw = Gateway::connect(&janus.url, Duration::from_secs(5))
+    janus
+        .rooms()
         .await
-        .unwrap();
-    let session = gw.create_session().await.unwrap();
-    let (handle, _) = session.attach("janus.plugin.videoroom").await.unwrap();
-    let list = handle
-        .request_sync(json!({"request": "list"}))
-        .await
-        .unwrap();
-    let _ = session.destroy().await;
-    gw.close();
-    list["list"]
-        .as_array()
         .into_iter()
-        .flatten()
         .filter(|r| r["description"] == description)
-        .cloned()
         .collect()
 }
 
@@ -106,27 +93,13 @@ fn offer(media: &[&str]) -> Value {
     json!({"type": "offer", "sdp": tests::sdp::publisher_offer(media)})
 }
 
-async fn wait_sfu_connected(server: &TestServer) {
-    let ok = eventually(Duration::from_secs(20), || async {
-        let info: Value = reqwest::get(format!("{}api/v1/serverinfo", server.http_url()))
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (info["sfu"]["janus"]["connected"] == true).then_some(())
-    })
-    .await;
-    assert!(ok.is_some(), "server did not connect to janus");
-}
-
 /// An offer to the own session publishes: the answer comes back from the
 /// own session with the client's sid, the room in Janus has the capped
 /// bitrate and the codec asked for; leaving the room destroys it.
 #[tokio::test]
 async fn publish_and_leave() {
     let w = world().await;
-    wait_sfu_connected(&w.server).await;
+    w.server.wait_sfu_connected().await;
     let mut a = user(&w.server, &w.talk, &w.alice).await;
     let (_, welcome) = TestClient::connect(&w.server).await;
     let features = welcome["welcome"]["features"].as_array().unwrap().clone();
@@ -179,7 +152,7 @@ async fn publish_and_leave() {
 #[tokio::test]
 async fn leaving_the_call_unpublishes() {
     let w = world().await;
-    wait_sfu_connected(&w.server).await;
+    w.server.wait_sfu_connected().await;
     let mut a = user(&w.server, &w.talk, &w.alice).await;
     a.join_ok("room1", "ta").await;
     let me = a.session_id.clone();
@@ -226,7 +199,7 @@ async fn room_gone(janus: &Janus, description: &str) -> bool {
 #[tokio::test]
 async fn unshare_and_revoked_permissions() {
     let w = world().await;
-    wait_sfu_connected(&w.server).await;
+    w.server.wait_sfu_connected().await;
     let mut a = user(&w.server, &w.talk, &w.alice).await;
     a.join_ok("room1", "ta").await;
     let me = a.session_id.clone();
@@ -276,7 +249,7 @@ async fn unshare_and_revoked_permissions() {
 #[tokio::test]
 async fn permissions() {
     let w = world().await;
-    wait_sfu_connected(&w.server).await;
+    w.server.wait_sfu_connected().await;
     let mut a = user(&w.server, &w.talk, &w.alice).await;
     a.join_ok("listen", "ta").await;
     let me = a.session_id.clone();
@@ -323,7 +296,7 @@ async fn permissions() {
 #[tokio::test]
 async fn bad_requests() {
     let w = world().await;
-    wait_sfu_connected(&w.server).await;
+    w.server.wait_sfu_connected().await;
     let mut a = user(&w.server, &w.talk, &w.alice).await;
     a.join_ok("room1", "ta").await;
     let me = a.session_id.clone();
@@ -360,7 +333,7 @@ async fn bad_requests() {
 #[tokio::test]
 async fn janus_restart() {
     let w = world().await;
-    wait_sfu_connected(&w.server).await;
+    w.server.wait_sfu_connected().await;
     let mut a = user(&w.server, &w.talk, &w.alice).await;
     a.join_ok("room1", "ta").await;
     let me = a.session_id.clone();
@@ -377,7 +350,7 @@ async fn janus_restart() {
         ..Default::default()
     })
     .await;
-    wait_sfu_connected(&server).await;
+    server.wait_sfu_connected().await;
     sfu(&mut a, &me, publish).await;
     let v = recv_skipping_candidates(&mut a).await;
     assert_eq!(v["message"]["data"]["type"], "answer", "{v}");
