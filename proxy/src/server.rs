@@ -580,6 +580,45 @@ fn sfu_failure(id: Option<String>, e: SfuError, what: &str) -> ServerMessage {
     }
 }
 
+/// A fresh client id and the listener that reports to `session` for it.
+fn new_client(session: &Arc<ProxySession>) -> (String, Arc<ClientListener>) {
+    let client_id = new_client_id();
+    let listener = Arc::new(ClientListener {
+        session: Arc::downgrade(session),
+        client_id: client_id.clone(),
+    });
+    (client_id, listener)
+}
+
+/// Adds a created publisher or subscriber to the session and builds the
+/// reply: its id, and its bitrate (publishers) or sid (subscribers).
+async fn adopt(
+    session: &ProxySession,
+    id: Option<String>,
+    client_id: String,
+    created: Result<Arc<dyn sfu_bridge::sfu::Client>, SfuError>,
+    what: &str,
+) -> ServerMessage {
+    let client = match created {
+        Ok(c) => c,
+        Err(e) => return sfu_failure(id, e, what),
+    };
+    if !session.add(client_id.clone(), client.clone()) {
+        client.close().await;
+        return error_message(id, ErrorCode::NoSuchSession, "");
+    }
+    let mut reply = CommandServer {
+        id: client_id,
+        ..Default::default()
+    };
+    if client.client_ref().is_publisher {
+        reply.bitrate = Some(client.max_bitrate());
+    } else {
+        reply.sid = client.sid();
+    }
+    command_reply(id, reply)
+}
+
 async fn command(
     proxy: &Arc<Proxy>,
     session: &Arc<ProxySession>,
@@ -608,33 +647,12 @@ async fn command(
                 vp9_profile: s.vp9_profile,
                 h264_profile: s.h264_profile,
             };
-            let client_id = new_client_id();
-            let listener = Arc::new(ClientListener {
-                session: Arc::downgrade(session),
-                client_id: client_id.clone(),
-            });
-            match proxy
+            let (client_id, listener) = new_client(session);
+            let created = proxy
                 .sfu
                 .new_publisher(listener, &client_id, &c.sid, stream, settings)
-                .await
-            {
-                Ok(p) => {
-                    let bitrate = p.max_bitrate();
-                    if !session.add_publisher(client_id.clone(), p.clone()) {
-                        p.close().await;
-                        return error_message(id, ErrorCode::NoSuchSession, "");
-                    }
-                    command_reply(
-                        id,
-                        CommandServer {
-                            id: client_id,
-                            bitrate: Some(bitrate),
-                            ..Default::default()
-                        },
-                    )
-                }
-                Err(e) => sfu_failure(id, e, "publisher"),
-            }
+                .await;
+            adopt(session, id, client_id, created, "publisher").await
         }
         "create-subscriber" => {
             if !c.remote_url.is_empty() {
@@ -647,33 +665,12 @@ async fn command(
             let Ok(stream) = StreamType::parse(&c.stream_type) else {
                 return error_message(id, ErrorCode::InvalidFormat, "unsupported stream type");
             };
-            let client_id = new_client_id();
-            let listener = Arc::new(ClientListener {
-                session: Arc::downgrade(session),
-                client_id: client_id.clone(),
-            });
-            match proxy
+            let (client_id, listener) = new_client(session);
+            let created = proxy
                 .sfu
                 .new_subscriber(listener, &c.publisher_id, stream)
-                .await
-            {
-                Ok(sub) => {
-                    let sid = sub.sid();
-                    if !session.add_subscriber(client_id.clone(), sub.clone()) {
-                        sub.close().await;
-                        return error_message(id, ErrorCode::NoSuchSession, "");
-                    }
-                    command_reply(
-                        id,
-                        CommandServer {
-                            id: client_id,
-                            sid,
-                            ..Default::default()
-                        },
-                    )
-                }
-                Err(e) => sfu_failure(id, e, "subscriber"),
-            }
+                .await;
+            adopt(session, id, client_id, created, "subscriber").await
         }
         "delete-publisher" | "delete-subscriber" => {
             let publisher = c.kind == "delete-publisher";

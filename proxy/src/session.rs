@@ -102,23 +102,19 @@ impl ProxySession {
         });
     }
 
-    pub fn add_publisher(&self, id: String, client: Arc<dyn Client>) -> bool {
+    /// Adds a new publisher or subscriber; false if the session closed
+    /// meanwhile.
+    pub fn add(&self, id: String, client: Arc<dyn Client>) -> bool {
         let mut s = self.state.lock();
         if s.closed {
             return false;
         }
         count(&client, 1);
-        s.publishers.insert(id, client);
-        true
-    }
-
-    pub fn add_subscriber(&self, id: String, client: Arc<dyn Client>) -> bool {
-        let mut s = self.state.lock();
-        if s.closed {
-            return false;
+        if client.client_ref().is_publisher {
+            s.publishers.insert(id, client);
+        } else {
+            s.subscribers.insert(id, client);
         }
-        count(&client, 1);
-        s.subscribers.insert(id, client);
         true
     }
 

@@ -6,6 +6,7 @@ pub mod error;
 pub mod events;
 pub mod gateway;
 pub mod publisher;
+mod queue;
 pub mod sfu;
 pub mod subscriber;
 

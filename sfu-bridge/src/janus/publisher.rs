@@ -1,7 +1,6 @@
 //! A publisher: one Janus videoroom room per published stream, the
 //! session joined as its only publisher (cluster facts 5.3).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
@@ -9,6 +8,7 @@ use tokio::sync::mpsc;
 
 use super::error::codes;
 use super::gateway::{Handle, HandleEvent};
+use super::queue::RequestQueue;
 use super::sfu::{cap, Inner, VIDEOROOM};
 use crate::sfu::{Client, ClientRef, Listener, PublisherSettings, Request, SfuError, StreamType};
 
@@ -28,9 +28,7 @@ pub struct JanusPublisher {
     handle: Handle,
     listener: Arc<dyn Listener>,
     sfu: std::sync::Weak<Inner>,
-    closed: AtomicBool,
-    /// Requests reach Janus in the order the client sent them.
-    order: tokio::sync::Mutex<()>,
+    queue: RequestQueue,
 }
 
 impl JanusPublisher {
@@ -101,8 +99,7 @@ impl JanusPublisher {
             handle,
             listener,
             sfu: Arc::downgrade(sfu),
-            closed: AtomicBool::new(false),
-            order: tokio::sync::Mutex::new(()),
+            queue: RequestQueue::default(),
         });
         let weak: std::sync::Weak<dyn Client> = Arc::downgrade(&publisher) as _;
         sfu.register(publisher.client.id, weak);
@@ -178,14 +175,7 @@ impl Client for JanusPublisher {
     }
 
     async fn send(&self, request: Request, sid: &str) -> Result<Option<Value>, SfuError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(SfuError::Closed);
-        }
-        let _order = self.order.lock().await;
-        crate::metrics::METRICS
-            .messages_total
-            .with_label_values(&[request.kind()])
-            .inc();
+        let _turn = self.queue.begin(&request).await?;
         match request {
             Request::Offer(jsep) => {
                 let body =
@@ -206,7 +196,7 @@ impl Client for JanusPublisher {
     }
 
     async fn close(&self) {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if !self.queue.close() {
             return;
         }
         if let Some(sfu) = self.sfu.upgrade() {

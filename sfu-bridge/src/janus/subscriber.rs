@@ -1,7 +1,6 @@
 //! A subscriber: a handle joined to the room of one publisher
 //! (cluster facts 5.4). Its sid is its Janus handle id.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -11,6 +10,7 @@ use tokio::sync::mpsc;
 use super::error::videoroom;
 use super::gateway::{Handle, HandleEvent};
 use super::publisher::feed_id;
+use super::queue::RequestQueue;
 use super::sfu::{Inner, VIDEOROOM};
 use crate::sfu::{Client, ClientRef, Listener, Request, SfuError, StreamSelection, StreamType};
 
@@ -26,8 +26,7 @@ pub struct JanusSubscriber {
     state: Mutex<State>,
     listener: Arc<dyn Listener>,
     sfu: std::sync::Weak<Inner>,
-    closed: AtomicBool,
-    order: tokio::sync::Mutex<()>,
+    queue: RequestQueue,
     me: std::sync::Weak<JanusSubscriber>,
 }
 
@@ -67,8 +66,7 @@ impl JanusSubscriber {
             }),
             listener,
             sfu: Arc::downgrade(sfu),
-            closed: AtomicBool::new(false),
-            order: tokio::sync::Mutex::new(()),
+            queue: RequestQueue::default(),
             me: me.clone(),
         });
         let weak: std::sync::Weak<dyn Client> = Arc::downgrade(&sub) as _;
@@ -202,14 +200,7 @@ impl Client for JanusSubscriber {
     }
 
     async fn send(&self, request: Request, sid: &str) -> Result<Option<Value>, SfuError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(SfuError::Closed);
-        }
-        let _order = self.order.lock().await;
-        crate::metrics::METRICS
-            .messages_total
-            .with_label_values(&[request.kind()])
-            .inc();
+        let _turn = self.queue.begin(&request).await?;
         let same_sid = !sid.is_empty() && sid == self.sid();
         match request {
             Request::RequestOffer(selection) => {
@@ -252,7 +243,7 @@ impl Client for JanusSubscriber {
     }
 
     async fn close(&self) {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if !self.queue.close() {
             return;
         }
         if let Some(sfu) = self.sfu.upgrade() {
