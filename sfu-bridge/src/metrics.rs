@@ -31,14 +31,17 @@ pub struct SfuMetrics {
     pub media_lost_total: IntCounterVec,
 }
 
-fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+/// A labelled counter registered in `r` (shared by the binaries' own
+/// metric sets).
+pub fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels)
         .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
     let _ = r.register(Box::new(c.clone()));
     c
 }
 
-fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+/// A labelled gauge registered in `r`.
+pub fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), labels)
         .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
     let _ = r.register(Box::new(g.clone()));

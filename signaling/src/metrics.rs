@@ -5,9 +5,10 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    exponential_buckets, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    exponential_buckets, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec,
     Registry, TextEncoder,
 };
+use sfu_bridge::metrics::{counter, gauge};
 
 /// Counters touched for every frame, resolved once: a labelled lookup per
 /// message would cost a hash and a lock.
@@ -52,20 +53,6 @@ pub struct Metrics {
     pub grpc_clients: prometheus::IntGauge,
     pub grpc_client_calls_total: IntCounterVec,
     pub grpc_server_calls_total: IntCounterVec,
-}
-
-fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels)
-        .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
-    let _ = r.register(Box::new(c.clone()));
-    c
-}
-
-fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels)
-        .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
-    let _ = r.register(Box::new(g.clone()));
-    g
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
