@@ -174,7 +174,51 @@ pub struct CommandServer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bitrate: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub streams: Option<Vec<Value>>,
+    pub streams: Option<Vec<PublisherStream>>,
+}
+
+/// One media line of a publisher, as a proxy describes it to another
+/// proxy (`get-publisher-streams`) and as Janus's `add_remote_publisher`
+/// takes it (cluster facts 5.8).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublisherStream {
+    pub mid: String,
+    pub mindex: usize,
+    /// `audio`, `video` or `data`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub disabled: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub codec: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stereo: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub fec: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dtx: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub simulcast: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub svc: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub h264_profile: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub vp9_profile: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub videoorient_ext_id: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub playoutdelay_ext_id: u32,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -116,6 +116,16 @@ pub fn issuer(token: &str) -> Option<String> {
 
 /// Signs a token as a signaling server (or a proxy for remote streams)
 /// does: RS256, `iss` = `token_id`, `iat` = `now`, `sub` when given.
+/// An RSA private key in PEM (PKCS#1 or PKCS#8), as `token_key` names it.
+pub fn read_private_key(path: &std::path::Path) -> Result<rsa::RsaPrivateKey, String> {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    let pem = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    rsa::RsaPrivateKey::from_pkcs1_pem(&pem)
+        .or_else(|_| rsa::RsaPrivateKey::from_pkcs8_pem(&pem))
+        .map_err(|_| "not an RSA private key in PEM".to_owned())
+}
+
 pub fn sign(
     token_id: &str,
     subject: Option<&str>,

@@ -27,6 +27,13 @@ pub struct ProxyConfig {
     /// `[bandwidth]` limits in bits/s; 0 = unlimited.
     pub incoming_limit: u64,
     pub outgoing_limit: u64,
+    /// `[app] token_id` / `token_key`: how this proxy signs in to other
+    /// proxies for remote streams.
+    pub token_id: Option<String>,
+    pub token_key: Option<PathBuf>,
+    /// `[app] hostname`: where other proxies' Janus sends RTP for remote
+    /// streams; the first non-loopback address when unset.
+    pub hostname: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -158,6 +165,9 @@ impl ProxyConfig {
             stats_allowed: r.nets("stats", "allowed_ips", &["127.0.0.1", "::1"])?,
             incoming_limit: mbit(&r, "incoming")?,
             outgoing_limit: mbit(&r, "outgoing")?,
+            token_id: r.str("app", "token_id"),
+            token_key: r.str("app", "token_key").map(PathBuf::from),
+            hostname: r.str("app", "hostname"),
             warnings: Vec::new(),
         };
         let warnings = std::mem::take(&mut r.warnings);

@@ -6,12 +6,14 @@
 //! - [`tokens`]: the signaling servers' public keys (`[tokens]`).
 //! - [`server`]: HTTP endpoints and the protocol handling.
 //! - [`session`]: proxy sessions and their Janus clients.
+//! - [`remote`]: remote streams, subscribers here of publishers on other
+//!   proxies.
 //! - [`metrics`]: the `signaling_proxy_*` metrics.
-//!
-//! Not yet: remote streams between proxies, token keys from etcd.
 
 pub mod config;
+mod localip;
 pub mod metrics;
+pub mod remote;
 pub mod server;
 pub mod session;
 pub mod tokens;

@@ -23,6 +23,7 @@ use proto::proxy::{
 };
 use proto::session_id::{SessionIdCodec, SessionIdData};
 use serde_json::{json, Value};
+use sfu_bridge::janus::publisher::JanusPublisher;
 use sfu_bridge::janus::JanusSfu;
 use sfu_bridge::sfu::{PublisherSettings, Request, Sfu, SfuError, StreamSelection, StreamType};
 use signaling::client::outbox::OutFrame;
@@ -31,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ProxyConfig;
 use crate::metrics::METRICS;
+use crate::remote::{RemoteConnections, RemoteIdentity, RemotePublisherController};
 use crate::session::{payload, ClientListener, ProxySession};
 use crate::tokens::TokenStore;
 
@@ -44,6 +46,10 @@ pub struct Proxy {
     sessions: Mutex<HashMap<String, Arc<ProxySession>>>,
     next_sid: AtomicU64,
     pub draining: AtomicBool,
+    /// Connections to other proxies for remote streams.
+    pub remotes: RemoteConnections,
+    /// How we sign in to other proxies; `None` disables remote streams.
+    identity: Option<RemoteIdentity>,
     /// Fires when the proxy should exit (drained, or a signal).
     pub shutdown: CancellationToken,
 }
@@ -67,6 +73,7 @@ impl Proxy {
         let block: [u8; 32] = rand::random();
         let codec = SessionIdCodec::new(&hash, Some(&block))
             .unwrap_or_else(|e| unreachable!("fixed-size session keys: {e}"));
+        let identity = remote_identity(&config);
         Arc::new(Proxy {
             config: Mutex::new(config),
             tokens,
@@ -75,8 +82,67 @@ impl Proxy {
             sessions: Mutex::default(),
             next_sid: AtomicU64::new(1),
             draining: AtomicBool::new(false),
+            remotes: RemoteConnections::default(),
+            identity,
             shutdown,
         })
+    }
+
+    /// A publisher of this proxy by its client id.
+    fn janus_publisher(&self, client_id: &str) -> Option<Arc<JanusPublisher>> {
+        self.sfu
+            .publisher(client_id, StreamType::Video)
+            .or_else(|| self.sfu.publisher(client_id, StreamType::Screen))
+    }
+
+    /// A publisher here is gone: the proxies it was forwarded to learn it
+    /// (`publisher-closed` with its id, facts 6.7).
+    pub fn publisher_deleted(&self, client_id: &str) {
+        let sessions: Vec<_> = self.sessions.lock().values().cloned().collect();
+        for s in sessions {
+            if s.forget_remote(client_id) {
+                s.event("publisher-closed", client_id);
+            }
+        }
+    }
+
+    /// A publisher on another proxy is gone: our subscribers of it close.
+    pub fn close_subscribers_of(&self, publisher: &str) {
+        let sessions: Vec<_> = self.sessions.lock().values().cloned().collect();
+        let subscribers: Vec<_> = sessions
+            .iter()
+            .flat_map(|s| s.subscribers_of(publisher))
+            .collect();
+        tokio::spawn(async move {
+            for s in subscribers {
+                s.close().await;
+            }
+        });
+    }
+
+    /// Ends a session: its clients close and the forwardings it asked for
+    /// stop. Returns its connection, if attached.
+    fn end_session(&self, s: &ProxySession) -> Option<Outbox> {
+        let remote = s.take_remote();
+        let publishers: Vec<_> = remote
+            .into_iter()
+            .filter_map(|(id, targets)| Some((self.janus_publisher(&id)?, targets)))
+            .collect();
+        let requester = s.id.clone();
+        tokio::spawn(async move {
+            for (p, targets) in publishers {
+                for (host, port, rtcp_port) in targets {
+                    if let Err(e) = p
+                        .unpublish_remotely(&requester, &host, port, rtcp_port)
+                        .await
+                    {
+                        tracing::debug!(error = %e, host, "could not stop a remote forwarding");
+                    }
+                }
+            }
+        });
+        METRICS.sessions.dec();
+        s.close()
     }
 
     fn client_count(&self) -> usize {
@@ -167,10 +233,9 @@ impl Proxy {
             };
             for s in expired {
                 tracing::info!(session = s.id, "proxy session expired");
-                if let Some(o) = s.close() {
+                if let Some(o) = self.end_session(&s) {
                     send_bye(&o, "session_expired");
                 }
-                METRICS.sessions.dec();
             }
             self.exit_if_drained();
         }
@@ -421,8 +486,7 @@ async fn connection(socket: WebSocket, proxy: Arc<Proxy>) {
             (Some(_), "hello") => {}
             (Some(s), "bye") => {
                 proxy.sessions.lock().remove(&s.id);
-                s.close();
-                METRICS.sessions.dec();
+                proxy.end_session(s);
                 send_bye(&outbox, "session_closed");
                 proxy.exit_if_drained();
                 session = None;
@@ -464,7 +528,7 @@ fn send(outbox: &Outbox, msg: &ServerMessage) {
     }
 }
 
-fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -491,17 +555,8 @@ async fn hello(
         METRICS.sessions_resumed_total.inc();
         s
     } else {
-        let key = match proto::proxy_token::issuer(&hello.token) {
-            Some(iss) => proxy.tokens.get(&iss).await,
-            None => None,
-        };
-        let claims = proto::proxy_token::verify(&hello.token, |_| key, now_secs());
-        if let Err(e) = claims {
+        if let Err(e) = verify_token(proxy, &hello.token).await {
             tracing::info!(error = %e, "proxy hello refused");
-            METRICS
-                .token_errors_total
-                .with_label_values(&[e.reason()])
-                .inc();
             send(outbox, &error_message(id, e.code(), ""));
             return None;
         }
@@ -547,6 +602,54 @@ async fn hello(
     Some(session)
 }
 
+/// Checks a token of a signaling server or proxy against `[tokens]`;
+/// refusals are counted.
+async fn verify_token(
+    proxy: &Proxy,
+    token: &str,
+) -> Result<proto::proxy_token::ProxyClaims, proto::proxy_token::ProxyTokenError> {
+    let key = match proto::proxy_token::issuer(token) {
+        Some(iss) => proxy.tokens.get(&iss).await,
+        None => None,
+    };
+    proto::proxy_token::verify(token, |_| key, now_secs()).inspect_err(|e| {
+        METRICS
+            .token_errors_total
+            .with_label_values(&[e.reason()])
+            .inc();
+    })
+}
+
+/// `[app] token_id`, `token_key` and the hostname, when remote streams
+/// are possible.
+fn remote_identity(config: &ProxyConfig) -> Option<RemoteIdentity> {
+    let (Some(token_id), Some(key_file)) = (&config.token_id, &config.token_key) else {
+        tracing::info!("no [app] token_id/token_key: remote streams are disabled");
+        return None;
+    };
+    let token_key = match proto::proxy_token::read_private_key(key_file) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(file = %key_file.display(), error = %e, "[app] token_key unusable: remote streams are disabled");
+            return None;
+        }
+    };
+    let Some(hostname) = config
+        .hostname
+        .clone()
+        .or_else(crate::localip::first_non_loopback)
+    else {
+        tracing::warn!("could not determine [app] hostname: remote streams are disabled");
+        return None;
+    };
+    tracing::info!(token_id, hostname, "remote streams enabled");
+    Some(RemoteIdentity {
+        token_id: token_id.clone(),
+        token_key,
+        hostname,
+    })
+}
+
 fn new_client_id() -> String {
     let mut b: [u8; 16] = rand::random();
     b[6] = (b[6] & 0x0f) | 0x40;
@@ -573,6 +676,7 @@ fn command_reply(id: Option<String>, command: CommandServer) -> ServerMessage {
 
 fn sfu_failure(id: Option<String>, e: SfuError, what: &str) -> ServerMessage {
     match e {
+        SfuError::RemoteUnsupported => remote_unsupported(id),
         SfuError::NoPublisher(_) | SfuError::Janus(sfu_bridge::janus::JanusError::Timeout) => {
             other_error(id, codes::TIMEOUT, &format!("Timeout creating {what}."))
         }
@@ -580,11 +684,20 @@ fn sfu_failure(id: Option<String>, e: SfuError, what: &str) -> ServerMessage {
     }
 }
 
+fn remote_unsupported(id: Option<String>) -> ServerMessage {
+    other_error(
+        id,
+        codes::UNSUPPORTED_SUBSCRIBER,
+        "Remote subscribers are not supported.",
+    )
+}
+
 /// A fresh client id and the listener that reports to `session` for it.
-fn new_client(session: &Arc<ProxySession>) -> (String, Arc<ClientListener>) {
+fn new_client(proxy: &Arc<Proxy>, session: &Arc<ProxySession>) -> (String, Arc<ClientListener>) {
     let client_id = new_client_id();
     let listener = Arc::new(ClientListener {
         session: Arc::downgrade(session),
+        proxy: Arc::downgrade(proxy),
         client_id: client_id.clone(),
     });
     (client_id, listener)
@@ -647,7 +760,7 @@ async fn command(
                 vp9_profile: s.vp9_profile,
                 h264_profile: s.h264_profile,
             };
-            let (client_id, listener) = new_client(session);
+            let (client_id, listener) = new_client(proxy, session);
             let created = proxy
                 .sfu
                 .new_publisher(listener, &client_id, &c.sid, stream, settings)
@@ -655,22 +768,67 @@ async fn command(
             adopt(session, id, client_id, created, "publisher").await
         }
         "create-subscriber" => {
-            if !c.remote_url.is_empty() {
-                return other_error(
-                    id,
-                    codes::UNSUPPORTED_SUBSCRIBER,
-                    "remote subscribers are not supported yet",
-                );
-            }
             let Ok(stream) = StreamType::parse(&c.stream_type) else {
                 return error_message(id, ErrorCode::InvalidFormat, "unsupported stream type");
             };
-            let (client_id, listener) = new_client(session);
+            if !c.remote_url.is_empty() {
+                return remote_subscriber(proxy, session, id, c, stream).await;
+            }
+            let (client_id, listener) = new_client(proxy, session);
             let created = proxy
                 .sfu
-                .new_subscriber(listener, &c.publisher_id, stream)
+                .new_subscriber(listener, &c.publisher_id, stream, None)
                 .await;
             adopt(session, id, client_id, created, "subscriber").await
+        }
+        "get-publisher-streams" => {
+            let Some(p) = proxy.janus_publisher(&c.client_id) else {
+                return unknown_client(id, &c.client_id);
+            };
+            let timeout = proxy.config.lock().timeout;
+            match p.streams(timeout).await {
+                Ok(streams) => command_reply(
+                    id,
+                    CommandServer {
+                        id: c.client_id,
+                        streams: Some(streams),
+                        ..Default::default()
+                    },
+                ),
+                Err(e) => error_message(id, ErrorCode::InternalError, &e.to_string()),
+            }
+        }
+        "publish-remote" | "unpublish-remote" => {
+            let Some(p) = proxy.janus_publisher(&c.client_id) else {
+                return unknown_client(id, &c.client_id);
+            };
+            let target = (
+                c.hostname.clone(),
+                c.port.unwrap_or_default(),
+                c.rtcp_port.unwrap_or_default(),
+            );
+            let (host, port, rtcp_port) = (&target.0, target.1, target.2);
+            let result = if c.kind == "publish-remote" {
+                let r = p.publish_remotely(&session.id, host, port, rtcp_port).await;
+                if r.is_ok() {
+                    session.add_remote(&c.client_id, target.clone());
+                }
+                r
+            } else {
+                session.remove_remote(&c.client_id, &target);
+                p.unpublish_remotely(&session.id, host, port, rtcp_port)
+                    .await
+            };
+            match result {
+                Ok(()) => command_reply(
+                    id,
+                    CommandServer {
+                        id: c.client_id,
+                        ..Default::default()
+                    },
+                ),
+                Err(e) => error_message(id, ErrorCode::InternalError, &e.to_string()),
+            }
         }
         "delete-publisher" | "delete-subscriber" => {
             let publisher = c.kind == "delete-publisher";
@@ -680,11 +838,7 @@ async fn command(
                 session.remove_subscriber(&c.client_id)
             };
             let Some(client) = client else {
-                return other_error(
-                    id,
-                    codes::UNKNOWN_CLIENT,
-                    &format!("Unknown client {}", c.client_id),
-                );
+                return unknown_client(id, &c.client_id);
             };
             client.close().await;
             command_reply(
@@ -701,6 +855,53 @@ async fn command(
             &format!("Unsupported command {}", c.kind),
         ),
     }
+}
+
+fn unknown_client(id: Option<String>, client_id: &str) -> ServerMessage {
+    other_error(
+        id,
+        codes::UNKNOWN_CLIENT,
+        &format!("Unknown client {client_id}"),
+    )
+}
+
+/// `create-subscriber` for a publisher on the proxy at `remoteUrl`
+/// (facts 6.7): allowed by a token of a trusted signaling server whose
+/// subject is that publisher.
+async fn remote_subscriber(
+    proxy: &Arc<Proxy>,
+    session: &Arc<ProxySession>,
+    id: Option<String>,
+    c: CommandClient,
+    stream: StreamType,
+) -> ServerMessage {
+    let Some(identity) = proxy.identity.as_ref() else {
+        return remote_unsupported(id);
+    };
+    match verify_token(proxy, &c.remote_token).await {
+        Err(e) => return error_message(id, e.code(), ""),
+        Ok(claims) if claims.subject != c.publisher_id => {
+            METRICS
+                .token_errors_total
+                .with_label_values(&["auth-failed"])
+                .inc();
+            return error_message(id, ErrorCode::AuthFailed, "");
+        }
+        Ok(_) => {}
+    }
+    tracing::info!(
+        publisher = c.publisher_id,
+        url = c.remote_url,
+        "creating remote subscriber"
+    );
+    let controller =
+        RemotePublisherController::new(proxy, identity, &c.remote_url, &c.publisher_id);
+    let (client_id, listener) = new_client(proxy, session);
+    let created = proxy
+        .sfu
+        .new_remote_subscriber(listener, controller, stream)
+        .await;
+    adopt(session, id, client_id, created, "subscriber").await
 }
 
 async fn payload_message(

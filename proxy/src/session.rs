@@ -24,8 +24,13 @@ struct State {
     pending: Vec<String>,
     publishers: HashMap<String, Arc<dyn Client>>,
     subscribers: HashMap<String, Arc<dyn Client>>,
+    /// Forwardings to other proxies this session asked for, by publisher.
+    remote: HashMap<String, Vec<RemoteTarget>>,
     closed: bool,
 }
+
+/// Where `publish-remote` sends a publisher's RTP: host, port, RTCP port.
+pub type RemoteTarget = (String, u16, u16);
 
 pub struct ProxySession {
     pub id: String,
@@ -136,6 +141,46 @@ impl ProxySession {
         c.inspect(|c| count(c, -1))
     }
 
+    /// Subscribers (of this session) to the publisher with client id
+    /// `publisher` (here or on another proxy).
+    pub fn subscribers_of(&self, publisher: &str) -> Vec<Arc<dyn Client>> {
+        self.state
+            .lock()
+            .subscribers
+            .values()
+            .filter(|c| c.client_ref().publisher == publisher)
+            .cloned()
+            .collect()
+    }
+
+    pub fn add_remote(&self, publisher: &str, target: RemoteTarget) {
+        let mut s = self.state.lock();
+        let targets = s.remote.entry(publisher.to_owned()).or_default();
+        if !targets.contains(&target) {
+            targets.push(target);
+        }
+    }
+
+    pub fn remove_remote(&self, publisher: &str, target: &RemoteTarget) {
+        let mut s = self.state.lock();
+        if let Some(targets) = s.remote.get_mut(publisher) {
+            targets.retain(|t| t != target);
+            if targets.is_empty() {
+                s.remote.remove(publisher);
+            }
+        }
+    }
+
+    /// Forgets the forwardings of a publisher; true if there were any.
+    pub fn forget_remote(&self, publisher: &str) -> bool {
+        self.state.lock().remote.remove(publisher).is_some()
+    }
+
+    /// Every forwarding this session asked for, forgotten.
+    pub fn take_remote(&self) -> HashMap<String, Vec<RemoteTarget>> {
+        std::mem::take(&mut self.state.lock().remote)
+    }
+
     pub fn client_count(&self) -> usize {
         let s = self.state.lock();
         s.publishers.len() + s.subscribers.len()
@@ -192,6 +237,7 @@ fn count(client: &Arc<dyn Client>, delta: i64) {
 /// What Janus tells one client of a session.
 pub struct ClientListener {
     pub session: Weak<ProxySession>,
+    pub proxy: Weak<crate::server::Proxy>,
     pub client_id: String,
 }
 
@@ -213,6 +259,11 @@ impl Listener for ClientListener {
     }
 
     fn on_closed(&self, client: &ClientRef) {
+        if client.is_publisher {
+            if let Some(p) = self.proxy.upgrade() {
+                p.publisher_deleted(&self.client_id);
+            }
+        }
         let Some(s) = self.session.upgrade() else {
             return;
         };

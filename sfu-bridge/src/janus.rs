@@ -7,7 +7,9 @@ pub mod events;
 pub mod gateway;
 pub mod publisher;
 mod queue;
+pub mod remote;
 pub mod sfu;
+pub mod streams;
 pub mod subscriber;
 
 pub use error::JanusError;

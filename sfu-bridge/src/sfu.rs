@@ -168,6 +168,8 @@ pub enum SfuError {
     Proxy { code: String, message: String },
     #[error("no MCU connection available")]
     NoBackend,
+    #[error("remote streams are not supported")]
+    RemoteUnsupported,
 }
 
 /// Which of a session's SFU clients an event is about.
@@ -223,11 +225,13 @@ pub trait Sfu: Send + Sync {
         settings: PublisherSettings,
     ) -> Result<Arc<dyn Client>, SfuError>;
 
+    /// `country`: of the subscribing client, to serve it nearby.
     async fn new_subscriber(
         &self,
         listener: Arc<dyn Listener>,
         publisher: &str,
         stream: StreamType,
+        country: Option<String>,
     ) -> Result<Arc<dyn Client>, SfuError>;
 
     /// The SFU's caps (bits/s) for `video` and `screen`.

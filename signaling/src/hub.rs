@@ -694,7 +694,7 @@ fn sfu_from_config(
                 );
                 return (None, None);
             };
-            let key = match read_private_key(key_file) {
+            let key = match proto::proxy_token::read_private_key(key_file) {
                 Ok(k) => k,
                 Err(e) => {
                     tracing::error!(file = %key_file.display(), error = %e, "[mcu] token_key unusable: running without an SFU");
@@ -722,14 +722,4 @@ fn sfu_from_config(
         }
         None => (None, None),
     }
-}
-
-/// An RSA private key in PEM (PKCS#1 or PKCS#8).
-fn read_private_key(path: &std::path::Path) -> Result<rsa::RsaPrivateKey, String> {
-    use rsa::pkcs1::DecodeRsaPrivateKey;
-    use rsa::pkcs8::DecodePrivateKey;
-    let pem = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    rsa::RsaPrivateKey::from_pkcs1_pem(&pem)
-        .or_else(|_| rsa::RsaPrivateKey::from_pkcs8_pem(&pem))
-        .map_err(|_| "not an RSA private key in PEM".to_owned())
 }

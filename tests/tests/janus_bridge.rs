@@ -88,7 +88,7 @@ async fn publish_subscribe_close() {
     assert!(answer["sdp"].as_str().unwrap().contains("m=audio"));
 
     let subscriber = sfu
-        .new_subscriber(events.clone(), "alice-session", StreamType::Video)
+        .new_subscriber(events.clone(), "alice-session", StreamType::Video, None)
         .await
         .unwrap();
     // Janus lets subscribers join only once the publisher's media is up
@@ -135,7 +135,7 @@ async fn errors() {
     assert!(sfu.wait_connected(Duration::from_secs(10)).await);
     let events = Arc::new(Events::default());
     let err = sfu
-        .new_subscriber(events, "nobody", StreamType::Screen)
+        .new_subscriber(events, "nobody", StreamType::Screen, None)
         .await
         .err();
     assert_eq!(err, Some(SfuError::NoPublisher("nobody".into())));

@@ -17,6 +17,8 @@ pub mod videoroom {
     pub const NO_SUCH_ROOM: i64 = 426;
     /// The publisher has not negotiated yet.
     pub const NO_SUCH_FEED: i64 = 428;
+    /// `publish_remotely` with a remote id already in use.
+    pub const REMOTE_ID_EXISTS: i64 = 436;
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -239,10 +239,12 @@ fn reply_id(reply: &Value) -> Result<u64, JanusError> {
 /// `plugindata.data`, failing on a plugin error.
 fn plugin_data(reply: &Value) -> Result<Value, JanusError> {
     let data = &reply["plugindata"]["data"];
-    if let Some(code) = data.get("error_code").and_then(Value::as_i64) {
+    let code = data.get("error_code").and_then(Value::as_i64);
+    let reason = data.get("error").and_then(Value::as_str);
+    if code.is_some() || reason.is_some() {
         return Err(JanusError::Plugin {
-            code,
-            reason: data["error"].as_str().unwrap_or("unknown error").to_owned(),
+            code: code.filter(|c| *c != 0).unwrap_or(500),
+            reason: reason.unwrap_or("unknown error").to_owned(),
         });
     }
     if data.is_null() {

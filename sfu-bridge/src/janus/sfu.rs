@@ -43,6 +43,10 @@ pub(crate) struct Inner {
     conn: RwLock<Option<Connection>>,
     /// Live publishers by (public session id, stream type).
     publishers: Mutex<HashMap<(String, StreamType), Arc<JanusPublisher>>>,
+    /// Publishers of other Janus servers received here (facts 5.8); the
+    /// lock is held while one is made so it is made once.
+    pub remote_publishers:
+        tokio::sync::Mutex<HashMap<super::remote::RemoteKey, Arc<super::remote::RemotePublisher>>>,
     /// Every open client, to close them when Janus goes away.
     clients: Mutex<HashMap<u64, Weak<dyn Client>>>,
     /// Woken when a publisher appears or gets media, and on reconnects.
@@ -67,6 +71,7 @@ impl JanusSfu {
                 config,
                 conn: RwLock::new(None),
                 publishers: Mutex::default(),
+                remote_publishers: Default::default(),
                 clients: Mutex::default(),
                 publishers_changed: Notify::new(),
                 next_id: AtomicU64::new(1),
@@ -80,6 +85,22 @@ impl JanusSfu {
         ));
         tokio::spawn(run(Arc::downgrade(&sfu.inner), shutdown));
         sfu
+    }
+
+    /// A subscriber here of a publisher on another Janus (through the
+    /// source's proxy, `controller`).
+    pub async fn new_remote_subscriber(
+        &self,
+        listener: Arc<dyn Listener>,
+        controller: Arc<dyn super::remote::RemoteController>,
+        stream: StreamType,
+    ) -> Result<Arc<dyn Client>, SfuError> {
+        super::remote::new_remote_subscriber(&self.inner, listener, controller, stream).await
+    }
+
+    /// A local publisher by the id it was created with.
+    pub fn publisher(&self, id: &str, stream: StreamType) -> Option<Arc<JanusPublisher>> {
+        self.inner.publisher(id, stream)
     }
 
     /// Waits until connected or `timeout` passes.
@@ -111,6 +132,14 @@ impl Inner {
             .read()
             .as_ref()
             .is_none_or(|c| c.info["version"].as_u64().unwrap_or(0) >= 1000)
+    }
+
+    /// Remote publishers came with Janus 1.1.
+    pub fn remote_publishers_supported(&self) -> bool {
+        self.conn
+            .read()
+            .as_ref()
+            .is_some_and(|c| c.info["version"].as_u64().unwrap_or(0) >= 1100)
     }
 
     pub fn next_id(&self) -> u64 {
@@ -308,6 +337,7 @@ impl Sfu for JanusSfu {
         listener: Arc<dyn Listener>,
         publisher: &str,
         stream: StreamType,
+        _country: Option<String>,
     ) -> Result<Arc<dyn Client>, SfuError> {
         let s = JanusSubscriber::create(&self.inner, listener, publisher, stream).await?;
         Ok(s)

@@ -11,6 +11,7 @@ use super::error::videoroom;
 use super::gateway::{Handle, HandleEvent};
 use super::publisher::feed_id;
 use super::queue::RequestQueue;
+use super::remote::RemotePublisher;
 use super::sfu::{Inner, VIDEOROOM};
 use crate::sfu::{Client, ClientRef, Listener, Request, SfuError, StreamSelection, StreamType};
 
@@ -23,6 +24,8 @@ pub struct JanusSubscriber {
     client: ClientRef,
     room: u64,
     bitrate: u64,
+    /// For a subscriber of a publisher on another Janus.
+    remote: Option<Arc<RemotePublisher>>,
     state: Mutex<State>,
     listener: Arc<dyn Listener>,
     sfu: std::sync::Weak<Inner>,
@@ -49,8 +52,42 @@ impl JanusSubscriber {
                 return Err(SfuError::NoPublisher(publisher.to_owned()));
             }
         };
-        let session = sfu.session()?;
-        let (handle, events) = session.attach(VIDEOROOM).await?;
+        Self::create_in_room(
+            sfu,
+            listener,
+            publisher,
+            stream,
+            p.room,
+            p.max_bitrate(),
+            None,
+        )
+        .await
+    }
+
+    /// A subscriber of the publisher in `room` (local, or the remote
+    /// publisher it then holds until it closes).
+    pub(crate) async fn create_in_room(
+        sfu: &Arc<Inner>,
+        listener: Arc<dyn Listener>,
+        publisher: &str,
+        stream: StreamType,
+        room: u64,
+        bitrate: u64,
+        remote: Option<Arc<RemotePublisher>>,
+    ) -> Result<Arc<JanusSubscriber>, SfuError> {
+        let attached = match sfu.session() {
+            Ok(session) => session.attach(VIDEOROOM).await.map_err(SfuError::from),
+            Err(e) => Err(e),
+        };
+        let (handle, events) = match attached {
+            Ok(a) => a,
+            Err(e) => {
+                if let Some(r) = remote {
+                    r.release().await;
+                }
+                return Err(e);
+            }
+        };
         let sub = Arc::new_cyclic(|me| JanusSubscriber {
             client: ClientRef {
                 id: sfu.next_id(),
@@ -58,8 +95,9 @@ impl JanusSubscriber {
                 stream,
                 is_publisher: false,
             },
-            room: p.room,
-            bitrate: p.max_bitrate(),
+            room,
+            bitrate,
+            remote,
             state: Mutex::new(State {
                 handle,
                 joined: false,
@@ -255,6 +293,9 @@ impl Client for JanusSubscriber {
             .with_label_values(&[self.client.stream.as_str()])
             .dec();
         let _ = self.handle().detach().await;
+        if let Some(r) = &self.remote {
+            r.release().await;
+        }
         self.listener.on_closed(&self.client);
     }
 }

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::connection::{ProxyClientEvents, ProxyConnection};
+use super::connection::{ConnectionStatus, ProxyClientEvents, ProxyConnection};
 use crate::sfu::{
     Client, ClientRef, Listener, PublisherSettings, Request, Sfu, SfuError, StreamType,
 };
@@ -167,10 +167,62 @@ impl ProxySfu {
         true
     }
 
-    /// Proxies that may get a new publisher: nearest to the client first
+    /// A subscriber on `conn` of the publisher at `home` (its proxy and
+    /// its id there): plain on the publisher's proxy, else as a remote
+    /// stream authorised by a token for that publisher.
+    async fn create_subscriber(
+        &self,
+        conn: &Arc<ProxyConnection>,
+        home: &PublisherHome,
+        publisher: &str,
+        stream: StreamType,
+        listener: &Arc<dyn Listener>,
+    ) -> Result<Arc<dyn Client>, SfuError> {
+        let mut command = CommandClient {
+            kind: "create-subscriber".into(),
+            stream_type: stream.as_str().into(),
+            publisher_id: home.1.clone(),
+            ..Default::default()
+        };
+        if !Arc::ptr_eq(conn, &home.0) {
+            command.remote_url = home.0.base_url.clone();
+            command.remote_token = self.token(Some(&home.1)).ok_or(SfuError::Unsupported)?;
+        }
+        let reply = conn
+            .request(ClientMessage {
+                kind: "command".into(),
+                command: Some(command),
+                ..Default::default()
+            })
+            .await?;
+        let c = reply
+            .command
+            .filter(|c| !c.id.is_empty())
+            .ok_or(SfuError::Unsupported)?;
+        Ok(ProxyClient::new(
+            &self.inner,
+            conn.clone(),
+            c.id,
+            ClientRef {
+                id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+                publisher: publisher.to_owned(),
+                stream,
+                is_publisher: false,
+            },
+            c.sid,
+            0,
+            listener.clone(),
+        ))
+    }
+
+    /// Proxies that may get a new client: nearest to the client first
     /// (country, then continent), least loaded first within that; those
-    /// over their incoming limit only when no other is left.
-    fn candidates(&self, country: Option<&str>) -> Vec<Arc<ProxyConnection>> {
+    /// over their limit (`full`) only when no other is left.
+    fn candidates(
+        &self,
+        country: Option<&str>,
+        full: fn(&ConnectionStatus) -> bool,
+    ) -> Vec<Arc<ProxyConnection>> {
         let mut usable: Vec<_> = self
             .connections()
             .iter()
@@ -184,12 +236,6 @@ impl ProxySfu {
                 s.load,
             )
         });
-        let full = |s: &super::connection::ConnectionStatus| {
-            s.bandwidth
-                .as_ref()
-                .and_then(|b| b.incoming)
-                .is_some_and(|i| i >= 100.0)
-        };
         let (mut free, busy): (Vec<_>, Vec<_>) = usable.into_iter().partition(|(_, s)| !full(s));
         free.extend(busy);
         free.into_iter().map(|(c, _)| c).collect()
@@ -230,7 +276,7 @@ impl Sfu for ProxySfu {
             ..Default::default()
         };
         let mut last = SfuError::NoBackend;
-        for conn in self.candidates(settings.country.as_deref()) {
+        for conn in self.candidates(settings.country.as_deref(), incoming_full) {
             let reply = conn
                 .request(ClientMessage {
                     kind: "command".into(),
@@ -282,6 +328,7 @@ impl Sfu for ProxySfu {
         listener: Arc<dyn Listener>,
         publisher: &str,
         stream: StreamType,
+        country: Option<String>,
     ) -> Result<Arc<dyn Client>, SfuError> {
         let deadline = tokio::time::Instant::now() + self.inner.config.timeout * 5;
         let lookup = self.inner.lookup.read().clone();
@@ -312,36 +359,32 @@ impl Sfu for ProxySfu {
                 return Err(SfuError::NoPublisher(publisher.to_owned()));
             }
         };
-        let reply = conn
-            .request(ClientMessage {
-                kind: "command".into(),
-                command: Some(CommandClient {
-                    kind: "create-subscriber".into(),
-                    stream_type: stream.as_str().into(),
-                    publisher_id: publisher_client,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .await?;
-        let c = reply
-            .command
-            .filter(|c| !c.id.is_empty())
-            .ok_or(SfuError::Unsupported)?;
-        Ok(ProxyClient::new(
-            &self.inner,
-            conn,
-            c.id,
-            ClientRef {
-                id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
-                publisher: publisher.to_owned(),
-                stream,
-                is_publisher: false,
-            },
-            c.sid,
-            0,
-            listener,
-        ))
+        let home = (conn, publisher_client);
+        let status = home.0.status();
+        let country = country.as_deref();
+        if outgoing_full(&status) || !same_country(country, status.country.as_deref()) {
+            // Served by a proxy nearer to the subscriber, or with capacity
+            // left, through a remote stream from the publisher's proxy.
+            let ranked = self.candidates(country, outgoing_full);
+            let best_elsewhere = ranked.first().is_some_and(|best| {
+                !same_country(best.status().country.as_deref(), status.country.as_deref())
+            });
+            if outgoing_full(&status) || best_elsewhere {
+                for conn in ranked {
+                    match self
+                        .create_subscriber(&conn, &home, publisher, stream, &listener)
+                        .await
+                    {
+                        Ok(c) => return Ok(c),
+                        Err(e) => {
+                            tracing::warn!(url = conn.url, error = %e, "proxy refused a subscriber")
+                        }
+                    }
+                }
+            }
+        }
+        self.create_subscriber(&home.0, &home, publisher, stream, &listener)
+            .await
     }
 
     fn max_bitrates(&self) -> (u64, u64) {
@@ -389,6 +432,28 @@ impl Sfu for ProxySfu {
 
     fn events(&self) -> Option<Arc<crate::janus::events::EventsHandler>> {
         None
+    }
+}
+
+fn incoming_full(s: &ConnectionStatus) -> bool {
+    s.bandwidth
+        .as_ref()
+        .and_then(|b| b.incoming)
+        .is_some_and(|i| i >= 100.0)
+}
+
+fn outgoing_full(s: &ConnectionStatus) -> bool {
+    s.bandwidth
+        .as_ref()
+        .and_then(|b| b.outgoing)
+        .is_some_and(|o| o >= 100.0)
+}
+
+/// Unknown countries count as the same.
+fn same_country(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => true,
     }
 }
 

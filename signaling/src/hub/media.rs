@@ -474,8 +474,9 @@ async fn request_offer(
     let subscriber = match session.media.subscriber(target, stream) {
         Some(s) => s,
         None => {
+            let country = session.country.lock().clone();
             let s = sfu
-                .new_subscriber(listener(hub, session), &target.0, stream)
+                .new_subscriber(listener(hub, session), &target.0, stream, country)
                 .await
                 .map_err(sfu_error)?;
             let mut c = session.media.inner.lock();

@@ -1,0 +1,203 @@
+//! Remote streams (cluster facts 6.7): a subscriber here of a publisher on
+//! another proxy. This proxy signs in to the other one (one connection per
+//! URL, shared, closed with its last remote publisher), asks it for the
+//! publisher's streams and to forward them to a remote publisher on our
+//! Janus.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use proto::proxy::{ClientMessage, CommandClient, PublisherStream, ServerMessage};
+use sfu_bridge::janus::remote::RemoteController;
+use sfu_bridge::proxy::connection::{ProxyClientEvents, ProxyConnection};
+use sfu_bridge::sfu::SfuError;
+use tokio_util::sync::CancellationToken;
+
+use crate::server::Proxy;
+
+/// How this proxy signs in to others and where their RTP must go.
+pub struct RemoteIdentity {
+    pub token_id: String,
+    pub token_key: rsa::RsaPrivateKey,
+    pub hostname: String,
+}
+
+struct Remote {
+    conn: Arc<ProxyConnection>,
+    stop: CancellationToken,
+    /// Remote publishers using the connection.
+    users: usize,
+}
+
+/// The connections to other proxies, by their base URL.
+#[derive(Default)]
+pub struct RemoteConnections {
+    by_url: Mutex<HashMap<String, Remote>>,
+}
+
+impl RemoteConnections {
+    fn acquire(
+        &self,
+        url: &str,
+        identity: &RemoteIdentity,
+        timeout: Duration,
+        shutdown: &CancellationToken,
+    ) -> Arc<ProxyConnection> {
+        let mut map = self.by_url.lock();
+        let remote = map.entry(url.to_owned()).or_insert_with(|| {
+            let (id, key) = (identity.token_id.clone(), identity.token_key.clone());
+            let make_token: Box<dyn Fn() -> Option<String> + Send + Sync> = Box::new(move || {
+                proto::proxy_token::sign(&id, None, &key, crate::server::now_secs()).ok()
+            });
+            let stop = shutdown.child_token();
+            tracing::info!(url, "connecting to remote proxy");
+            Remote {
+                conn: ProxyConnection::start(url, make_token, timeout, stop.clone()),
+                stop,
+                users: 0,
+            }
+        });
+        remote.users += 1;
+        remote.conn.clone()
+    }
+
+    fn release(&self, url: &str) {
+        let mut map = self.by_url.lock();
+        let Some(remote) = map.get_mut(url) else {
+            return;
+        };
+        remote.users = remote.users.saturating_sub(1);
+        if remote.users == 0 {
+            tracing::info!(url, "remote proxy connection closed");
+            remote.stop.cancel();
+            map.remove(url);
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.by_url.lock().len()
+    }
+}
+
+/// The source side of one remote publisher: its proxy and its id there.
+pub struct RemotePublisherController {
+    proxy: Weak<Proxy>,
+    url: String,
+    publisher_id: String,
+    hostname: String,
+    conn: Arc<ProxyConnection>,
+    /// Per request to the other proxy.
+    timeout: Duration,
+}
+
+impl RemotePublisherController {
+    pub fn new(
+        proxy: &Arc<Proxy>,
+        identity: &RemoteIdentity,
+        url: &str,
+        publisher_id: &str,
+    ) -> Arc<RemotePublisherController> {
+        let timeout = proxy.config.lock().timeout;
+        let conn = proxy
+            .remotes
+            .acquire(url, identity, timeout, &proxy.shutdown);
+        let c = Arc::new(RemotePublisherController {
+            proxy: Arc::downgrade(proxy),
+            url: url.to_owned(),
+            publisher_id: publisher_id.to_owned(),
+            hostname: identity.hostname.clone(),
+            conn: conn.clone(),
+            timeout,
+        });
+        // The source proxy tells us with `publisher-closed` (its client
+        // id) when the publisher goes away.
+        let weak: Weak<dyn ProxyClientEvents> = Arc::downgrade(&c) as _;
+        conn.register(publisher_id, weak);
+        c
+    }
+
+    async fn command(&self, command: CommandClient) -> Result<ServerMessage, SfuError> {
+        if !self.conn.wait_connected(self.timeout).await {
+            return Err(SfuError::NotConnected);
+        }
+        self.conn
+            .request(ClientMessage {
+                kind: "command".into(),
+                command: Some(command),
+                ..Default::default()
+            })
+            .await
+    }
+
+    fn forward(&self, kind: &str, port: u16, rtcp_port: u16) -> CommandClient {
+        CommandClient {
+            kind: kind.into(),
+            client_id: self.publisher_id.clone(),
+            hostname: self.hostname.clone(),
+            port: Some(port),
+            rtcp_port: Some(rtcp_port),
+            ..Default::default()
+        }
+    }
+}
+
+impl Drop for RemotePublisherController {
+    fn drop(&mut self) {
+        self.conn.unregister(&self.publisher_id);
+        if let Some(p) = self.proxy.upgrade() {
+            p.remotes.release(&self.url);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RemoteController for RemotePublisherController {
+    fn publisher_id(&self) -> &str {
+        &self.publisher_id
+    }
+
+    async fn streams(&self) -> Result<Vec<PublisherStream>, SfuError> {
+        let reply = self
+            .command(CommandClient {
+                kind: "get-publisher-streams".into(),
+                client_id: self.publisher_id.clone(),
+                ..Default::default()
+            })
+            .await?;
+        Ok(reply.command.and_then(|c| c.streams).unwrap_or_default())
+    }
+
+    async fn start_publishing(&self, port: u16, rtcp_port: u16) -> Result<(), SfuError> {
+        self.command(self.forward("publish-remote", port, rtcp_port))
+            .await
+            .map(|_| ())
+    }
+
+    async fn stop_publishing(&self, port: u16, rtcp_port: u16) {
+        if let Err(e) = self
+            .command(self.forward("unpublish-remote", port, rtcp_port))
+            .await
+        {
+            tracing::debug!(url = self.url, publisher = self.publisher_id, error = %e, "could not stop remote publishing");
+        }
+    }
+}
+
+impl ProxyClientEvents for RemotePublisherController {
+    fn on_payload(&self, _: &str, _: &serde_json::Value) {}
+
+    /// The publisher left its proxy (or that proxy is gone): our
+    /// subscribers of it close, which tells their signaling servers.
+    fn on_closed_by_proxy(&self) {
+        if let Some(p) = self.proxy.upgrade() {
+            tracing::info!(
+                url = self.url,
+                publisher = self.publisher_id,
+                "remote publisher closed"
+            );
+            p.close_subscribers_of(&self.publisher_id);
+        }
+    }
+}
