@@ -55,6 +55,28 @@ impl TestClient {
         (c, welcome)
     }
 
+    /// Connects as if through a reverse proxy that saw the client at
+    /// `ip` (`X-Real-IP`; loopback is a trusted proxy by default).
+    pub async fn connect_as(server: &TestServer, ip: &str) -> TestClient {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = server.ws_url().into_client_request().expect("request");
+        request
+            .headers_mut()
+            .insert("X-Real-IP", ip.parse().expect("header value"));
+        let (ws, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("websocket connect");
+        let mut c = TestClient {
+            ws,
+            next_id: 1,
+            session_id: String::new(),
+            resume_id: String::new(),
+        };
+        let welcome = c.recv().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        c
+    }
+
     /// Connects without expecting `welcome` (servers older than that
     /// message, like Debian's reference 0.4.1).
     pub async fn connect_no_welcome(server: &TestServer) -> TestClient {

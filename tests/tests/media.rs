@@ -305,8 +305,13 @@ async fn world() -> World {
 
 /// alice and bob in room1 and in its call.
 async fn in_call(w: &World) -> (TestClient, TestClient) {
-    let mut a = user(&w.server, &w.talk, &w.alice).await;
-    let mut b = user(&w.server, &w.talk, &w.bob).await;
+    let a = user(&w.server, &w.talk, &w.alice).await;
+    let b = user(&w.server, &w.talk, &w.bob).await;
+    join_call(w, a, b).await
+}
+
+/// alice and bob (already signed in) join room1 and its call.
+async fn join_call(w: &World, mut a: TestClient, mut b: TestClient) -> (TestClient, TestClient) {
     a.join_ok("room1", "ta").await;
     b.join_ok("room1", "tb").await;
     let entry =
@@ -612,4 +617,183 @@ async fn through_a_proxy() {
             .await,
         1.0
     );
+}
+
+/// Writes an RSA key pair for a token id into `dir`: (private key file,
+/// public key file).
+fn key_files(
+    dir: &std::path::Path,
+    id: &str,
+    (key, public): &(rsa::RsaPrivateKey, String),
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    let private = dir.join(format!("{id}.key"));
+    let public_file = dir.join(format!("{id}.pub"));
+    std::fs::write(
+        &private,
+        key.to_pkcs8_pem(LineEnding::LF).expect("pem").as_bytes(),
+    )
+    .expect("write key");
+    std::fs::write(&public_file, public).expect("write public key");
+    (private, public_file)
+}
+
+/// Two proxies, each in front of its own Janus, one in DE and one in US.
+/// alice (DE) publishes on the DE proxy; bob (US) is served by the US
+/// proxy, which receives alice's stream from the DE proxy's Janus as a
+/// remote publisher (cluster facts 6.7). RTP reaches bob; when alice
+/// stops, bob's subscriber and the remote publisher are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn between_two_proxies() {
+    if !in_namespace("between_two_proxies") {
+        return;
+    }
+    let janus_de = Janus::start(JanusOptions {
+        ice_interface: Some("jv0".into()),
+        ..Default::default()
+    })
+    .await;
+    let janus_us = Janus::start(JanusOptions {
+        ice_interface: Some("jv0".into()),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server_key = tests::proxy::rsa_key();
+    let (server_private, _) = key_files(dir.path(), "server1", &server_key);
+    let (de_private, de_public) = key_files(dir.path(), "proxy-de", &tests::proxy::rsa_key());
+    let (us_private, us_public) = key_files(dir.path(), "proxy-us", &tests::proxy::rsa_key());
+    let extra = |country: &str, id: &str, private: &std::path::Path| {
+        format!(
+            "[app]\ncountry = {country}\ntoken_id = {id}\ntoken_key = {}\nhostname = 127.0.0.1\n\n\
+             [tokens]\nproxy-de = {}\nproxy-us = {}\n",
+            private.display(),
+            de_public.display(),
+            us_public.display()
+        )
+    };
+    let proxy_de = tests::proxy::ProxyServer::start_with_key(
+        &janus_de.url,
+        &extra("DE", "proxy-de", &de_private),
+        server_key.clone(),
+    )
+    .await;
+    let proxy_us = tests::proxy::ProxyServer::start_with_key(
+        &janus_us.url,
+        &extra("US", "proxy-us", &us_private),
+        server_key.clone(),
+    )
+    .await;
+    let talk = Talk::start(TALK_SECRET).await;
+    let alice = talk.add_user("alice", "Alice");
+    let bob = talk.add_user("bob", "Bob");
+    talk.add_room("room1", Room::open("Room one"));
+    let server = TestServer::builder()
+        .talk(&talk)
+        .extra(&format!(
+            "\n[mcu]\ntype = proxy\nurl = {} {}\ntoken_id = {}\ntoken_key = {}\nproxytimeout = 5\n\
+             \n[geoip-overrides]\n10.1.0.0/16 = DE\n10.2.0.0/16 = US\n",
+            proxy_de.base_url(),
+            proxy_us.base_url(),
+            tests::proxy::TOKEN_ID,
+            server_private.display()
+        ))
+        .start()
+        .await;
+    let ready = tests::wait::eventually(Duration::from_secs(20), || async {
+        let info = server.serverinfo().await;
+        let proxies = info["sfu"]["proxies"].as_array().cloned().unwrap_or_default();
+        (proxies.len() == 2 && proxies.iter().all(|p| p["connected"] == true)).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "server did not connect to both proxies");
+    for p in [&proxy_de, &proxy_us] {
+        let up = tests::wait::eventually(Duration::from_secs(20), || async {
+            let stats: Value = reqwest::get(format!("{}stats", p.http_url()))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (stats["mcu"]["connected"] == true).then_some(())
+        })
+        .await;
+        assert!(up.is_some(), "proxy did not connect to its janus");
+    }
+    let w = World {
+        talk,
+        janus: janus_de,
+        server,
+        alice,
+        bob,
+    };
+    let mut a = TestClient::connect_as(&w.server, "10.1.0.7").await;
+    a.hello_v1(&w.talk, Some(&w.alice)).await;
+    let mut b = TestClient::connect_as(&w.server, "10.2.0.9").await;
+    b.hello_v1(&w.talk, Some(&w.bob)).await;
+    let (mut a, mut b) = join_call(&w, a, b).await;
+
+    let publisher = Publisher::new(true).await;
+    publish(&mut a, &publisher, "video").await;
+    assert_eq!(
+        proxy_de
+            .metric("signaling_proxy_publishers{type=\"video\"} ")
+            .await,
+        1.0,
+        "alice (DE) publishes on the DE proxy"
+    );
+    let subscriber = Subscriber::new().await;
+    let alice_id = a.session_id.clone();
+    subscribe(&mut b, &subscriber, &alice_id, "video").await;
+    assert!(
+        subscriber
+            .wait_packets(&[RTPCodecType::Audio, RTPCodecType::Video], 20)
+            .await,
+        "RTP between the proxies: audio {}, video {}",
+        subscriber.count(RTPCodecType::Audio),
+        subscriber.count(RTPCodecType::Video)
+    );
+    println!(
+        "RTP at the subscriber through a remote stream: audio {}, video {}",
+        subscriber.count(RTPCodecType::Audio),
+        subscriber.count(RTPCodecType::Video)
+    );
+    assert_eq!(
+        proxy_us
+            .metric("signaling_proxy_subscribers{type=\"video\"} ")
+            .await,
+        1.0,
+        "bob (US) is served by the US proxy"
+    );
+    assert_eq!(
+        proxy_de
+            .metric("signaling_proxy_subscribers{type=\"video\"} ")
+            .await,
+        0.0
+    );
+    // The US Janus holds alice's stream in a room of its own.
+    assert!(
+        !janus_us.rooms().await.is_empty(),
+        "no remote publisher room on the US Janus"
+    );
+
+    // alice leaves: the DE proxy tells the US proxy, whose subscriber
+    // closes; the remote publisher and its room go away.
+    drop(publisher);
+    a.request("bye", json!({})).await;
+    a.close().await;
+    let gone = tests::wait::eventually(Duration::from_secs(15), || async {
+        let subs = proxy_us
+            .metric("signaling_proxy_subscribers{type=\"video\"} ")
+            .await;
+        let rooms = janus_us.rooms().await;
+        (subs == 0.0 && rooms.is_empty()).then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "remote subscriber or room left on the US proxy: {:?}",
+        janus_us.rooms().await
+    );
+    drop(b);
 }
