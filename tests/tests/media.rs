@@ -702,7 +702,10 @@ async fn between_two_proxies() {
         .await;
     let ready = tests::wait::eventually(Duration::from_secs(20), || async {
         let info = server.serverinfo().await;
-        let proxies = info["sfu"]["proxies"].as_array().cloned().unwrap_or_default();
+        let proxies = info["sfu"]["proxies"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         (proxies.len() == 2 && proxies.iter().all(|p| p["connected"] == true)).then_some(())
     })
     .await;

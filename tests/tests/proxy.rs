@@ -126,26 +126,9 @@ async fn tokens_are_checked() {
     );
 }
 
-/// A session creates a publisher, Janus answers its offer through the
-/// proxy; unknown clients are refused; resuming moves the session.
-#[tokio::test]
-async fn publisher_offer_and_resume() {
-    let janus = Janus::start(JanusOptions::default()).await;
-    let proxy = ProxyServer::start(&janus.url, "[app]\ncountry = de\n").await;
-    let mut c = Conn::open(&proxy).await;
-    let hello = c.hello(&proxy.token(), "").await;
-    assert_eq!(hello["type"], "hello", "{hello}");
-    assert_eq!(
-        hello["hello"]["server"]["features"],
-        json!(["remote-streams"])
-    );
-    assert_eq!(hello["hello"]["server"]["country"], "DE");
-    let session = hello["hello"]["sessionid"].as_str().unwrap().to_owned();
-    let load = c.recv().await;
-    assert_eq!(load["event"]["type"], "update-load", "{load}");
-
-    // Janus may still be connecting: create-publisher waits or fails;
-    // retry until it works.
+/// Creates a video publisher (retrying while Janus connects) and has
+/// Janus answer its audio and video offer; its client id.
+async fn publish(c: &mut Conn) -> String {
     let mut publisher = String::new();
     for _ in 0..50 {
         let id = c
@@ -168,6 +151,125 @@ async fn publisher_offer_and_resume() {
     assert_eq!(v["payload"]["type"], "offer", "{v}");
     assert_eq!(v["payload"]["clientId"], publisher.as_str());
     assert_eq!(v["payload"]["payload"]["type"], "answer", "{v}");
+    publisher
+}
+
+/// The commands another proxy uses for remote streams: the streams of a
+/// negotiated publisher, forwarding them to a host and port and stopping
+/// that; a remote `create-subscriber` needs a token of a trusted server
+/// for exactly that publisher, and a proxy without `[app] token_id`
+/// refuses remote subscribers.
+#[tokio::test]
+async fn remote_stream_commands() {
+    let janus = Janus::start(JanusOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let own_key = dir.path().join("proxy1.key");
+    {
+        use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+        let (k, _) = rsa_key();
+        std::fs::write(&own_key, k.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+    }
+    let proxy = ProxyServer::start(
+        &janus.url,
+        &format!(
+            "[app]\ntoken_id = proxy1\ntoken_key = {}\nhostname = 127.0.0.1\n",
+            own_key.display()
+        ),
+    )
+    .await;
+    let mut c = Conn::open(&proxy).await;
+    assert_eq!(c.hello(&proxy.token(), "").await["type"], "hello");
+    let publisher = publish(&mut c).await;
+
+    let id = c
+        .request(json!({"type": "command", "command": {"type": "get-publisher-streams", "clientId": publisher}}))
+        .await;
+    let v = c.reply(&id).await;
+    let streams = v["command"]["streams"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let kinds: Vec<_> = streams.iter().map(|s| s["type"].clone()).collect();
+    assert_eq!(kinds, vec![json!("audio"), json!("video")], "{v}");
+    assert_eq!(streams[0]["codec"], "opus", "{v}");
+    assert!(streams.iter().all(|s| s["mid"].is_string()), "{v}");
+
+    // Forwarding to a port nobody listens on is fine for UDP.
+    let forward =
+        json!({"clientId": publisher, "hostname": "127.0.0.1", "port": 40000, "rtcpPort": 40001});
+    for kind in ["publish-remote", "publish-remote", "unpublish-remote"] {
+        let mut command = forward.clone();
+        command["type"] = json!(kind);
+        let id = c
+            .request(json!({"type": "command", "command": command}))
+            .await;
+        let v = c.reply(&id).await;
+        assert_eq!(v["command"]["id"], publisher.as_str(), "{kind}: {v}");
+    }
+    for kind in ["get-publisher-streams", "publish-remote"] {
+        let mut command = forward.clone();
+        command["type"] = json!(kind);
+        command["clientId"] = json!("nobody");
+        let id = c
+            .request(json!({"type": "command", "command": command}))
+            .await;
+        assert_eq!(
+            c.reply(&id).await["error"]["code"],
+            "unknown_client",
+            "{kind}"
+        );
+    }
+
+    // Remote subscribers: the token must be for this very publisher.
+    let subscribe = |token: &str| json!({"type": "command", "command": {"type": "create-subscriber", "publisherId": "pub-on-other-proxy", "streamType": "video", "remoteUrl": "http://127.0.0.1:9/", "remoteToken": token}});
+    let wrong_subject =
+        proto::proxy_token::sign(TOKEN_ID, Some("another-publisher"), &proxy.key, now()).unwrap();
+    let (other, _) = rsa_key();
+    let forged =
+        proto::proxy_token::sign(TOKEN_ID, Some("pub-on-other-proxy"), &other, now()).unwrap();
+    for token in [&wrong_subject, &forged] {
+        let id = c.request(subscribe(token)).await;
+        assert_eq!(c.reply(&id).await["error"]["code"], "auth_failed");
+    }
+    assert_eq!(
+        proxy
+            .metric("signaling_proxy_token_errors_total{reason=\"auth-failed\"} ")
+            .await,
+        2.0
+    );
+
+    // A proxy that cannot sign in to others refuses remote subscribers.
+    let plain = ProxyServer::start(&janus.url, "").await;
+    let mut p = Conn::open(&plain).await;
+    assert_eq!(p.hello(&plain.token(), "").await["type"], "hello");
+    let token =
+        proto::proxy_token::sign(TOKEN_ID, Some("pub-on-other-proxy"), &plain.key, now()).unwrap();
+    let id = p.request(subscribe(&token)).await;
+    assert_eq!(
+        p.reply(&id).await["error"]["code"],
+        "unsupported_subscriber"
+    );
+}
+
+/// A session creates a publisher, Janus answers its offer through the
+/// proxy; unknown clients are refused; resuming moves the session.
+#[tokio::test]
+async fn publisher_offer_and_resume() {
+    let janus = Janus::start(JanusOptions::default()).await;
+    let proxy = ProxyServer::start(&janus.url, "[app]\ncountry = de\n").await;
+    let mut c = Conn::open(&proxy).await;
+    let hello = c.hello(&proxy.token(), "").await;
+    assert_eq!(hello["type"], "hello", "{hello}");
+    assert_eq!(
+        hello["hello"]["server"]["features"],
+        json!(["remote-streams"])
+    );
+    assert_eq!(hello["hello"]["server"]["country"], "DE");
+    let session = hello["hello"]["sessionid"].as_str().unwrap().to_owned();
+    let load = c.recv().await;
+    assert_eq!(load["event"]["type"], "update-load", "{load}");
+
+    let publisher = publish(&mut c).await;
 
     let id = c
         .request(json!({"type": "payload", "payload": {"type": "candidate", "clientId": "nobody", "payload": {"candidate": {"candidate": ""}}}}))
