@@ -288,11 +288,38 @@ async fn proxies_from_etcd() {
 /// creates the subscriber there.
 #[tokio::test]
 async fn subscriber_on_another_node() {
+    subscriber_across_nodes(false).await;
+}
+
+/// The same when the subscriber's node does not use the publisher's proxy
+/// (each node has its own): it connects to it temporarily with the token
+/// the publisher's node gave it.
+#[tokio::test]
+async fn subscriber_on_a_node_without_that_proxy() {
+    subscriber_across_nodes(true).await;
+}
+
+/// alice publishes through node 1, bob subscribes through node 2; with
+/// `separate_proxies` node 2 is configured with another proxy only.
+async fn subscriber_across_nodes(separate_proxies: bool) {
     use rsa::pkcs8::{EncodePrivateKey, LineEnding};
     let nats = tests::nats::NatsServer::start().await;
     let janus = Janus::start(JanusOptions::default()).await;
     let (key, public) = rsa_key();
-    let proxy = ProxyServer::start_with_key(&janus.url, "", (key.clone(), public)).await;
+    let proxy = ProxyServer::start_with_key(&janus.url, "", (key.clone(), public.clone())).await;
+    let other = if separate_proxies {
+        let janus = Janus::start(JanusOptions::default()).await;
+        let proxy = ProxyServer::start_with_key(&janus.url, "", (key.clone(), public)).await;
+        Some((janus, proxy))
+    } else {
+        None
+    };
+    let urls = [
+        proxy.base_url(),
+        other
+            .as_ref()
+            .map_or_else(|| proxy.base_url(), |(_, p)| p.base_url()),
+    ];
     let key_dir = tempfile::tempdir().unwrap();
     let key_file = key_dir.path().join("token.key");
     std::fs::write(
@@ -306,15 +333,14 @@ async fn subscriber_on_another_node() {
     talk.add_room("room1", Room::open("Room one"));
     let grpc = [tests::process::free_port(), tests::process::free_port()];
     let mut nodes = Vec::new();
-    for own in grpc {
+    for (own, url) in grpc.into_iter().zip(&urls) {
         nodes.push(
             TestServer::builder()
                 .talk(&talk)
                 .nats(&nats.url)
                 .extra(&format!(
-                    "\n[mcu]\ntype = proxy\nurl = {}\ntoken_id = {TOKEN_ID}\ntoken_key = {}\nproxytimeout = 5\n\
+                    "\n[mcu]\ntype = proxy\nurl = {url}\ntoken_id = {TOKEN_ID}\ntoken_key = {}\nproxytimeout = 5\n\
                      [grpc]\nlisten = 127.0.0.1:{own}\ntargets = 127.0.0.1:{}, 127.0.0.1:{}\n",
-                    proxy.base_url(),
                     key_file.display(),
                     grpc[0],
                     grpc[1]
@@ -387,10 +413,26 @@ async fn subscriber_on_another_node() {
         }
     }
     if created.is_none() {
-        let v = b.try_recv_within(Duration::from_secs(1)).await;
+        let mut got = Vec::new();
+        while let Ok(Some(v)) = b.try_recv_within(Duration::from_millis(200)).await {
+            got.push(v);
+        }
         panic!(
-            "no subscriber on the publisher's proxy; bob got {v:?}\n{}",
-            nodes[1].process.log_tail(30)
+            "no subscriber on the publisher's proxy; bob got {got:?}\n{}",
+            nodes[1].process.log_tail(60)
         );
+    }
+    let proxies = nodes[1].serverinfo().await["sfu"]["proxies"].clone();
+    let temporary: Vec<_> = proxies
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["temporary"] == true)
+        .map(|p| p["url"].clone())
+        .collect();
+    if separate_proxies {
+        assert_eq!(temporary, vec![json!(proxy.ws_url())], "{proxies}");
+    } else {
+        assert!(temporary.is_empty(), "{proxies}");
     }
 }

@@ -34,8 +34,29 @@ pub struct ProxySfuConfig {
     pub continent_overrides: Vec<(String, Vec<String>)>,
 }
 
-/// Where a publisher lives: its proxy and its client id there.
-type PublisherHome = (Arc<ProxyConnection>, String);
+/// Where a publisher lives: its proxy, its client id there, and the
+/// token for subscribing to it from another proxy (signed by the node
+/// that created it; ours when `None`).
+#[derive(Clone)]
+struct PublisherHome {
+    conn: Arc<ProxyConnection>,
+    proxy_id: String,
+    token: Option<String>,
+}
+
+/// What another node says about one of its publishers (gRPC
+/// `GetPublisherId`).
+#[derive(Debug, Clone, Default)]
+pub struct RemotePublisherInfo {
+    /// The proxy's base URL.
+    pub url: String,
+    /// The publisher's client id on that proxy.
+    pub proxy_id: String,
+    /// For connecting to the proxy if this node does not use it.
+    pub connect_token: String,
+    /// For subscribing to the publisher from another proxy.
+    pub publisher_token: String,
+}
 
 /// A proxy in use, and how to stop its connection.
 struct Proxy {
@@ -44,13 +65,27 @@ struct Proxy {
     stop: CancellationToken,
 }
 
-/// Asks the other nodes where a publisher lives: (proxy base URL, its id
-/// on that proxy).
+/// Asks the other nodes where a publisher lives.
 pub type PublisherLookup = Arc<
-    dyn Fn(String, StreamType) -> futures_util::future::BoxFuture<'static, Option<(String, String)>>
+    dyn Fn(
+            String,
+            StreamType,
+        ) -> futures_util::future::BoxFuture<'static, Option<RemotePublisherInfo>>
         + Send
         + Sync,
 >;
+
+/// A connection made for subscribers of another node's publisher on a
+/// proxy this node does not use: never used for anything else, closed
+/// once empty.
+struct Temporary {
+    proxy: Proxy,
+    since: tokio::time::Instant,
+}
+
+/// How long an unused temporary connection stays (its first subscriber
+/// is created right after it connects).
+const TEMPORARY_GRACE: Duration = Duration::from_secs(10);
 
 struct Inner {
     config: ProxySfuConfig,
@@ -59,6 +94,7 @@ struct Inner {
     /// Removed from the configuration but still serving clients: no new
     /// ones, closed once empty.
     retiring: Mutex<Vec<Proxy>>,
+    temporary: Mutex<Vec<Temporary>>,
     stop: CancellationToken,
     publishers: Mutex<HashMap<(String, StreamType), PublisherHome>>,
     publishers_changed: Notify,
@@ -86,6 +122,7 @@ impl ProxySfu {
                 proxies: parking_lot::RwLock::default(),
                 lookup: parking_lot::RwLock::new(None),
                 retiring: Mutex::default(),
+                temporary: Mutex::default(),
                 stop: stop.clone(),
                 publishers: Mutex::default(),
                 publishers_changed: Notify::new(),
@@ -100,8 +137,18 @@ impl ProxySfu {
     fn connect(&self, base_url: &str) -> Proxy {
         let c = &self.inner.config;
         let (id, key) = (c.token_id.clone(), c.token_key.clone());
-        let make_token: Box<dyn Fn() -> Option<String> + Send + Sync> =
-            Box::new(move || proto::proxy_token::sign(&id, None, &key, now_secs()).ok());
+        self.connect_with(
+            base_url,
+            Box::new(move || proto::proxy_token::sign(&id, None, &key, now_secs()).ok()),
+        )
+    }
+
+    fn connect_with(
+        &self,
+        base_url: &str,
+        make_token: Box<dyn Fn() -> Option<String> + Send + Sync>,
+    ) -> Proxy {
+        let c = &self.inner.config;
         let stop = self.inner.stop.child_token();
         Proxy {
             conn: ProxyConnection::start(base_url, make_token, c.timeout, stop.clone()),
@@ -157,6 +204,52 @@ impl ProxySfu {
             .collect()
     }
 
+    /// The connection to a proxy another node told us about: one we use,
+    /// or a temporary one signed in with that node's token.
+    async fn connection_for(&self, info: &RemotePublisherInfo) -> Option<Arc<ProxyConnection>> {
+        let url = format!("{}/", info.url.trim_end_matches('/'));
+        if let Some(c) = self.connections().into_iter().find(|c| c.base_url == url) {
+            return Some(c);
+        }
+        let existing = self
+            .inner
+            .temporary
+            .lock()
+            .iter()
+            .find(|t| t.proxy.base_url == url)
+            .map(|t| t.proxy.conn.clone());
+        let conn = match existing {
+            Some(c) => c,
+            None => {
+                tracing::info!(url, "temporary connection to another node's proxy");
+                let token = info.connect_token.clone();
+                let proxy = self.connect_with(&url, Box::new(move || Some(token.clone())));
+                let conn = proxy.conn.clone();
+                self.inner.temporary.lock().push(Temporary {
+                    proxy,
+                    since: tokio::time::Instant::now(),
+                });
+                conn
+            }
+        };
+        conn.wait_connected(self.inner.config.timeout)
+            .await
+            .then_some(conn)
+    }
+
+    /// The configured connections, then the temporary ones (flagged).
+    fn all_connections(&self) -> Vec<(Arc<ProxyConnection>, bool)> {
+        let mut all: Vec<_> = self.connections().into_iter().map(|c| (c, false)).collect();
+        all.extend(
+            self.inner
+                .temporary
+                .lock()
+                .iter()
+                .map(|t| (t.proxy.conn.clone(), true)),
+        );
+        all
+    }
+
     /// Waits until every proxy is connected (or `timeout`).
     pub async fn wait_connected(&self, timeout: Duration) -> bool {
         for c in &self.connections() {
@@ -181,12 +274,17 @@ impl ProxySfu {
         let mut command = CommandClient {
             kind: "create-subscriber".into(),
             stream_type: stream.as_str().into(),
-            publisher_id: home.1.clone(),
+            publisher_id: home.proxy_id.clone(),
             ..Default::default()
         };
-        if !Arc::ptr_eq(conn, &home.0) {
-            command.remote_url = home.0.base_url.clone();
-            command.remote_token = self.token(Some(&home.1)).ok_or(SfuError::Unsupported)?;
+        if !Arc::ptr_eq(conn, &home.conn) {
+            command.remote_url = home.conn.base_url.clone();
+            command.remote_token = match &home.token {
+                Some(t) => t.clone(),
+                None => self
+                    .token(Some(&home.proxy_id))
+                    .ok_or(SfuError::Unsupported)?,
+            };
         }
         let reply = conn
             .request(ClientMessage {
@@ -309,10 +407,14 @@ impl Sfu for ProxySfu {
                 c.bitrate.unwrap_or(bitrate),
                 listener,
             );
-            self.inner
-                .publishers
-                .lock()
-                .insert((public_id.to_owned(), stream), (conn, c.id));
+            self.inner.publishers.lock().insert(
+                (public_id.to_owned(), stream),
+                PublisherHome {
+                    conn,
+                    proxy_id: c.id,
+                    token: None,
+                },
+            );
             self.inner.publishers_changed.notify_waiters();
             return Ok(client);
         }
@@ -332,7 +434,7 @@ impl Sfu for ProxySfu {
     ) -> Result<Arc<dyn Client>, SfuError> {
         let deadline = tokio::time::Instant::now() + self.inner.config.timeout * 5;
         let lookup = self.inner.lookup.read().clone();
-        let (conn, publisher_client) = loop {
+        let home = loop {
             let changed = self.inner.publishers_changed.notified();
             let local = self
                 .inner
@@ -345,10 +447,18 @@ impl Sfu for ProxySfu {
             }
             // Published through another node: on a proxy we use too?
             if let Some(lookup) = &lookup {
-                if let Some((url, id)) = lookup(publisher.to_owned(), stream).await {
-                    match self.connections().into_iter().find(|c| c.base_url == url) {
-                        Some(c) => break (c, id),
-                        None => tracing::warn!(url, "publisher on a proxy this node does not use"),
+                if let Some(info) = lookup(publisher.to_owned(), stream).await {
+                    match self.connection_for(&info).await {
+                        Some(conn) => {
+                            break PublisherHome {
+                                conn,
+                                proxy_id: info.proxy_id,
+                                token: Some(info.publisher_token).filter(|t| !t.is_empty()),
+                            }
+                        }
+                        None => {
+                            tracing::warn!(url = info.url, "could not reach the publisher's proxy")
+                        }
                     }
                 }
             }
@@ -359,8 +469,7 @@ impl Sfu for ProxySfu {
                 return Err(SfuError::NoPublisher(publisher.to_owned()));
             }
         };
-        let home = (conn, publisher_client);
-        let status = home.0.status();
+        let status = home.conn.status();
         let country = country.as_deref();
         if outgoing_full(&status) || !same_country(country, status.country.as_deref()) {
             // Served by a proxy nearer to the subscriber, or with capacity
@@ -383,7 +492,7 @@ impl Sfu for ProxySfu {
                 }
             }
         }
-        self.create_subscriber(&home.0, &home, publisher, stream, &listener)
+        self.create_subscriber(&home.conn, &home, publisher, stream, &listener)
             .await
     }
 
@@ -400,11 +509,11 @@ impl Sfu for ProxySfu {
 
     fn stats(&self) -> Value {
         let details: Vec<_> = self
-            .connections()
+            .all_connections()
             .iter()
-            .map(|c| {
+            .map(|(c, temporary)| {
                 let s = c.status();
-                json!({"url": c.url, "connected": s.connected, "clients": c.client_count(), "load": s.load, "shutdown": s.shutdown_scheduled})
+                json!({"url": c.url, "connected": s.connected, "clients": c.client_count(), "load": s.load, "shutdown": s.shutdown_scheduled, "temporary": temporary})
             })
             .collect();
         json!({"publishers": self.inner.publishers.lock().len(), "details": details})
@@ -412,13 +521,14 @@ impl Sfu for ProxySfu {
 
     fn server_info(&self) -> Value {
         let proxies: Vec<_> = self
-            .connections()
+            .all_connections()
             .iter()
-            .map(|c| {
+            .map(|(c, temporary)| {
                 let s = c.status();
                 json!({
                     "url": c.url,
                     "connected": s.connected,
+                    "temporary": temporary,
                     "shutdown": s.shutdown_scheduled,
                     "version": s.version,
                     "country": s.country,
@@ -504,7 +614,7 @@ impl ProxyClient {
             if let Some(sfu) = self.sfu.upgrade() {
                 let key = (self.client.publisher.clone(), self.client.stream);
                 let mut map = sfu.publishers.lock();
-                if map.get(&key).is_some_and(|(_, id)| *id == self.proxy_id) {
+                if map.get(&key).is_some_and(|h| h.proxy_id == self.proxy_id) {
                     map.remove(&key);
                 }
             }
@@ -642,6 +752,14 @@ async fn retire(inner: Weak<Inner>, stop: CancellationToken) {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
         let Some(inner) = inner.upgrade() else { return };
+        inner.temporary.lock().retain(|t| {
+            if t.proxy.conn.client_count() > 0 || t.since.elapsed() < TEMPORARY_GRACE {
+                return true;
+            }
+            tracing::info!(url = t.proxy.base_url, "temporary proxy connection closed");
+            t.proxy.stop.cancel();
+            false
+        });
         inner.retiring.lock().retain(|p| {
             if p.conn.client_count() > 0 {
                 return true;

@@ -319,13 +319,12 @@ impl Peers {
         .is_some()
     }
 
-    /// Where another node's session publishes a stream through a proxy:
-    /// (proxy base URL, publisher id on that proxy).
+    /// Where another node's session publishes a stream through a proxy.
     pub async fn publisher_on_proxy(
         &self,
         session: &str,
         stream: &str,
-    ) -> Option<(String, String)> {
+    ) -> Option<sfu_bridge::proxy::RemotePublisherInfo> {
         self.first(LOOKUP_TIMEOUT, |p| {
             count_call("GetPublisherId");
             let req = proto::grpc::GetPublisherIdRequest {
@@ -335,7 +334,12 @@ impl Peers {
             async move {
                 let mut client = proto::grpc::rpc_mcu_client::RpcMcuClient::new(p.channel.clone());
                 let reply = client.get_publisher_id(req).await.ok()?.into_inner();
-                (!reply.publisher_id.is_empty()).then_some((reply.proxy_url, reply.publisher_id))
+                (!reply.publisher_id.is_empty()).then_some(sfu_bridge::proxy::RemotePublisherInfo {
+                    url: reply.proxy_url,
+                    proxy_id: reply.publisher_id,
+                    connect_token: reply.connect_token,
+                    publisher_token: reply.publisher_token,
+                })
             }
         })
         .await

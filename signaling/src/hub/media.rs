@@ -441,19 +441,26 @@ async fn may_subscribe(hub: &Hub, session: &Session, target: &PublicSessionId) -
         return true;
     }
     let Some(room) = session.room() else {
+        tracing::debug!(session = %session.public_id.0, "may not subscribe: not in a room");
         return false;
     };
     if !room.is_in_call(&session.public_id) {
+        tracing::debug!(session = %session.public_id.0, "may not subscribe: not in the call");
         return false;
     }
     if let Some(t) = hub.inner.sessions.by_public(target) {
         let same_room = t.room().is_some_and(|r| Arc::ptr_eq(&r, &room));
         return same_room && (t.client_type == ClientType::Internal || room.is_in_call(target));
     }
-    hub.inner
+    let in_call = hub
+        .inner
         .peers
         .is_session_in_call(&target.0, &room.id.0, &session.backend_url)
-        .await
+        .await;
+    if !in_call {
+        tracing::debug!(target = %target.0, "may not subscribe: no node has the target in the call");
+    }
+    in_call
 }
 
 async fn request_offer(

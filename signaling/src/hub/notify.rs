@@ -313,12 +313,11 @@ impl Hub {
             }
             "incall" => {
                 let inc = n.incall.as_mut().ok_or_else(|| missing("incall"))?;
-                if !inc.all {
-                    inc.users = self.convert_entries(std::mem::take(&mut inc.users));
-                    inc.changed = self.convert_entries(std::mem::take(&mut inc.changed));
-                    if inc.users.is_empty() && inc.changed.is_empty() {
-                        return Ok(());
-                    }
+                // Talk session ids are resolved by each node when it applies
+                // the notice: a session that joined another node a moment
+                // ago is known there before its claim reaches this node.
+                if !inc.all && inc.users.is_empty() && inc.changed.is_empty() {
+                    return Ok(());
                 }
                 room_bound = true;
             }
@@ -327,8 +326,6 @@ impl Hub {
                     .participants
                     .as_mut()
                     .ok_or_else(|| missing("participants"))?;
-                p.users = self.convert_entries(std::mem::take(&mut p.users));
-                p.changed = self.convert_entries(std::mem::take(&mut p.changed));
                 if p.users.is_empty() && p.changed.is_empty() {
                     return Ok(());
                 }
@@ -417,8 +414,10 @@ impl Hub {
                     if inc.all {
                         self.incall_all(room, &inc.incall);
                     } else {
-                        room.set_participants(inc.users.clone());
-                        for c in &inc.changed {
+                        let users = self.convert_entries(inc.users.clone());
+                        let changed = self.convert_entries(inc.changed.clone());
+                        room.set_participants(users.clone());
+                        for c in &changed {
                             let (Some(id), Some(v)) =
                                 (c.get("sessionId").and_then(Value::as_str), c.get("inCall"))
                             else {
@@ -431,13 +430,15 @@ impl Hub {
                             };
                             room.set_in_call(&PublicSessionId(id.to_owned()), in_call);
                         }
-                        self.broadcast_participants(room, inc.users.clone(), inc.changed.clone());
+                        self.broadcast_participants(room, users, changed);
                     }
                 }
             }
             "participants" => {
                 if let Some(p) = &n.participants {
-                    for c in &p.changed {
+                    let users = self.convert_entries(p.users.clone());
+                    let changed = self.convert_entries(p.changed.clone());
+                    for c in &changed {
                         let Some(id) = c.get("sessionId").and_then(Value::as_str) else {
                             continue;
                         };
@@ -457,7 +458,7 @@ impl Hub {
                             s.set_permissions(Permissions::from_list(list));
                         }
                     }
-                    self.broadcast_participants(room, p.users.clone(), p.changed.clone());
+                    self.broadcast_participants(room, users, changed);
                 }
             }
             "message" => {
