@@ -54,7 +54,7 @@ impl RemoteConnections {
             let stop = shutdown.child_token();
             tracing::info!(url, "connecting to remote proxy");
             Remote {
-                conn: ProxyConnection::start(url, make_token, timeout, stop.clone()),
+                conn: ProxyConnection::start(url, None, make_token, timeout, stop.clone()),
                 stop,
                 users: 0,
             }

@@ -4,4 +4,4 @@
 pub mod connection;
 pub mod sfu;
 
-pub use sfu::{ProxySfu, ProxySfuConfig, RemotePublisherInfo};
+pub use sfu::{ProxySfu, ProxySfuConfig, ProxyTarget, RemotePublisherInfo};

@@ -172,6 +172,15 @@ pub enum SfuError {
     RemoteUnsupported,
 }
 
+/// A client on a signaling proxy: the proxy's base URL, the address
+/// dialled (DNS discovery) and the client's id there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyLocation {
+    pub url: String,
+    pub ip: Option<std::net::IpAddr>,
+    pub client_id: String,
+}
+
 /// Which of a session's SFU clients an event is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientRef {
@@ -205,9 +214,9 @@ pub trait Client: Send + Sync {
     async fn send(&self, request: Request, sid: &str) -> Result<Option<Value>, SfuError>;
     /// Tears the client down in the SFU (idempotent).
     async fn close(&self);
-    /// For clients on a signaling proxy: the proxy's base URL and the
-    /// client's id there (shared with other nodes over gRPC).
-    fn proxy_location(&self) -> Option<(String, String)> {
+    /// For clients on a signaling proxy: where (shared with other nodes
+    /// over gRPC).
+    fn proxy_location(&self) -> Option<ProxyLocation> {
         None
     }
 }

@@ -116,6 +116,8 @@ pub(crate) struct Inner {
     pub peers: Arc<crate::grpc::Peers>,
     /// Started by `run`; kept for reloads.
     pub discovery: std::sync::OnceLock<Arc<crate::grpc::discovery::Discovery>>,
+    /// Where the signaling proxies come from (`[mcu] type = proxy`).
+    pub proxy_discovery: std::sync::OnceLock<Arc<crate::proxies::ProxyDiscovery>>,
     /// Identifies this process on the bus.
     pub node: u64,
     /// Subscriptions of the node-wide subjects.
@@ -188,6 +190,7 @@ impl Hub {
                 dialouts: dialout::PendingDialouts::default(),
                 peers,
                 discovery: std::sync::OnceLock::new(),
+                proxy_discovery: std::sync::OnceLock::new(),
                 node: rand::random(),
                 cluster_subscriptions: parking_lot::Mutex::default(),
                 nodes: parking_lot::Mutex::default(),
@@ -412,10 +415,13 @@ impl Hub {
         })
     }
 
-    /// Applies a reloaded `[grpc]` target list.
-    pub fn reload_grpc(&self, config: &Config) {
+    /// Applies a reloaded `[grpc]` target list and `[mcu]` proxy list.
+    pub fn reload_targets(&self, config: &Config) {
         if let Some(d) = self.inner.discovery.get() {
             d.reload(&config.grpc);
+        }
+        if let Some(d) = self.inner.proxy_discovery.get() {
+            d.reload(&config.mcu);
         }
     }
 
@@ -703,12 +709,8 @@ fn sfu_from_config(
             };
             let sfu = sfu_bridge::proxy::ProxySfu::start(
                 sfu_bridge::proxy::ProxySfuConfig {
-                    // With `urltype = etcd` the list comes from etcd.
-                    urls: if mcu.url_type == "etcd" {
-                        Vec::new()
-                    } else {
-                        mcu.urls.clone()
-                    },
+                    // Set by `ProxyDiscovery` once running.
+                    urls: Vec::new(),
                     token_id: token_id.clone(),
                     token_key: key,
                     timeout: mcu.proxy_timeout,

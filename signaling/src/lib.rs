@@ -17,11 +17,13 @@ pub mod backend;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod dns;
 pub mod etcd;
 pub mod federation;
 pub mod grpc;
 pub mod hub;
 pub mod metrics;
+pub mod proxies;
 pub mod realip;
 pub mod server;
 pub mod throttle;
@@ -78,20 +80,14 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
-    if let (Some(proxies), "etcd") = (&hub.inner.proxy_sfu, config.mcu.url_type.as_str()) {
-        // `[mcu] keyprefix`; upstream's default is the literal "/%s".
-        let prefix = config
-            .mcu
-            .key_prefix
-            .clone()
-            .unwrap_or_else(|| "/%s".into());
-        let proxies = proxies.clone();
-        tokio::spawn(etcd::watch_prefix(
-            config.etcd.clone(),
-            prefix,
+    if let Some(sfu) = &hub.inner.proxy_sfu {
+        let proxies = proxies::ProxyDiscovery::start(
+            sfu.clone(),
+            &config.mcu,
+            &config.etcd,
             shutdown.clone(),
-            move |docs| proxies.set_urls(&sfu_bridge::proxy::sfu::urls_from_etcd(docs)),
-        ));
+        );
+        let _ = hub.inner.proxy_discovery.set(proxies);
     }
     let grpc_server = grpc::server::serve(hub.clone(), &config.grpc, shutdown.clone()).await?;
     let discovery = grpc::discovery::Discovery::start(

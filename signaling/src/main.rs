@@ -116,7 +116,7 @@ async fn signals(
                 match Config::load(path) {
                     Ok(c) => {
                         hub.reload_backends(&c);
-                        hub.reload_grpc(&c);
+                        hub.reload_targets(&c);
                         tracing::info!("backends reloaded");
                     }
                     Err(e) => tracing::error!(error = %e, "reload failed, keeping the old configuration"),

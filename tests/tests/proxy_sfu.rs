@@ -26,13 +26,22 @@ struct World {
 }
 
 async fn world() -> World {
-    world_with(["", ""], "", None).await
+    world_with(["", ""], "", Urls::Static).await
+}
+
+/// How the server learns the proxies' URLs.
+enum Urls<'a> {
+    /// `[mcu] url` with addresses.
+    Static,
+    /// `[mcu] url` with the name `localhost` and `dnsdiscovery`.
+    Dns,
+    /// From etcd (none at first).
+    Etcd(&'a Etcd),
 }
 
 /// `proxy_extra` is appended to each proxy's config, `server_extra` to the
 /// server's.
-/// With `etcd`, the server takes its proxy URLs from there (none at first).
-async fn world_with(proxy_extra: [&str; 2], server_extra: &str, etcd: Option<&Etcd>) -> World {
+async fn world_with(proxy_extra: [&str; 2], server_extra: &str, urls: Urls<'_>) -> World {
     use rsa::pkcs8::{EncodePrivateKey, LineEnding};
     let (key, public) = rsa_key();
     let janus = [
@@ -57,9 +66,17 @@ async fn world_with(proxy_extra: [&str; 2], server_extra: &str, etcd: Option<&Et
         .map(|u| talk.add_user(u, u))
         .collect();
     talk.add_room("room1", Room::open("Room one"));
-    let urls = match etcd {
-        None => format!("url = {} {}\n", p1.base_url(), p2.base_url()),
-        Some(e) => format!(
+    let expect_connected = match urls {
+        Urls::Etcd(_) => 0,
+        _ => 2,
+    };
+    let urls = match urls {
+        Urls::Static => format!("url = {} {}\n", p1.base_url(), p2.base_url()),
+        Urls::Dns => format!(
+            "url = http://localhost:{}/ http://localhost:{}/\ndnsdiscovery = true\n",
+            p1.port, p2.port
+        ),
+        Urls::Etcd(e) => format!(
             "urltype = etcd\nkeyprefix = {PROXY_PREFIX}\n\n[etcd]\nendpoints = {}\n\n[mcu]\n",
             e.endpoint
         ),
@@ -72,10 +89,15 @@ async fn world_with(proxy_extra: [&str; 2], server_extra: &str, etcd: Option<&Et
         ))
         .start()
         .await;
-    let expect_connected = if etcd.is_some() { 0 } else { 2 };
+    // `localhost` may also resolve to ::1, where no proxy listens.
     let ready = eventually(Duration::from_secs(20), || async {
         let info = server.serverinfo().await;
-        let proxies = info["sfu"]["proxies"].as_array()?.clone();
+        let proxies: Vec<_> = info["sfu"]["proxies"]
+            .as_array()?
+            .iter()
+            .filter(|p| p["ip"] != "::1")
+            .cloned()
+            .collect();
         (proxies.len() == expect_connected && proxies.iter().all(|p| p["connected"] == true))
             .then_some(())
     })
@@ -231,7 +253,7 @@ async fn country_before_load() {
     let w = world_with(
         ["[app]\ncountry = DE\n", "[app]\ncountry = us\n"],
         "\n[geoip-overrides]\n127.0.0.1/32 = US\n",
-        None,
+        Urls::Static,
     )
     .await;
     let (_, welcome) = TestClient::connect(&w.server).await;
@@ -250,12 +272,39 @@ async fn country_before_load() {
     expect_publishers(&w, [0.0, 2.0]).await;
 }
 
+/// `[mcu] dnsdiscovery`: a proxy URL's name is resolved and each address
+/// gets its own connection (dialled by address, the URL keeps the name).
+#[tokio::test]
+async fn proxy_urls_by_dns() {
+    let w = world_with(["", ""], "", Urls::Dns).await;
+    let info = w.server.serverinfo().await;
+    let proxies = info["sfu"]["proxies"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for p in &w.proxies {
+        let url = format!("ws://localhost:{}/proxy", p.port);
+        assert!(
+            proxies.iter().any(|e| e["url"] == url.as_str()
+                && e["ip"] == "127.0.0.1"
+                && e["connected"] == true),
+            "{url} not connected by address: {proxies:?}"
+        );
+    }
+    let mut a = user(&w.server, &w.talk, &w.users[0]).await;
+    a.join_ok("room1", "ta").await;
+    assert!(
+        publish_until_answered(&mut a).await,
+        "no publisher through a discovered proxy"
+    );
+}
+
 /// `[mcu] urltype = etcd`: proxies added to and removed from etcd are
 /// used without a restart.
 #[tokio::test]
 async fn proxies_from_etcd() {
     let etcd = Etcd::start().await;
-    let w = world_with(["", ""], "", Some(&etcd)).await;
+    let w = world_with(["", ""], "", Urls::Etcd(&etcd)).await;
     let mut a = user(&w.server, &w.talk, &w.users[0]).await;
     a.join_ok("room1", "ta").await;
     let v = publish(&mut a, "video").await;

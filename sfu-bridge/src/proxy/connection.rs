@@ -50,6 +50,9 @@ pub struct ProxyConnection {
     pub url: String,
     /// As configured, ending in `/`.
     pub base_url: String,
+    /// With DNS discovery: the address dialled (the URL's host is still
+    /// used for TLS and the `Host` header).
+    pub ip: Option<std::net::IpAddr>,
     make_token: Box<dyn Fn() -> Option<String> + Send + Sync>,
     timeout: Duration,
     shared: Mutex<Shared>,
@@ -63,6 +66,7 @@ impl ProxyConnection {
     /// Starts connecting to `base_url` (`.../` + `proxy`) until `stop`.
     pub fn start(
         base_url: &str,
+        ip: Option<std::net::IpAddr>,
         make_token: Box<dyn Fn() -> Option<String> + Send + Sync>,
         timeout: Duration,
         stop: CancellationToken,
@@ -75,6 +79,7 @@ impl ProxyConnection {
         let conn = Arc::new(ProxyConnection {
             url,
             base_url: format!("{}/", base_url.trim_end_matches('/')),
+            ip,
             make_token,
             timeout,
             shared: Mutex::new(Shared {
@@ -274,11 +279,55 @@ async fn run(conn: Weak<ProxyConnection>, stop: CancellationToken) {
     }
 }
 
-async fn connect_once(c: &Arc<ProxyConnection>, stop: &CancellationToken) -> Result<(), String> {
-    let (ws, _) = tokio::time::timeout(c.timeout, tokio_tungstenite::connect_async(&c.url))
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the WebSocket, to `ip` instead of the URL's host if given.
+async fn dial(
+    url: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Result<
+    (
+        Ws,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    String,
+> {
+    let Some(ip) = ip else {
+        return tokio_tungstenite::connect_async(url)
+            .await
+            .map_err(|e| e.to_string());
+    };
+    let port = url_port(url).ok_or_else(|| format!("no port in {url}"))?;
+    let tcp = tokio::net::TcpStream::connect((ip, port))
         .await
-        .map_err(|_| "handshake timed out".to_owned())?
         .map_err(|e| e.to_string())?;
+    tokio_tungstenite::client_async_tls(url, tcp)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The port of a `ws://` or `wss://` URL, explicit or the scheme's.
+fn url_port(url: &str) -> Option<u16> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    let host_port = authority.rsplit('@').next()?;
+    let explicit = match host_port.rsplit_once(':') {
+        // An IPv6 literal without port ends in `]`.
+        Some((_, port)) if !port.ends_with(']') => Some(port.parse().ok()?),
+        _ => None,
+    };
+    explicit.or(match scheme {
+        "ws" => Some(80),
+        "wss" => Some(443),
+        _ => None,
+    })
+}
+
+async fn connect_once(c: &Arc<ProxyConnection>, stop: &CancellationToken) -> Result<(), String> {
+    let (ws, _) = tokio::time::timeout(c.timeout, dial(&c.url, c.ip))
+        .await
+        .map_err(|_| "handshake timed out".to_owned())??;
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     let writer = tokio::spawn(async move {
@@ -362,4 +411,18 @@ async fn connect_once(c: &Arc<ProxyConnection>, stop: &CancellationToken) -> Res
     };
     writer.abort();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_port;
+
+    #[test]
+    fn ports() {
+        assert_eq!(url_port("ws://proxy.example:8080/proxy"), Some(8080));
+        assert_eq!(url_port("wss://proxy.example/proxy"), Some(443));
+        assert_eq!(url_port("ws://[::1]/proxy"), Some(80));
+        assert_eq!(url_port("ws://[::1]:9/proxy"), Some(9));
+        assert_eq!(url_port("http://x/"), None);
+    }
 }

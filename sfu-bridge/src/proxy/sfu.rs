@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::connection::{ConnectionStatus, ProxyClientEvents, ProxyConnection};
 use crate::sfu::{
-    Client, ClientRef, Listener, PublisherSettings, Request, Sfu, SfuError, StreamType,
+    Client, ClientRef, Listener, ProxyLocation, PublisherSettings, Request, Sfu, SfuError,
+    StreamType,
 };
 
 #[derive(Clone)]
@@ -50,6 +51,8 @@ struct PublisherHome {
 pub struct RemotePublisherInfo {
     /// The proxy's base URL.
     pub url: String,
+    /// The address of the proxy that node uses (DNS discovery).
+    pub ip: Option<std::net::IpAddr>,
     /// The publisher's client id on that proxy.
     pub proxy_id: String,
     /// For connecting to the proxy if this node does not use it.
@@ -63,6 +66,33 @@ struct Proxy {
     conn: Arc<ProxyConnection>,
     base_url: String,
     stop: CancellationToken,
+}
+
+impl Proxy {
+    fn target(&self) -> ProxyTarget {
+        ProxyTarget {
+            url: self.base_url.clone(),
+            ip: self.conn.ip,
+        }
+    }
+}
+
+/// A proxy to connect to: its base URL and, with DNS discovery, one of
+/// the addresses its name resolves to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProxyTarget {
+    pub url: String,
+    pub ip: Option<std::net::IpAddr>,
+}
+
+impl ProxyTarget {
+    /// The URL is kept with one trailing `/`.
+    pub fn new(url: &str, ip: Option<std::net::IpAddr>) -> ProxyTarget {
+        ProxyTarget {
+            url: format!("{}/", url.trim_end_matches('/')),
+            ip,
+        }
+    }
 }
 
 /// Asks the other nodes where a publisher lives.
@@ -134,53 +164,71 @@ impl ProxySfu {
         sfu
     }
 
-    fn connect(&self, base_url: &str) -> Proxy {
+    fn connect(&self, target: &ProxyTarget) -> Proxy {
         let c = &self.inner.config;
         let (id, key) = (c.token_id.clone(), c.token_key.clone());
         self.connect_with(
-            base_url,
+            target,
             Box::new(move || proto::proxy_token::sign(&id, None, &key, now_secs()).ok()),
         )
     }
 
     fn connect_with(
         &self,
-        base_url: &str,
+        target: &ProxyTarget,
         make_token: Box<dyn Fn() -> Option<String> + Send + Sync>,
     ) -> Proxy {
         let c = &self.inner.config;
         let stop = self.inner.stop.child_token();
         Proxy {
-            conn: ProxyConnection::start(base_url, make_token, c.timeout, stop.clone()),
-            base_url: base_url.to_owned(),
+            conn: ProxyConnection::start(
+                &target.url,
+                target.ip,
+                make_token,
+                c.timeout,
+                stop.clone(),
+            ),
+            base_url: target.url.clone(),
             stop,
         }
     }
 
-    /// Applies a new list of proxy base URLs (configuration or etcd): new
-    /// ones are connected, removed ones take no new clients and close once
-    /// their clients are gone.
+    /// Applies a new list of proxy base URLs (configuration or etcd).
     pub fn set_urls(&self, urls: &[String]) {
-        let normalize = |u: &str| format!("{}/", u.trim_end_matches('/'));
-        let wanted: Vec<String> = urls.iter().map(|u| normalize(u)).collect();
+        let targets: Vec<_> = urls.iter().map(|u| ProxyTarget::new(u, None)).collect();
+        self.set_targets(&targets);
+    }
+
+    /// Applies a new list of proxies: new ones are connected, removed ones
+    /// take no new clients and close once their clients are gone (unless
+    /// they come back before that).
+    pub fn set_targets(&self, targets: &[ProxyTarget]) {
+        let wanted: Vec<ProxyTarget> = targets
+            .iter()
+            .map(|t| ProxyTarget::new(&t.url, t.ip))
+            .collect();
         let mut proxies = self.inner.proxies.write();
         let (keep, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut *proxies)
             .into_iter()
-            .partition(|p| wanted.contains(&p.base_url));
+            .partition(|p| wanted.contains(&p.target()));
         *proxies = keep;
-        for url in &wanted {
-            if !proxies.iter().any(|p| &p.base_url == url) {
-                tracing::info!(url, "proxy added");
-                proxies.push(self.connect(url));
+        let mut retiring = self.inner.retiring.lock();
+        for t in &wanted {
+            if proxies.iter().any(|p| &p.target() == t) {
+                continue;
+            }
+            if let Some(i) = retiring.iter().position(|p| &p.target() == t) {
+                tracing::info!(url = t.url, ip = ?t.ip, "proxy kept");
+                proxies.push(retiring.remove(i));
+            } else {
+                tracing::info!(url = t.url, ip = ?t.ip, "proxy added");
+                proxies.push(self.connect(t));
             }
         }
-        drop(proxies);
-        if !gone.is_empty() {
-            for p in &gone {
-                tracing::info!(url = p.base_url, "proxy removed");
-            }
-            self.inner.retiring.lock().extend(gone);
+        for p in &gone {
+            tracing::info!(url = p.base_url, ip = ?p.conn.ip, "proxy removed");
         }
+        retiring.extend(gone);
     }
 
     /// Installs the lookup of publishers on other nodes (gRPC).
@@ -208,7 +256,9 @@ impl ProxySfu {
     /// or a temporary one signed in with that node's token.
     async fn connection_for(&self, info: &RemotePublisherInfo) -> Option<Arc<ProxyConnection>> {
         let url = format!("{}/", info.url.trim_end_matches('/'));
-        if let Some(c) = self.connections().into_iter().find(|c| c.base_url == url) {
+        let same =
+            |c: &ProxyConnection| c.base_url == url && (info.ip.is_none() || c.ip == info.ip);
+        if let Some(c) = self.connections().into_iter().find(|c| same(c)) {
             return Some(c);
         }
         let existing = self
@@ -216,14 +266,18 @@ impl ProxySfu {
             .temporary
             .lock()
             .iter()
-            .find(|t| t.proxy.base_url == url)
+            .find(|t| same(&t.proxy.conn))
             .map(|t| t.proxy.conn.clone());
         let conn = match existing {
             Some(c) => c,
             None => {
                 tracing::info!(url, "temporary connection to another node's proxy");
                 let token = info.connect_token.clone();
-                let proxy = self.connect_with(&url, Box::new(move || Some(token.clone())));
+                let target = ProxyTarget {
+                    url: url.clone(),
+                    ip: info.ip,
+                };
+                let proxy = self.connect_with(&target, Box::new(move || Some(token.clone())));
                 let conn = proxy.conn.clone();
                 self.inner.temporary.lock().push(Temporary {
                     proxy,
@@ -513,7 +567,7 @@ impl Sfu for ProxySfu {
             .iter()
             .map(|(c, temporary)| {
                 let s = c.status();
-                json!({"url": c.url, "connected": s.connected, "clients": c.client_count(), "load": s.load, "shutdown": s.shutdown_scheduled, "temporary": temporary})
+                json!({"url": c.url, "ip": c.ip, "connected": s.connected, "clients": c.client_count(), "load": s.load, "shutdown": s.shutdown_scheduled, "temporary": temporary})
             })
             .collect();
         json!({"publishers": self.inner.publishers.lock().len(), "details": details})
@@ -527,6 +581,7 @@ impl Sfu for ProxySfu {
                 let s = c.status();
                 json!({
                     "url": c.url,
+                    "ip": c.ip,
                     "connected": s.connected,
                     "temporary": temporary,
                     "shutdown": s.shutdown_scheduled,
@@ -693,8 +748,12 @@ impl Client for ProxyClient {
             .filter(|v| !v.is_null()))
     }
 
-    fn proxy_location(&self) -> Option<(String, String)> {
-        Some((self.conn.base_url.clone(), self.proxy_id.clone()))
+    fn proxy_location(&self) -> Option<ProxyLocation> {
+        Some(ProxyLocation {
+            url: self.conn.base_url.clone(),
+            ip: self.conn.ip,
+            client_id: self.proxy_id.clone(),
+        })
     }
 
     async fn close(&self) {

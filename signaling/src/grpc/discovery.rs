@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -13,8 +12,6 @@ use tokio_util::sync::CancellationToken;
 use super::peers::{Peers, Target};
 use crate::config::{EtcdConfig, GrpcConfig};
 
-/// How often DNS names are resolved again.
-const DNS_INTERVAL: Duration = Duration::from_secs(1);
 const STATIC_GROUP: &str = "static";
 const ETCD_GROUP: &str = "etcd";
 
@@ -99,34 +96,19 @@ impl Discovery {
 /// Keeps one peer per address of a name.
 async fn monitor_dns(peers: Arc<Peers>, target: Target, stop: CancellationToken) {
     let group = format!("dns:{}", target.name);
-    let mut last: Option<BTreeSet<SocketAddr>> = None;
-    loop {
-        let addrs: BTreeSet<SocketAddr> = match tokio::net::lookup_host(&target.dial).await {
-            Ok(a) => a.collect(),
-            Err(e) => {
-                tracing::debug!(target = target.name, error = %e, "DNS lookup failed");
-                BTreeSet::new()
-            }
-        };
-        if last.as_ref() != Some(&addrs) {
-            let targets = addrs
-                .iter()
-                .map(|a| Target {
-                    name: target.name.clone(),
-                    ip: Some(a.ip()),
-                    dial: a.to_string(),
-                    host: target.host.clone(),
-                })
-                .collect();
-            peers.set_group(&group, targets);
-            last = Some(addrs);
-        }
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = tokio::time::sleep(DNS_INTERVAL) => {}
-        }
-    }
-    peers.set_group(&group, Vec::new());
+    crate::dns::watch(target.dial.clone(), stop, |addrs: &BTreeSet<SocketAddr>| {
+        let targets = addrs
+            .iter()
+            .map(|a| Target {
+                name: target.name.clone(),
+                ip: Some(a.ip()),
+                dial: a.to_string(),
+                host: target.host.clone(),
+            })
+            .collect();
+        peers.set_group(&group, targets);
+    })
+    .await;
 }
 
 #[derive(Deserialize)]

@@ -336,6 +336,7 @@ impl Peers {
                 let reply = client.get_publisher_id(req).await.ok()?.into_inner();
                 (!reply.publisher_id.is_empty()).then_some(sfu_bridge::proxy::RemotePublisherInfo {
                     url: reply.proxy_url,
+                    ip: reply.ip.parse().ok(),
                     proxy_id: reply.publisher_id,
                     connect_token: reply.connect_token,
                     publisher_token: reply.publisher_token,

@@ -276,7 +276,7 @@ impl RpcMcu for Services {
         let stream = sfu_bridge::sfu::StreamType::parse(&req.stream_type)
             .map_err(|_| Status::not_found("no such publisher"))?;
         // Only publishers on a signaling proxy can be shared between nodes.
-        let (proxy_url, publisher_id) = session
+        let location = session
             .media
             .publisher(stream)
             .and_then(|p| p.proxy_location())
@@ -289,10 +289,10 @@ impl RpcMcu for Services {
             .ok_or_else(|| Status::not_found("no such publisher"))?;
         Ok(Response::new(GetPublisherIdReply {
             connect_token: proxies.token(None).unwrap_or_default(),
-            publisher_token: proxies.token(Some(&publisher_id)).unwrap_or_default(),
-            publisher_id,
-            proxy_url,
-            ip: String::new(),
+            publisher_token: proxies.token(Some(&location.client_id)).unwrap_or_default(),
+            publisher_id: location.client_id,
+            proxy_url: location.url,
+            ip: location.ip.map(|ip| ip.to_string()).unwrap_or_default(),
         }))
     }
 }

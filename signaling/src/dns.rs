@@ -1,0 +1,41 @@
+//! Names resolved again every second, for `dnsdiscovery` of gRPC targets
+//! and of signaling proxies (cluster facts 2.5, 6.8): one connection per
+//! address a name currently resolves to.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+/// How often names are resolved again.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
+/// Resolves `dial` (`host:port`) every [`INTERVAL`] until `stop`; calls
+/// `on_change` with the addresses whenever they differ from the last
+/// call (a failed lookup counts as none), and with none when stopped.
+pub async fn watch(
+    dial: String,
+    stop: CancellationToken,
+    mut on_change: impl FnMut(&BTreeSet<SocketAddr>) + Send,
+) {
+    let mut last: Option<BTreeSet<SocketAddr>> = None;
+    loop {
+        let addrs: BTreeSet<SocketAddr> = match tokio::net::lookup_host(&dial).await {
+            Ok(a) => a.collect(),
+            Err(e) => {
+                tracing::debug!(name = dial, error = %e, "DNS lookup failed");
+                BTreeSet::new()
+            }
+        };
+        if last.as_ref() != Some(&addrs) {
+            on_change(&addrs);
+            last = Some(addrs);
+        }
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(INTERVAL) => {}
+        }
+    }
+    on_change(&BTreeSet::new());
+}
