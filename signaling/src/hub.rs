@@ -105,6 +105,8 @@ pub(crate) struct Inner {
     blocked_candidates: Vec<ipnet::IpNet>,
     /// `[geoip-overrides]`.
     geoip_overrides: Vec<(ipnet::IpNet, String)>,
+    /// The GeoIP database (`[geoip]`), loaded by `run`.
+    pub geoip: Arc<crate::geoip::GeoIp>,
     /// Background work the hub starts (Talk leave requests); drained on
     /// shutdown.
     pub tasks: TaskTracker,
@@ -180,6 +182,7 @@ impl Hub {
                 allowed_candidates: config.mcu.allowed_candidates.clone(),
                 blocked_candidates: config.mcu.blocked_candidates.clone(),
                 geoip_overrides: config.geoip.overrides.clone(),
+                geoip: Arc::default(),
                 features,
                 tasks: TaskTracker::new(),
                 shutdown,
@@ -371,12 +374,18 @@ impl Hub {
     /// The country of a client address: `[geoip-overrides]` (no GeoIP
     /// database is read yet); `None` when unknown.
     pub fn country_of(&self, ip: std::net::IpAddr) -> Option<String> {
-        self.inner
+        let overridden = self
+            .inner
             .geoip_overrides
             .iter()
             .find(|(net, _)| net.contains(&ip))
-            .map(|(_, cc)| cc.clone())
-            .filter(|cc| sfu_bridge::geo::is_country(cc))
+            .map(|(_, cc)| cc.clone());
+        match overridden {
+            Some(cc) => Some(cc),
+            None if ip.is_loopback() => None,
+            None => self.inner.geoip.country(ip),
+        }
+        .filter(|cc| sfu_bridge::geo::is_country(cc))
     }
 
     /// The SFU, when `[mcu]` configures one.

@@ -20,6 +20,7 @@ pub mod config;
 pub mod dns;
 pub mod etcd;
 pub mod federation;
+pub mod geoip;
 pub mod grpc;
 pub mod hub;
 pub mod metrics;
@@ -79,6 +80,9 @@ pub async fn run(
             prefix,
             shutdown.clone(),
         ));
+    }
+    if let Some(url) = geoip::source(&config.geoip) {
+        tokio::spawn(hub.inner.geoip.clone().run(url, shutdown.clone()));
     }
     if let Some(sfu) = &hub.inner.proxy_sfu {
         let proxies = proxies::ProxyDiscovery::start(

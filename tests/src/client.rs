@@ -57,7 +57,8 @@ impl TestClient {
 
     /// Connects as if through a reverse proxy that saw the client at
     /// `ip` (`X-Real-IP`; loopback is a trusted proxy by default).
-    pub async fn connect_as(server: &TestServer, ip: &str) -> TestClient {
+    /// Returns the client and its `welcome`.
+    pub async fn connect_as(server: &TestServer, ip: &str) -> (TestClient, Value) {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut request = server.ws_url().into_client_request().expect("request");
         request
@@ -74,7 +75,7 @@ impl TestClient {
         };
         let welcome = c.recv().await;
         assert_eq!(welcome["type"], "welcome", "{welcome}");
-        c
+        (c, welcome)
     }
 
     /// Connects without expecting `welcome` (servers older than that

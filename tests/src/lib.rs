@@ -7,6 +7,7 @@
 //! - [`client`]: a `/spreed` client with `expect` helpers.
 //! - [`certs`]: a throw-away CA for TLS tests.
 //! - [`janus`]: a real Janus with the videoroom plugin.
+//! - [`mmdb`]: GeoIP country databases made up by a test.
 //! - [`proxy`]: the real `signaling-proxy` binary.
 //! - [`nats`]: a real `nats-server` on a random port.
 //! - [`sdp`]: synthetic WebRTC offers/answers for signaling-level SFU tests.
@@ -18,6 +19,7 @@ pub mod certs;
 pub mod client;
 pub mod etcd;
 pub mod janus;
+pub mod mmdb;
 pub mod nats;
 pub mod process;
 pub mod proxy;

@@ -730,9 +730,9 @@ async fn between_two_proxies() {
         alice,
         bob,
     };
-    let mut a = TestClient::connect_as(&w.server, "10.1.0.7").await;
+    let (mut a, _) = TestClient::connect_as(&w.server, "10.1.0.7").await;
     a.hello_v1(&w.talk, Some(&w.alice)).await;
-    let mut b = TestClient::connect_as(&w.server, "10.2.0.9").await;
+    let (mut b, _) = TestClient::connect_as(&w.server, "10.2.0.9").await;
     b.hello_v1(&w.talk, Some(&w.bob)).await;
     let (mut a, mut b) = join_call(&w, a, b).await;
 
