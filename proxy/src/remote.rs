@@ -5,6 +5,7 @@
 //! Janus.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -90,6 +91,11 @@ pub struct RemotePublisherController {
     conn: Arc<ProxyConnection>,
     /// Per request to the other proxy.
     timeout: Duration,
+    /// Itself, as the source proxy's events reach it.
+    me: Weak<dyn ProxyClientEvents>,
+    /// Set once this controller forwards (only one per publisher does:
+    /// others made for the same publisher are dropped unused).
+    registered: AtomicBool,
 }
 
 impl RemotePublisherController {
@@ -103,19 +109,19 @@ impl RemotePublisherController {
         let conn = proxy
             .remotes
             .acquire(url, identity, timeout, &proxy.shutdown);
-        let c = Arc::new(RemotePublisherController {
-            proxy: Arc::downgrade(proxy),
-            url: url.to_owned(),
-            publisher_id: publisher_id.to_owned(),
-            hostname: identity.hostname.clone(),
-            conn: conn.clone(),
-            timeout,
-        });
-        // The source proxy tells us with `publisher-closed` (its client
-        // id) when the publisher goes away.
-        let weak: Weak<dyn ProxyClientEvents> = Arc::downgrade(&c) as _;
-        conn.register(publisher_id, weak);
-        c
+        Arc::new_cyclic(|me: &Weak<RemotePublisherController>| {
+            let events: Weak<dyn ProxyClientEvents> = me.clone();
+            RemotePublisherController {
+                proxy: Arc::downgrade(proxy),
+                url: url.to_owned(),
+                publisher_id: publisher_id.to_owned(),
+                hostname: identity.hostname.clone(),
+                conn,
+                timeout,
+                me: events,
+                registered: AtomicBool::new(false),
+            }
+        })
     }
 
     async fn command(&self, command: CommandClient) -> Result<ServerMessage, SfuError> {
@@ -145,7 +151,9 @@ impl RemotePublisherController {
 
 impl Drop for RemotePublisherController {
     fn drop(&mut self) {
-        self.conn.unregister(&self.publisher_id);
+        if self.registered.load(Ordering::Acquire) {
+            self.conn.unregister_exact(&self.publisher_id, &self.me);
+        }
         if let Some(p) = self.proxy.upgrade() {
             p.remotes.release(&self.url);
         }
@@ -170,6 +178,10 @@ impl RemoteController for RemotePublisherController {
     }
 
     async fn start_publishing(&self, port: u16, rtcp_port: u16) -> Result<(), SfuError> {
+        // The source proxy tells us with `publisher-closed` (its client
+        // id) when the publisher goes away.
+        self.conn.register(&self.publisher_id, self.me.clone());
+        self.registered.store(true, Ordering::Release);
         self.command(self.forward("publish-remote", port, rtcp_port))
             .await
             .map(|_| ())

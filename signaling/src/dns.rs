@@ -12,8 +12,11 @@ use tokio_util::sync::CancellationToken;
 pub const INTERVAL: Duration = Duration::from_secs(1);
 
 /// Resolves `dial` (`host:port`) every [`INTERVAL`] until `stop`; calls
-/// `on_change` with the addresses whenever they differ from the last
-/// call (a failed lookup counts as none), and with none when stopped.
+/// `on_change` with the addresses the first time and whenever they differ
+/// from the last call (a failed lookup counts as none). Nothing is called
+/// once stopped: the owner decides what a stopped name leaves behind, and
+/// must check `stop` under its own lock in `on_change`, because a lookup
+/// may finish just as it is stopped.
 pub async fn watch(
     dial: String,
     stop: CancellationToken,
@@ -21,6 +24,9 @@ pub async fn watch(
 ) {
     let mut last: Option<BTreeSet<SocketAddr>> = None;
     loop {
+        if stop.is_cancelled() {
+            break;
+        }
         let addrs: BTreeSet<SocketAddr> = match tokio::net::lookup_host(&dial).await {
             Ok(a) => a.collect(),
             Err(e) => {
@@ -37,5 +43,4 @@ pub async fn watch(
             _ = tokio::time::sleep(INTERVAL) => {}
         }
     }
-    on_change(&BTreeSet::new());
 }

@@ -7,7 +7,12 @@
 //! - [`hub`]: sessions, rooms and routing; one handler file per message.
 //! - [`backend`]: the Nextcloud side (backend lookup, HTTP client with
 //!   checksums, capabilities).
-//! - [`cluster`]: the event bus (in-process loopback now, NATS later).
+//! - [`cluster`]: the event bus (in-process loopback or NATS).
+//! - [`grpc`]: the services between nodes and their discovery; [`dns`]
+//!   re-resolves names for it and for [`proxies`] (where the signaling
+//!   proxies come from); [`etcd`] watches prefixes for both.
+//! - [`geoip`]: client countries from a MaxMind database.
+//! - [`federation`]: rooms on other signaling servers.
 //! - [`throttle`]: brute-force protection; [`metrics`]: Prometheus.
 //!
 //! Facts are cited from `shared/spec/upstream-facts.md` as "facts N.M".

@@ -15,12 +15,19 @@ use crate::config::{EtcdConfig, McuConfig};
 
 pub struct ProxyDiscovery {
     sfu: ProxySfu,
-    /// The current static list: each URL with the addresses it resolves
-    /// to (`None` = dialled by name).
-    resolved: Mutex<BTreeMap<String, Vec<Option<IpAddr>>>>,
-    /// Stops the DNS monitors of the current static list.
-    monitors: Mutex<CancellationToken>,
+    list: Mutex<StaticList>,
     shutdown: CancellationToken,
+}
+
+/// The current static list. One lock for both fields: a DNS monitor
+/// checks under it that it still belongs to the current list.
+#[derive(Default)]
+struct StaticList {
+    /// Each URL with the addresses it resolves to (`None` = dialled by
+    /// name).
+    resolved: BTreeMap<String, Vec<Option<IpAddr>>>,
+    /// Stops the DNS monitors of this list.
+    monitors: CancellationToken,
 }
 
 impl ProxyDiscovery {
@@ -32,8 +39,7 @@ impl ProxyDiscovery {
     ) -> Arc<ProxyDiscovery> {
         let d = Arc::new(ProxyDiscovery {
             sfu,
-            resolved: Mutex::default(),
-            monitors: Mutex::new(shutdown.child_token()),
+            list: Mutex::default(),
             shutdown,
         });
         if mcu.url_type == "etcd" {
@@ -61,20 +67,28 @@ impl ProxyDiscovery {
 
     fn apply_static(self: &Arc<Self>, mcu: &McuConfig) {
         let token = self.shutdown.child_token();
-        std::mem::replace(&mut *self.monitors.lock(), token.clone()).cancel();
+        let mut list = self.list.lock();
+        std::mem::replace(&mut list.monitors, token.clone()).cancel();
         let mut resolved = BTreeMap::new();
         for url in &mcu.urls {
             match dns_name(url).filter(|_| mcu.dns_discovery) {
                 Some(dial) => {
-                    resolved.insert(url.clone(), Vec::new());
+                    // Until its new monitor answers, a name keeps the
+                    // addresses it had.
+                    let known = list.resolved.get(url).cloned().unwrap_or_default();
+                    resolved.insert(url.clone(), known);
                     let me = Arc::downgrade(self);
                     let url = url.clone();
+                    let stop = token.clone();
                     tokio::spawn(crate::dns::watch(dial, token.clone(), move |addrs| {
-                        if let Some(d) = me.upgrade() {
-                            let ips = addrs.iter().map(|a| Some(a.ip())).collect();
-                            d.resolved.lock().insert(url.clone(), ips);
-                            d.apply();
+                        let Some(d) = me.upgrade() else { return };
+                        let mut list = d.list.lock();
+                        if stop.is_cancelled() {
+                            return;
                         }
+                        let ips = addrs.iter().map(|a| Some(a.ip())).collect();
+                        list.resolved.insert(url.clone(), ips);
+                        d.apply(&list);
                     }));
                 }
                 None => {
@@ -82,14 +96,15 @@ impl ProxyDiscovery {
                 }
             }
         }
-        *self.resolved.lock() = resolved;
-        self.apply();
+        list.resolved = resolved;
+        self.apply(&list);
     }
 
-    fn apply(&self) {
-        let targets: Vec<ProxyTarget> = self
+    /// Called under the list's lock so that targets are set in the order
+    /// the list changed.
+    fn apply(&self, list: &StaticList) {
+        let targets: Vec<ProxyTarget> = list
             .resolved
-            .lock()
             .iter()
             .flat_map(|(url, ips)| ips.iter().map(|ip| ProxyTarget::new(url, *ip)))
             .collect();

@@ -57,6 +57,14 @@ impl TestServer {
         metric(&self.http_url(), line_prefix).await
     }
 
+    /// Rewrites `server.conf` with `edit` applied and sends SIGHUP.
+    pub fn reload(&self, edit: impl FnOnce(&str) -> String) {
+        let path = self.process.dir.path().join("server.conf");
+        let old = std::fs::read_to_string(&path).expect("read server.conf");
+        std::fs::write(&path, edit(&old)).expect("write server.conf");
+        self.process.signal(1);
+    }
+
     /// Waits until the server is connected to its Janus.
     pub async fn wait_sfu_connected(&self) {
         let ok = eventually(Duration::from_secs(20), || async {

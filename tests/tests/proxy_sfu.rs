@@ -274,6 +274,8 @@ async fn country_before_load() {
 
 /// `[mcu] dnsdiscovery`: a proxy URL's name is resolved and each address
 /// gets its own connection (dialled by address, the URL keeps the name).
+/// SIGHUP with one URL fewer drops that proxy and keeps the other's
+/// connection.
 #[tokio::test]
 async fn proxy_urls_by_dns() {
     let w = world_with(["", ""], "", Urls::Dns).await;
@@ -296,6 +298,43 @@ async fn proxy_urls_by_dns() {
     assert!(
         publish_until_answered(&mut a).await,
         "no publisher through a discovered proxy"
+    );
+
+    let [kept, dropped] = [w.proxies[0].port, w.proxies[1].port];
+    w.server
+        .reload(|c| c.replace(&format!(" http://localhost:{dropped}/"), ""));
+    let kept_url = format!("ws://localhost:{kept}/proxy");
+    let only_kept = eventually(Duration::from_secs(10), || async {
+        let info = w.server.serverinfo().await;
+        let proxies = info["sfu"]["proxies"].as_array()?.clone();
+        let kept_ok = proxies
+            .iter()
+            .any(|e| e["url"] == kept_url.as_str() && e["connected"] == true);
+        let dropped_gone = !proxies.iter().any(|e| {
+            e["url"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(&format!(":{dropped}/"))
+        });
+        (kept_ok && dropped_gone).then_some(())
+    })
+    .await;
+    assert!(
+        only_kept.is_some(),
+        "after SIGHUP: {}",
+        w.server.serverinfo().await["sfu"]
+    );
+    let log = std::fs::read_to_string(w.server.process.log_path()).unwrap_or_default();
+    let dials = log
+        .lines()
+        .filter(|l| l.contains("connected to proxy") && l.contains(&kept_url))
+        .count();
+    assert_eq!(dials, 1, "the kept proxy was dialled again");
+    let mut b = user(&w.server, &w.talk, &w.users[1]).await;
+    b.join_ok("room1", "tb").await;
+    assert!(
+        publish_until_answered(&mut b).await,
+        "no publisher after the reload"
     );
 }
 

@@ -121,6 +121,18 @@ impl ProxyConnection {
         self.clients.lock().remove(client_id);
     }
 
+    /// Unregisters `client_id` only if `client` is what is registered
+    /// for it (another may have taken the id over meanwhile).
+    pub fn unregister_exact(&self, client_id: &str, client: &Weak<dyn ProxyClientEvents>) {
+        let mut clients = self.clients.lock();
+        if clients
+            .get(client_id)
+            .is_some_and(|c| Weak::ptr_eq(c, client))
+        {
+            clients.remove(client_id);
+        }
+    }
+
     pub fn client_count(&self) -> usize {
         self.clients.lock().len()
     }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -65,16 +65,16 @@ impl Discovery {
     }
 
     /// SIGHUP: a new static target list (etcd targets follow etcd).
-    pub fn reload(&self, grpc: &GrpcConfig) {
+    pub fn reload(self: &Arc<Self>, grpc: &GrpcConfig) {
         if grpc.target_type != "etcd" {
             self.apply_static(grpc);
         }
     }
 
-    fn apply_static(&self, grpc: &GrpcConfig) {
+    fn apply_static(self: &Arc<Self>, grpc: &GrpcConfig) {
         let token = self.shutdown.child_token();
-        let old = std::mem::replace(&mut *self.static_tasks.lock(), token.clone());
-        old.cancel();
+        let mut monitors = self.static_tasks.lock();
+        std::mem::replace(&mut *monitors, token.clone()).cancel();
         let mut fixed = Vec::new();
         let mut names = Vec::new();
         for name in &grpc.targets {
@@ -85,18 +85,38 @@ impl Discovery {
             }
         }
         self.peers.set_group(STATIC_GROUP, fixed);
-        // Groups of names no longer listed are emptied by their monitor
-        // when it is cancelled.
+        // A name still listed keeps its peers until its new monitor
+        // answers; the groups of names no longer listed are emptied.
+        let listed: BTreeSet<String> = names.iter().map(|t| dns_group(&t.name)).collect();
+        for group in self.peers.group_names() {
+            if group.starts_with(DNS_GROUP_PREFIX) && !listed.contains(&group) {
+                self.peers.set_group(&group, Vec::new());
+            }
+        }
         for t in names {
-            tokio::spawn(monitor_dns(self.peers.clone(), t, token.clone()));
+            tokio::spawn(monitor_dns(Arc::downgrade(self), t, token.clone()));
         }
     }
 }
 
+const DNS_GROUP_PREFIX: &str = "dns:";
+
+fn dns_group(name: &str) -> String {
+    format!("{DNS_GROUP_PREFIX}{name}")
+}
+
 /// Keeps one peer per address of a name.
-async fn monitor_dns(peers: Arc<Peers>, target: Target, stop: CancellationToken) {
-    let group = format!("dns:{}", target.name);
+async fn monitor_dns(discovery: Weak<Discovery>, target: Target, stop: CancellationToken) {
+    let group = dns_group(&target.name);
+    let check = stop.clone();
     crate::dns::watch(target.dial.clone(), stop, |addrs: &BTreeSet<SocketAddr>| {
+        let Some(d) = discovery.upgrade() else { return };
+        // Under the lock `apply_static` replaces monitors with: a monitor
+        // of a replaced list never overwrites what the new one set.
+        let _current = d.static_tasks.lock();
+        if check.is_cancelled() {
+            return;
+        }
         let targets = addrs
             .iter()
             .map(|a| Target {
@@ -106,7 +126,7 @@ async fn monitor_dns(peers: Arc<Peers>, target: Target, stop: CancellationToken)
                 host: target.host.clone(),
             })
             .collect();
-        peers.set_group(&group, targets);
+        d.peers.set_group(&group, targets);
     })
     .await;
 }

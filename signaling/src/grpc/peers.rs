@@ -168,6 +168,11 @@ impl Peers {
         METRICS.grpc_clients.set(total as i64);
     }
 
+    /// The groups that currently have peers.
+    pub fn group_names(&self) -> Vec<String> {
+        self.groups.read().keys().cloned().collect()
+    }
+
     fn connect(&self, t: &Target) -> Result<Arc<Peer>, tonic::transport::Error> {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         let mut endpoint = Endpoint::from_shared(format!("{scheme}://{}", t.dial))?
