@@ -22,7 +22,7 @@ build_release
 port=$(free_port)
 dir=$(mktemp -d)
 pid=""
-trap '[ -n "$pid" ] && { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }; rm -rf "$dir"' EXIT
+trap '[ -n "$pid" ] && { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; }; rm -rf "$dir"' EXIT
 write_config "$dir/server.conf" "$port" ":loopback:"
 
 ulimit -n 65536 2>/dev/null || true
