@@ -34,6 +34,10 @@ pub struct ProxyConfig {
     /// `[app] hostname`: where other proxies' Janus sends RTP for remote
     /// streams; the first non-loopback address when unset.
     pub hostname: Option<String>,
+    /// `[app] skipverify`: certificates of other proxies are not checked.
+    /// The reference documents it in `[app]` but reads `[backend]
+    /// skipverify`; either is honoured.
+    pub skip_verify: bool,
     pub warnings: Vec<String>,
 }
 
@@ -168,6 +172,7 @@ impl ProxyConfig {
             token_id: r.str("app", "token_id"),
             token_key: r.str("app", "token_key").map(PathBuf::from),
             hostname: r.str("app", "hostname"),
+            skip_verify: r.bool("app", "skipverify")? || r.bool("backend", "skipverify")?,
             warnings: Vec::new(),
         };
         let warnings = std::mem::take(&mut r.warnings);
@@ -211,6 +216,19 @@ mod tests {
                 .is_err()
         );
         assert!(ProxyConfig::from_ini_str("[http]\nlisten = 127.0.0.1:1\n", &NoEnv).is_err());
+    }
+
+    #[test]
+    fn skipverify_from_app_or_backend() {
+        let read = |extra: &str| {
+            ProxyConfig::from_ini_str(&format!("[mcu]\nurl = ws://x\n{extra}"), &NoEnv)
+                .unwrap()
+                .skip_verify
+        };
+        assert!(!read(""));
+        assert!(read("[app]\nskipverify = true\n"));
+        assert!(read("[backend]\nskipverify = true\n"));
+        assert!(!read("[app]\nskipverify = false\n"));
     }
 }
 

@@ -23,6 +23,8 @@ pub struct RemoteIdentity {
     pub token_id: String,
     pub token_key: rsa::RsaPrivateKey,
     pub hostname: String,
+    /// `wss://` proxies: how their certificates are checked.
+    pub tls: Arc<rustls::ClientConfig>,
 }
 
 struct Remote {
@@ -55,7 +57,14 @@ impl RemoteConnections {
             let stop = shutdown.child_token();
             tracing::info!(url, "connecting to remote proxy");
             Remote {
-                conn: ProxyConnection::start(url, None, make_token, timeout, stop.clone()),
+                conn: ProxyConnection::start(
+                    url,
+                    None,
+                    identity.tls.clone(),
+                    make_token,
+                    timeout,
+                    stop.clone(),
+                ),
                 stop,
                 users: 0,
             }

@@ -642,11 +642,22 @@ fn remote_identity(config: &ProxyConfig) -> Option<RemoteIdentity> {
         tracing::warn!("could not determine [app] hostname: remote streams are disabled");
         return None;
     };
+    let tls = match sfu_bridge::tls::client_config(config.skip_verify) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "no TLS for other proxies: remote streams are disabled");
+            return None;
+        }
+    };
+    if config.skip_verify {
+        tracing::warn!("skipverify: certificates of other proxies are not checked");
+    }
     tracing::info!(token_id, hostname, "remote streams enabled");
     Some(RemoteIdentity {
         token_id: token_id.clone(),
         token_key,
         hostname,
+        tls,
     })
 }
 

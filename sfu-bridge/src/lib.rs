@@ -8,6 +8,7 @@
 //! - [`janus`]: the Janus gateway client and the videoroom SFU, with
 //!   remote publishers (streams received from another Janus).
 //! - [`proxy`]: the SFU made of signaling proxies (`[mcu] type = proxy`).
+//! - [`tls`]: TLS for dialled WebSockets (proxies, federation).
 //!
 //! Facts cite `shared/spec/cluster-sfu-facts.md` as "facts N.M".
 
@@ -16,3 +17,4 @@ pub mod janus;
 pub mod metrics;
 pub mod proxy;
 pub mod sfu;
+pub mod tls;

@@ -716,6 +716,16 @@ fn sfu_from_config(
                     return (None, None);
                 }
             };
+            let tls = match sfu_bridge::tls::client_config(mcu.skip_verify) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(error = %e, "no TLS for proxies: running without an SFU");
+                    return (None, None);
+                }
+            };
+            if mcu.skip_verify {
+                tracing::warn!("[mcu] skipverify: certificates of proxies are not checked");
+            }
             let sfu = sfu_bridge::proxy::ProxySfu::start(
                 sfu_bridge::proxy::ProxySfuConfig {
                     // Set by `ProxyDiscovery` once running.
@@ -726,6 +736,7 @@ fn sfu_from_config(
                     max_stream_bitrate: mcu.max_stream_bitrate,
                     max_screen_bitrate: mcu.max_screen_bitrate,
                     continent_overrides: config.geoip.continent_overrides.clone(),
+                    tls,
                 },
                 shutdown.child_token(),
             );

@@ -6,6 +6,7 @@
 //! - [`server`]: starts the real `signaling` binary with a generated config.
 //! - [`client`]: a `/spreed` client with `expect` helpers.
 //! - [`certs`]: a throw-away CA for TLS tests.
+//! - [`tls_front`]: TLS termination in front of a plain service.
 //! - [`janus`]: a real Janus with the videoroom plugin.
 //! - [`mmdb`]: GeoIP country databases made up by a test.
 //! - [`proxy`]: the real `signaling-proxy` binary.
@@ -26,4 +27,5 @@ pub mod proxy;
 pub mod sdp;
 pub mod server;
 pub mod talk;
+pub mod tls_front;
 pub mod wait;

@@ -42,7 +42,6 @@ enum Urls<'a> {
 /// `proxy_extra` is appended to each proxy's config, `server_extra` to the
 /// server's.
 async fn world_with(proxy_extra: [&str; 2], server_extra: &str, urls: Urls<'_>) -> World {
-    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
     let (key, public) = rsa_key();
     let janus = [
         Janus::start(JanusOptions::default()).await,
@@ -53,13 +52,7 @@ async fn world_with(proxy_extra: [&str; 2], server_extra: &str, urls: Urls<'_>) 
             .await;
     let p2 =
         ProxyServer::start_with_key(&janus[1].url, proxy_extra[1], (key.clone(), public)).await;
-    let key_dir = tempfile::tempdir().unwrap();
-    let key_file = key_dir.path().join("token.key");
-    std::fs::write(
-        &key_file,
-        key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
-    )
-    .unwrap();
+    let (key_dir, key_file) = write_key(&key);
     let talk = Talk::start(TALK_SECRET).await;
     let users = ["alice", "bob", "carol"]
         .iter()
@@ -114,6 +107,20 @@ async fn world_with(proxy_extra: [&str; 2], server_extra: &str, urls: Urls<'_>) 
         _key_dir: key_dir,
         users,
     }
+}
+
+/// Whether the server's first proxy is connected.
+async fn proxy_connected(s: &TestServer) -> bool {
+    s.serverinfo().await["sfu"]["proxies"][0]["connected"] == true
+}
+
+/// The server's `[mcu] token_key` file for `key`.
+fn write_key(key: &rsa::RsaPrivateKey) -> (tempfile::TempDir, std::path::PathBuf) {
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token.key");
+    std::fs::write(&file, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+    (dir, file)
 }
 
 /// Publishes a synthetic offer for `c`; returns the reply.
@@ -523,4 +530,46 @@ async fn subscriber_across_nodes(separate_proxies: bool) {
     } else {
         assert!(temporary.is_empty(), "{proxies}");
     }
+}
+
+/// A proxy behind TLS (`https://` URL, so `wss://`) with a certificate of
+/// a private CA: refused by default, accepted with `[mcu] skipverify`.
+#[tokio::test]
+async fn wss_proxy_and_skipverify() {
+    let certs = tests::certs::Certs::generate();
+    let janus = Janus::start(JanusOptions::default()).await;
+    let (key, public) = rsa_key();
+    let proxy = ProxyServer::start_with_key(&janus.url, "", (key.clone(), public)).await;
+    let front = tests::tls_front::TlsFront::start(&certs, proxy.port).await;
+    let (_key_dir, key_file) = write_key(&key);
+    let server = |skip: bool| {
+        TestServer::builder()
+            .extra(&format!(
+                "\n[mcu]\ntype = proxy\nurl = https://127.0.0.1:{}/\ntoken_id = {TOKEN_ID}\ntoken_key = {}\nskipverify = {skip}\n",
+                front.port,
+                key_file.display()
+            ))
+            .start()
+    };
+    let strict = server(false).await;
+    let lax = server(true).await;
+    let lax_ok = eventually(Duration::from_secs(10), || async {
+        proxy_connected(&lax).await.then_some(())
+    })
+    .await;
+    assert!(lax_ok.is_some(), "{}", lax.serverinfo().await["sfu"]);
+    let refused = eventually(Duration::from_secs(10), || async {
+        let log = std::fs::read_to_string(strict.process.log_path()).unwrap_or_default();
+        log.contains("UnknownIssuer").then_some(())
+    })
+    .await;
+    assert!(
+        refused.is_some(),
+        "no certificate error: {}",
+        strict.process.log_tail(20)
+    );
+    assert!(
+        !proxy_connected(&strict).await,
+        "connected despite the certificate"
+    );
 }

@@ -53,6 +53,8 @@ pub struct ProxyConnection {
     /// With DNS discovery: the address dialled (the URL's host is still
     /// used for TLS and the `Host` header).
     pub ip: Option<std::net::IpAddr>,
+    /// `wss://`: how the proxy's certificate is checked.
+    tls: Arc<rustls::ClientConfig>,
     make_token: Box<dyn Fn() -> Option<String> + Send + Sync>,
     timeout: Duration,
     shared: Mutex<Shared>,
@@ -67,6 +69,7 @@ impl ProxyConnection {
     pub fn start(
         base_url: &str,
         ip: Option<std::net::IpAddr>,
+        tls: Arc<rustls::ClientConfig>,
         make_token: Box<dyn Fn() -> Option<String> + Send + Sync>,
         timeout: Duration,
         stop: CancellationToken,
@@ -80,6 +83,7 @@ impl ProxyConnection {
             url,
             base_url: format!("{}/", base_url.trim_end_matches('/')),
             ip,
+            tls,
             make_token,
             timeout,
             shared: Mutex::new(Shared {
@@ -298,6 +302,7 @@ type Ws =
 async fn dial(
     url: &str,
     ip: Option<std::net::IpAddr>,
+    tls: &Arc<rustls::ClientConfig>,
 ) -> Result<
     (
         Ws,
@@ -305,8 +310,9 @@ async fn dial(
     ),
     String,
 > {
+    let connector = Some(crate::tls::connector(url, tls));
     let Some(ip) = ip else {
-        return tokio_tungstenite::connect_async(url)
+        return tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector)
             .await
             .map_err(|e| e.to_string());
     };
@@ -314,7 +320,7 @@ async fn dial(
     let tcp = tokio::net::TcpStream::connect((ip, port))
         .await
         .map_err(|e| e.to_string())?;
-    tokio_tungstenite::client_async_tls(url, tcp)
+    tokio_tungstenite::client_async_tls_with_config(url, tcp, None, connector)
         .await
         .map_err(|e| e.to_string())
 }
@@ -337,7 +343,7 @@ fn url_port(url: &str) -> Option<u16> {
 }
 
 async fn connect_once(c: &Arc<ProxyConnection>, stop: &CancellationToken) -> Result<(), String> {
-    let (ws, _) = tokio::time::timeout(c.timeout, dial(&c.url, c.ip))
+    let (ws, _) = tokio::time::timeout(c.timeout, dial(&c.url, c.ip, &c.tls))
         .await
         .map_err(|_| "handshake timed out".to_owned())??;
     let (mut sink, mut stream) = ws.split();

@@ -33,6 +33,9 @@ pub struct ProxySfuConfig {
     pub max_screen_bitrate: u64,
     /// `[continent-overrides]`.
     pub continent_overrides: Vec<(String, Vec<String>)>,
+    /// `wss://` proxies: how their certificates are checked (`[mcu]
+    /// skipverify`).
+    pub tls: Arc<rustls::ClientConfig>,
 }
 
 /// Where a publisher lives: its proxy, its client id there, and the
@@ -184,6 +187,7 @@ impl ProxySfu {
             conn: ProxyConnection::start(
                 &target.url,
                 target.ip,
+                c.tls.clone(),
                 make_token,
                 c.timeout,
                 stop.clone(),

@@ -1,6 +1,5 @@
 //! Dialing a remote signaling server (facts 6.2 steps 3-5).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use proto::error::{ErrorCode, WireError};
@@ -59,73 +58,6 @@ pub fn dial_url(signaling: &str) -> String {
     format!("{base}spreed")
 }
 
-/// Accepts any certificate (`[federation] skipverify`).
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-fn tls_config(skip_verify: bool) -> Result<Arc<rustls::ClientConfig>, DialError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| DialError::Other(e.to_string()))?;
-    let config = if skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-            .with_no_client_auth()
-    } else {
-        let roots =
-            rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    Ok(Arc::new(config))
-}
-
 /// Opens the WebSocket and checks the features header.
 pub async fn dial(
     signaling: &str,
@@ -140,13 +72,9 @@ pub async fn dial(
     if let Ok(v) = format!("nextcloud-spreed-signaling/{}", proto::SERVER_VERSION).parse() {
         request.headers_mut().insert("User-Agent", v);
     }
-    let connector = if url.starts_with("wss://") {
-        Some(tokio_tungstenite::Connector::Rustls(tls_config(
-            skip_verify,
-        )?))
-    } else {
-        Some(tokio_tungstenite::Connector::Plain)
-    };
+    let tls =
+        sfu_bridge::tls::client_config(skip_verify).map_err(|e| DialError::Other(e.to_string()))?;
+    let connector = Some(sfu_bridge::tls::connector(&url, &tls));
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE_SIZE))
         .max_frame_size(Some(MAX_MESSAGE_SIZE));
