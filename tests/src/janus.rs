@@ -129,4 +129,13 @@ impl Janus {
         gw.close();
         list["list"].as_array().cloned().unwrap_or_default()
     }
+
+    /// Participants in all videoroom rooms.
+    pub async fn participants(&self) -> u64 {
+        self.rooms()
+            .await
+            .iter()
+            .map(|r| r["num_participants"].as_u64().unwrap_or(0))
+            .sum()
+    }
 }

@@ -18,7 +18,8 @@ const PROXY_PREFIX: &str = "/signaling/proxy/";
 
 struct World {
     talk: Talk,
-    _janus: [Janus; 2],
+    /// `janus[i]` is behind `proxies[i]`.
+    janus: [Janus; 2],
     proxies: [ProxyServer; 2],
     server: TestServer,
     _key_dir: tempfile::TempDir,
@@ -101,7 +102,7 @@ async fn world_with(proxy_extra: [&str; 2], server_extra: &str, urls: Urls<'_>) 
     );
     World {
         talk,
-        _janus: janus,
+        janus,
         proxies: [p1, p2],
         server,
         _key_dir: key_dir,
@@ -218,7 +219,8 @@ async fn load_and_draining_steer_publishers() {
     expect_publishers(&w, expect).await;
 }
 
-/// A killed proxy: its publishers are dropped by the server, and the
+/// A killed proxy: its Janus hangs up the publisher (which is how the
+/// client's peer connection learns it), the server drops it, and the
 /// client's next offer publishes on the surviving proxy.
 #[tokio::test]
 async fn killed_proxy() {
@@ -233,8 +235,17 @@ async fn killed_proxy() {
         1
     };
     let other = 1 - first;
+    assert_eq!(w.janus[first].participants().await, 1);
     w.proxies[first].process.signal(9);
     let _ = w.proxies[first].process.stop(Duration::from_secs(1));
+    let hung_up = eventually(Duration::from_secs(10), || async {
+        (w.janus[first].participants().await == 0).then_some(())
+    })
+    .await;
+    assert!(
+        hung_up.is_some(),
+        "the killed proxy's publisher is still in Janus"
+    );
     // After the resume grace the publisher is gone: a new offer creates a
     // new one, on the other proxy.
     let mut published = false;
