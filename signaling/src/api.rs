@@ -112,7 +112,7 @@ async fn room_inner(
         return text_error(StatusCode::BAD_REQUEST, "Could not read body");
     };
     let body = collected.to_bytes();
-    let ip = realip::client_ip(peer.0, headers, &app.trusted_proxies);
+    let ip = app.hub.policy().client_ip(peer.0, headers);
     let hub = &app.hub;
     let Ok(attempt) = hub.inner.throttler.check(ip, Action::BackendRoomAuth) else {
         return text_error(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
@@ -163,7 +163,7 @@ async fn room_inner(
 
 /// Whether the real client IP may read operator endpoints.
 fn stats_allowed(app: &AppState, peer: PeerAddr, headers: &HeaderMap) -> bool {
-    let ip = realip::client_ip(peer.0, headers, &app.trusted_proxies);
+    let ip = app.hub.policy().client_ip(peer.0, headers);
     realip::in_nets(&ip, &app.stats_allowed)
 }
 

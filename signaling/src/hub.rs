@@ -14,6 +14,7 @@ pub mod housekeeping;
 pub mod media;
 pub mod notify;
 pub mod ping;
+pub mod policy;
 pub mod room;
 pub mod rooms;
 pub mod session;
@@ -100,11 +101,8 @@ pub(crate) struct Inner {
     pub proxy_sfu: Option<sfu_bridge::proxy::ProxySfu>,
     /// `[app] allowsubscribeany`.
     pub allow_subscribe_any: bool,
-    /// `[mcu] allowedcandidates` / `blockedcandidates`.
-    allowed_candidates: Vec<ipnet::IpNet>,
-    blocked_candidates: Vec<ipnet::IpNet>,
-    /// `[geoip-overrides]`.
-    geoip_overrides: Vec<(ipnet::IpNet, String)>,
+    /// Trusted proxies, candidate filters, GeoIP overrides (SIGHUP).
+    policy: RwLock<Arc<policy::NetPolicy>>,
     /// The GeoIP database (`[geoip]`), loaded by `run`.
     pub geoip: Arc<crate::geoip::GeoIp>,
     /// Background work the hub starts (Talk leave requests); drained on
@@ -179,9 +177,7 @@ impl Hub {
                 sfu,
                 proxy_sfu,
                 allow_subscribe_any: config.app.allow_subscribe_any,
-                allowed_candidates: config.mcu.allowed_candidates.clone(),
-                blocked_candidates: config.mcu.blocked_candidates.clone(),
-                geoip_overrides: config.geoip.overrides.clone(),
+                policy: RwLock::new(Arc::new(policy::NetPolicy::from_config(config))),
                 geoip: Arc::default(),
                 features,
                 tasks: TaskTracker::new(),
@@ -353,33 +349,15 @@ impl Hub {
         self.publish(&crate::cluster::Subject::RoomSessions, msg);
     }
 
-    /// Whether a client candidate with this address may reach the SFU
-    /// (facts 4.7): the allow list wins over the block list.
-    pub(crate) fn candidate_allowed(&self, ip: std::net::IpAddr) -> bool {
-        if self
-            .inner
-            .allowed_candidates
-            .iter()
-            .any(|n| n.contains(&ip))
-        {
-            return true;
-        }
-        !self
-            .inner
-            .blocked_candidates
-            .iter()
-            .any(|n| n.contains(&ip))
+    /// The address rules in force.
+    pub fn policy(&self) -> Arc<policy::NetPolicy> {
+        self.inner.policy.read().clone()
     }
 
-    /// The country of a client address: `[geoip-overrides]` (no GeoIP
-    /// database is read yet); `None` when unknown.
+    /// The country of a client address: `[geoip-overrides]`, then the
+    /// GeoIP database; `None` when unknown.
     pub fn country_of(&self, ip: std::net::IpAddr) -> Option<String> {
-        let overridden = self
-            .inner
-            .geoip_overrides
-            .iter()
-            .find(|(net, _)| net.contains(&ip))
-            .map(|(_, cc)| cc.clone());
+        let overridden = self.policy().country_override(ip).map(str::to_owned);
         match overridden {
             Some(cc) => Some(cc),
             None if ip.is_loopback() => None,
@@ -406,9 +384,15 @@ impl Hub {
         *self.inner.backends.write() = Arc::new(Backends::from_entries(&entries));
     }
 
-    /// Replaces the backends (SIGHUP reload).
-    pub fn reload_backends(&self, config: &Config) {
+    /// SIGHUP: backends, address rules, `[continent-overrides]`, gRPC
+    /// targets and proxy URLs from a re-read configuration.
+    pub fn reload(&self, config: &Config) {
         *self.inner.backends.write() = Arc::new(Backends::new(&config.backend));
+        *self.inner.policy.write() = Arc::new(policy::NetPolicy::from_config(config));
+        if let Some(sfu) = &self.inner.proxy_sfu {
+            sfu.set_continent_overrides(config.geoip.continent_overrides.clone());
+        }
+        self.reload_targets(config);
     }
 
     /// The live local session a private (resume) id belongs to.
@@ -425,7 +409,7 @@ impl Hub {
     }
 
     /// Applies a reloaded `[grpc]` target list and `[mcu]` proxy list.
-    pub fn reload_targets(&self, config: &Config) {
+    fn reload_targets(&self, config: &Config) {
         if let Some(d) = self.inner.discovery.get() {
             d.reload(&config.grpc);
         }

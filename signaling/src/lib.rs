@@ -108,7 +108,6 @@ pub async fn run(
     let _ = hub.inner.discovery.set(discovery);
     let state = server::AppState::new(
         hub.clone(),
-        config.app.trusted_proxies.clone(),
         config.stats.allowed_ips.clone(),
         shutdown.clone(),
     );

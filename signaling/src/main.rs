@@ -92,7 +92,8 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGTERM/SIGINT stop the server; SIGHUP reloads the backends.
+/// SIGTERM/SIGINT stop the server; SIGHUP reloads what `Hub::reload`
+/// lists.
 async fn signals(
     shutdown: CancellationToken,
     hub: signaling::hub::Hub,
@@ -115,9 +116,8 @@ async fn signals(
                 let Some(path) = &config_path else { continue };
                 match Config::load(path) {
                     Ok(c) => {
-                        hub.reload_backends(&c);
-                        hub.reload_targets(&c);
-                        tracing::info!("backends reloaded");
+                        hub.reload(&c);
+                        tracing::info!("configuration reloaded");
                     }
                     Err(e) => tracing::error!(error = %e, "reload failed, keeping the old configuration"),
                 }

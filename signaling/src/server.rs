@@ -18,11 +18,11 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api;
 use crate::client::connection::{self, READ_LIMIT};
 use crate::client::janus_events;
 use crate::client::ClientInfo;
 use crate::hub::Hub;
-use crate::{api, realip};
 
 /// Bytes read from a client socket at once.
 const READ_BUFFER: usize = 4 * 1024;
@@ -47,7 +47,6 @@ impl Connected<IncomingStream<'_, UnixListener>> for PeerAddr {
 #[derive(Clone)]
 pub struct AppState {
     pub hub: Hub,
-    pub trusted_proxies: Arc<Vec<IpNet>>,
     pub stats_allowed: Arc<Vec<IpNet>>,
     pub connections: TaskTracker,
     pub shutdown: CancellationToken,
@@ -56,17 +55,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(
-        hub: Hub,
-        trusted_proxies: Vec<IpNet>,
-        stats_allowed: Vec<IpNet>,
-        shutdown: CancellationToken,
-    ) -> Self {
+    pub fn new(hub: Hub, stats_allowed: Vec<IpNet>, shutdown: CancellationToken) -> Self {
         let server = format!("nextcloud-spreed-signaling/{}", proto::SERVER_VERSION);
         let features = hub.features().header_value();
         AppState {
             hub,
-            trusted_proxies: Arc::new(trusted_proxies),
             stats_allowed: Arc::new(stats_allowed),
             connections: TaskTracker::new(),
             shutdown,
@@ -105,7 +98,7 @@ async fn spreed(
     ws: WebSocketUpgrade,
 ) -> Response {
     let info = ClientInfo {
-        addr: realip::client_ip(peer.0, &headers, &app.trusted_proxies),
+        addr: app.hub.policy().client_ip(peer.0, &headers),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())

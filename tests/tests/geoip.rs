@@ -109,3 +109,33 @@ async fn countries_from_a_local_file() {
     .await;
     assert!(loaded.is_some(), "database not used");
 }
+
+/// SIGHUP re-reads `[geoip-overrides]` and `[app] trustedproxies` for new
+/// connections.
+#[tokio::test]
+async fn overrides_and_trusted_proxies_reload() {
+    let talk = Talk::start(TALK_SECRET).await;
+    let server = TestServer::builder()
+        .talk(&talk)
+        .extra("\n[geoip-overrides]\n203.0.113.0/24 = DE\n")
+        .start()
+        .await;
+    assert_eq!(welcome_country(&server, "203.0.113.5").await, "DE");
+    server.reload(|c| c.replace("= DE", "= IT"));
+    let changed = tests::wait::eventually(Duration::from_secs(5), || async {
+        (welcome_country(&server, "203.0.113.5").await == "IT").then_some(())
+    })
+    .await;
+    assert!(changed.is_some(), "override not reloaded");
+    // Loopback no longer trusted: X-Real-IP is ignored, and loopback has
+    // no country.
+    server.reload(|c| format!("{c}\n[app]\ntrustedproxies = 192.0.2.0/24\n"));
+    let untrusted = tests::wait::eventually(Duration::from_secs(5), || async {
+        welcome_country(&server, "203.0.113.5")
+            .await
+            .is_null()
+            .then_some(())
+    })
+    .await;
+    assert!(untrusted.is_some(), "trusted proxies not reloaded");
+}

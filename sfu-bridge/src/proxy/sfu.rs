@@ -122,6 +122,8 @@ const TEMPORARY_GRACE: Duration = Duration::from_secs(10);
 
 struct Inner {
     config: ProxySfuConfig,
+    /// `[continent-overrides]`, replaced on reload.
+    continent_overrides: parking_lot::RwLock<Vec<(String, Vec<String>)>>,
     lookup: parking_lot::RwLock<Option<PublisherLookup>>,
     proxies: parking_lot::RwLock<Vec<Proxy>>,
     /// Removed from the configuration but still serving clients: no new
@@ -151,6 +153,7 @@ impl ProxySfu {
         let urls = config.urls.clone();
         let sfu = ProxySfu {
             inner: Arc::new(Inner {
+                continent_overrides: parking_lot::RwLock::new(config.continent_overrides.clone()),
                 config,
                 proxies: parking_lot::RwLock::default(),
                 lookup: parking_lot::RwLock::new(None),
@@ -233,6 +236,11 @@ impl ProxySfu {
             tracing::info!(url = p.base_url, ip = ?p.conn.ip, "proxy removed");
         }
         retiring.extend(gone);
+    }
+
+    /// Replaces `[continent-overrides]` (SIGHUP).
+    pub fn set_continent_overrides(&self, overrides: Vec<(String, Vec<String>)>) {
+        *self.inner.continent_overrides.write() = overrides;
     }
 
     /// Installs the lookup of publishers on other nodes (gRPC).
@@ -385,10 +393,10 @@ impl ProxySfu {
             .map(|c| (c.clone(), c.status()))
             .filter(|(_, s)| s.connected && !s.shutdown_scheduled)
             .collect();
-        let overrides = &self.inner.config.continent_overrides;
+        let overrides = self.inner.continent_overrides.read();
         usable.sort_by_key(|(_, s)| {
             (
-                crate::geo::distance(country, s.country.as_deref(), overrides),
+                crate::geo::distance(country, s.country.as_deref(), &overrides),
                 s.load,
             )
         });

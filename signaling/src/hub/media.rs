@@ -422,7 +422,8 @@ async fn offer(
             .store(mask, std::sync::atomic::Ordering::Relaxed);
     }
     let mut jsep = data.payload.clone();
-    if let Some(filtered) = sdp::filter_candidates(raw_sdp, &|c| hub.candidate_allowed(c)) {
+    let policy = hub.policy();
+    if let Some(filtered) = sdp::filter_candidates(raw_sdp, &|c| policy.candidate_allowed(c)) {
         jsep["sdp"] = Value::String(filtered);
     }
     // The client's JSEP as it came (Janus reads `trickle` too), with the
@@ -528,7 +529,8 @@ async fn forward(
             let raw = data.payload["sdp"].as_str().unwrap_or_default();
             let mut jsep = data.payload.clone();
             jsep["type"] = Value::String("answer".into());
-            if let Some(filtered) = sdp::filter_candidates(raw, &|c| hub.candidate_allowed(c)) {
+            let policy = hub.policy();
+            if let Some(filtered) = sdp::filter_candidates(raw, &|c| policy.candidate_allowed(c)) {
                 jsep["sdp"] = Value::String(filtered);
             }
             Request::Answer(jsep)
@@ -536,7 +538,8 @@ async fn forward(
         "candidate" => {
             let candidate = data.payload["candidate"].clone();
             let line = candidate["candidate"].as_str().unwrap_or_default();
-            if !line.is_empty() && !sdp::candidate_allowed(line, &|c| hub.candidate_allowed(c)) {
+            let policy = hub.policy();
+            if !line.is_empty() && !sdp::candidate_allowed(line, &|c| policy.candidate_allowed(c)) {
                 return Ok(None);
             }
             if own && !can_publish_something(session, stream) {
