@@ -54,6 +54,26 @@ pub enum Flow {
     Close,
 }
 
+/// A decoded frame whose handling waits (see [`Hub::finish_frame`]).
+enum Pending {
+    /// To the node that owns the session.
+    Forward,
+    Hello {
+        id: Option<String>,
+        hello: proto::client::HelloRequest,
+    },
+    Room {
+        session: Arc<Session>,
+        id: Option<String>,
+        req: proto::client::RoomRequest,
+    },
+    Internal {
+        session: Arc<Session>,
+        id: Option<String>,
+        req: proto::client::InternalRequest,
+    },
+}
+
 /// Per-connection state the reader owns and passes to the hub.
 pub struct ConnCtx {
     pub outbox: Outbox,
@@ -472,19 +492,28 @@ impl Hub {
 
     /// Decodes one text frame and dispatches it.
     pub async fn handle_frame(&self, ctx: &mut ConnCtx, frame: &[u8]) -> Flow {
-        if let Some(remote) = &ctx.remote {
-            return if remote.forward(frame).await {
-                Flow::Continue
-            } else {
-                Flow::Close
-            };
+        match self.handle_frame_now(ctx, frame) {
+            Ok(flow) => flow,
+            // Boxed: that future is large (Talk requests) and would
+            // otherwise be part of every idle connection's task.
+            Err(pending) => Box::pin(self.finish_frame(ctx, pending, frame)).await,
+        }
+    }
+
+    /// Handles what needs no waiting (messages, control, transient data,
+    /// bye, errors) at once; the rest is returned for
+    /// [`Hub::finish_frame`]. Most frames are messages: they must not pay
+    /// for the large future of a Talk request.
+    fn handle_frame_now(&self, ctx: &mut ConnCtx, frame: &[u8]) -> Result<Flow, Box<Pending>> {
+        if ctx.remote.is_some() {
+            return Err(Box::new(Pending::Forward));
         }
         let msg = match ClientMessage::decode(frame) {
             Ok(m) => m,
             Err(e) => {
                 tracing::debug!(addr = %ctx.info.addr, code = %e.error.code, "undecodable message");
                 ctx.reply_error(e.id, e.error);
-                return Flow::Continue;
+                return Ok(Flow::Continue);
             }
         };
         if let Some(c) = METRICS.hot.server_message(msg.body.kind()) {
@@ -492,19 +521,16 @@ impl Hub {
         }
         let Some(session) = ctx.session.clone() else {
             return match msg.body {
-                ClientRequest::Hello(hello) => {
-                    handle::hello::hello(self, ctx, msg.id, hello, frame).await;
-                    Flow::Continue
-                }
+                ClientRequest::Hello(hello) => Err(Box::new(Pending::Hello { id: msg.id, hello })),
                 _ => {
                     ctx.reply_error(msg.id, WireError::new(ErrorCode::HelloExpected));
-                    Flow::Continue
+                    Ok(Flow::Continue)
                 }
             };
         };
         if !session.is_attached(ctx.outbox.id()) {
             // Taken over by a resume on another connection.
-            return Flow::Close;
+            return Ok(Flow::Close);
         }
         if let Some(fed) = session.federation() {
             // While in a remote room, everything but hello/room/bye goes
@@ -519,45 +545,70 @@ impl Hub {
                 if let Ok(v) = serde_json::from_slice::<serde_json::Value>(frame) {
                     fed.forward(v);
                 }
-                return Flow::Continue;
+                return Ok(Flow::Continue);
             }
         }
         match msg.body {
             // A second hello on an authenticated connection is ignored.
-            ClientRequest::Hello(_) => Flow::Continue,
+            ClientRequest::Hello(_) => Ok(Flow::Continue),
             ClientRequest::Bye => {
                 ctx.reply(&ServerMessage::reply(msg.id, ServerBody::Bye { bye: None }));
                 ctx.outbox.close(CLOSE_NORMAL, "");
                 ctx.session = None;
                 self.close_session(&session, true);
-                Flow::Close
+                Ok(Flow::Close)
             }
-            ClientRequest::Room(req) => {
-                handle::room::room(self, ctx, &session, msg.id, req).await;
-                Flow::Continue
-            }
+            ClientRequest::Room(req) => Err(Box::new(Pending::Room {
+                session,
+                id: msg.id,
+                req,
+            })),
             ClientRequest::Message(m) => {
                 handle::message::message(self, &session, msg.id, m, handle::message::Kind::Message);
-                Flow::Continue
+                Ok(Flow::Continue)
             }
             ClientRequest::Control(m) => {
                 handle::message::message(self, &session, msg.id, m, handle::message::Kind::Control);
-                Flow::Continue
+                Ok(Flow::Continue)
             }
             ClientRequest::Transient(t) => {
                 handle::transient::transient(self, ctx, &session, msg.id, t);
-                Flow::Continue
+                Ok(Flow::Continue)
             }
             ClientRequest::Internal(_) if !session.is_internal() => {
                 tracing::debug!(session = %session.public_id, "internal message from non-internal session ignored");
-                Flow::Continue
+                Ok(Flow::Continue)
             }
-            ClientRequest::Internal(req) => {
-                handle::internal::internal(self, ctx, &session, msg.id, req).await;
-                Flow::Continue
-            }
+            ClientRequest::Internal(req) => Err(Box::new(Pending::Internal {
+                session,
+                id: msg.id,
+                req,
+            })),
             ClientRequest::Unknown(kind) => {
                 tracing::debug!(session = %session.public_id, kind, "unknown message type ignored");
+                Ok(Flow::Continue)
+            }
+        }
+    }
+
+    /// The part of a frame that waits: Talk requests, the owner node of a
+    /// session on another node.
+    async fn finish_frame(&self, ctx: &mut ConnCtx, pending: Box<Pending>, frame: &[u8]) -> Flow {
+        match *pending {
+            Pending::Forward => match &ctx.remote {
+                Some(remote) if remote.forward(frame).await => Flow::Continue,
+                _ => Flow::Close,
+            },
+            Pending::Hello { id, hello } => {
+                handle::hello::hello(self, ctx, id, hello, frame).await;
+                Flow::Continue
+            }
+            Pending::Room { session, id, req } => {
+                handle::room::room(self, ctx, &session, id, req).await;
+                Flow::Continue
+            }
+            Pending::Internal { session, id, req } => {
+                handle::internal::internal(self, ctx, &session, id, req).await;
                 Flow::Continue
             }
         }

@@ -127,9 +127,7 @@ async fn read_loop(
                 METRICS.hot.messages_in.inc();
                 METRICS.hot.bytes_in.inc_by(text.len() as u64);
                 let had_session = ctx.session.is_some();
-                // Boxed: the handler future is large (backend requests) and would
-                // otherwise be part of every idle connection's task.
-                let flow = Box::pin(hub.handle_frame(ctx, text.as_bytes())).await;
+                let flow = hub.handle_frame(ctx, text.as_bytes()).await;
                 if !had_session && ctx.session.is_none() {
                     // A failed hello restarts the hello timer.
                     hello_deadline = Instant::now() + HELLO_TIMEOUT;

@@ -149,7 +149,7 @@ pub fn serve_proxied(
                 m = incoming.message() => m,
             };
             let Ok(Some(m)) = next else { break };
-            if Box::pin(hub.handle_frame(&mut ctx, &m.message)).await == Flow::Close {
+            if hub.handle_frame(&mut ctx, &m.message).await == Flow::Close {
                 break;
             }
         }
