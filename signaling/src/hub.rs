@@ -180,10 +180,7 @@ impl Hub {
         let (sfu, proxy_sfu) = sfu_from_config(config, &shutdown);
         let features = ServerFeatures::new(sfu.is_some());
         let client = BackendClient::new(&config.backend, features.header_value())?;
-        let peers = crate::grpc::Peers::new(
-            crate::grpc::new_server_id(),
-            crate::grpc::tls::client(&config.grpc)?,
-        );
+        let peers = crate::grpc::Peers::new(crate::grpc::new_server_id(), &config.grpc)?;
         let hub = Hub {
             inner: Arc::new(Inner {
                 codec,

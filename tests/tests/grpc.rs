@@ -322,3 +322,103 @@ async fn mutual_tls() {
     let v = c.resume(&a.resume_id).await;
     assert_eq!(v["hello"]["sessionid"], a.session_id.as_str(), "{v}");
 }
+
+/// A TLS handshake with the gRPC port as a client of `certs`' CA (its
+/// client certificate, trusting its CA, offering h2).
+async fn handshake(port: u16, certs: &tests::certs::Certs) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(certs.path("ca.crt")).map_err(|e| e.to_string())? {
+        roots
+            .add(c.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let chain = CertificateDer::pem_file_iter(certs.path("client.crt"))
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let key = PrivateKeyDer::from_pem_file(certs.path("client.key")).map_err(|e| e.to_string())?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| e.to_string())?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    // TLS 1.3 reports a refused client certificate after the handshake.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 9];
+    tls.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Certificates renewed in place (as cert-manager does) are picked up
+/// without a restart: the listener presents the new one and accepts
+/// clients of the new CA, and the peers reconnect with the new client
+/// certificate.
+#[tokio::test]
+async fn renewed_certificates() {
+    let certs = tests::certs::Certs::generate();
+    let nats = NatsServer::start().await;
+    let talk = Talk::start(TALK_SECRET).await;
+    let alice = talk.add_user("alice", "Alice");
+    let p = |f: &str| certs.path(f).display().to_string();
+    let tls = format!(
+        "servercertificate = {}\nserverkey = {}\nclientca = {}\nclientcertificate = {}\nclientkey = {}\nserverca = {}\n",
+        p("server.crt"), p("server.key"), p("ca.crt"), p("client.crt"), p("client.key"), p("ca.crt"),
+    );
+    let ports = parking_lot::Mutex::new(Vec::new());
+    let [n1, n2] = pair(&talk, &nats, &|own, other| {
+        ports.lock().push(own);
+        format!("{tls}targets = 127.0.0.1:{other}\n")
+    })
+    .await;
+    let n1_port = ports.lock()[0];
+    peers_ready(&n2, 1).await;
+    assert_eq!(handshake(n1_port, &certs).await, Ok(()));
+
+    let renewed = tests::certs::Certs::generate();
+    assert!(
+        handshake(n1_port, &renewed).await.is_err(),
+        "a client of the new CA was accepted before the renewal"
+    );
+    for f in [
+        "ca.crt",
+        "server.crt",
+        "server.key",
+        "client.crt",
+        "client.key",
+    ] {
+        std::fs::copy(renewed.path(f), certs.path(f)).unwrap();
+    }
+    let picked_up = eventually(Duration::from_secs(15), || async {
+        handshake(n1_port, &renewed).await.ok()
+    })
+    .await;
+    assert!(picked_up.is_some(), "the listener kept the old certificate");
+    let reconnected = eventually(Duration::from_secs(15), || async {
+        let log = std::fs::read_to_string(n2.process.log_path()).unwrap_or_default();
+        log.contains("[grpc] client certificate reloaded")
+            .then_some(())
+    })
+    .await;
+    assert!(reconnected.is_some(), "{}", n2.process.log_tail(20));
+    peers_ready(&n2, 1).await;
+    let a = user(&n1, &talk, &alice).await;
+    let (mut c, _) = TestClient::connect(&n2).await;
+    let v = c.resume(&a.resume_id).await;
+    assert_eq!(v["hello"]["sessionid"], a.session_id.as_str(), "{v}");
+}

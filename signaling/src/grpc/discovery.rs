@@ -31,6 +31,7 @@ impl Discovery {
         etcd: &EtcdConfig,
         shutdown: CancellationToken,
     ) -> Arc<Discovery> {
+        tokio::spawn(peers.clone().watch_tls(shutdown.clone()));
         let d = Arc::new(Discovery {
             peers,
             static_tasks: parking_lot::Mutex::new(shutdown.child_token()),

@@ -115,17 +115,59 @@ pub fn count_call(method: &str) {
 /// All peers of this node.
 pub struct Peers {
     server_id: String,
-    tls: Option<ClientTlsConfig>,
+    tls: RwLock<Option<ClientTlsConfig>>,
+    /// Where `tls` comes from; watched by [`Peers::watch_tls`].
+    tls_files: super::tls::ClientTls,
     groups: RwLock<HashMap<String, HashMap<Target, Arc<Peer>>>>,
 }
 
 impl Peers {
-    pub fn new(server_id: String, tls: Option<ClientTlsConfig>) -> Arc<Peers> {
-        Arc::new(Peers {
+    pub fn new(
+        server_id: String,
+        config: &crate::config::GrpcConfig,
+    ) -> Result<Arc<Peers>, super::tls::TlsError> {
+        let (tls, tls_files) = super::tls::ClientTls::load(config)?;
+        Ok(Arc::new(Peers {
             server_id,
-            tls,
+            tls: RwLock::new(tls),
+            tls_files,
             groups: RwLock::default(),
-        })
+        }))
+    }
+
+    /// Reconnects every peer with new client certificates when their
+    /// files change, until `stop`.
+    pub async fn watch_tls(self: Arc<Self>, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(super::tls::WATCH_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if let Some(tls) = self.tls_files.changed() {
+                self.replace_tls(tls);
+            }
+        }
+    }
+
+    /// New channels with `tls` for every peer; calls in flight finish on
+    /// the old ones.
+    fn replace_tls(self: &Arc<Self>, tls: Option<ClientTlsConfig>) {
+        *self.tls.write() = tls;
+        let mut groups = self.groups.write();
+        for peers in groups.values_mut() {
+            for (t, peer) in peers.iter_mut() {
+                match self.connect(t) {
+                    Ok(new) => {
+                        tokio::spawn(check_server_id(Arc::downgrade(self), new.clone()));
+                        std::mem::replace(peer, new).cancel.cancel();
+                    }
+                    Err(e) => {
+                        tracing::warn!(target = t.name, error = %e, "gRPC target kept with old TLS")
+                    }
+                }
+            }
+        }
     }
 
     pub fn server_id(&self) -> &str {
@@ -174,14 +216,15 @@ impl Peers {
     }
 
     fn connect(&self, t: &Target) -> Result<Arc<Peer>, tonic::transport::Error> {
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let tls = self.tls.read().clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let mut endpoint = Endpoint::from_shared(format!("{scheme}://{}", t.dial))?
             .connect_timeout(LOOKUP_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true);
-        if let Some(tls) = &self.tls {
-            endpoint = endpoint.tls_config(tls.clone().domain_name(t.host.clone()))?;
+        if let Some(tls) = tls {
+            endpoint = endpoint.tls_config(tls.domain_name(t.host.clone()))?;
         }
         Ok(Arc::new(Peer {
             target: t.clone(),

@@ -306,8 +306,6 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Tls(#[from] super::tls::TlsError),
-    #[error("[grpc] TLS: {0}")]
-    Transport(#[from] tonic::transport::Error),
 }
 
 /// Binds `[grpc] listen` and serves until `shutdown`.
@@ -322,24 +320,78 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = super::tls::server(config)? {
-        builder = builder.tls_config(tls)?;
-    }
+    let tls = super::tls::ServerTls::load(config)?;
     tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "gRPC listening");
     let services = Services { hub };
-    let router = builder
+    let router = tonic::transport::Server::builder()
         .add_service(RpcBackendServer::new(services.clone()))
         .add_service(RpcInternalServer::new(services.clone()))
         .add_service(RpcSessionsServer::new(services.clone()))
         .add_service(RpcMcuServer::new(services));
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let done = shutdown.cancelled_owned();
     Ok(Some(tokio::spawn(async move {
-        if let Err(e) = router
-            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
-            .await
-        {
+        let served = match tls {
+            None => {
+                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                router.serve_with_incoming_shutdown(incoming, done).await
+            }
+            Some(tls) => {
+                let incoming = tls_incoming(listener, tls);
+                router.serve_with_incoming_shutdown(incoming, done).await
+            }
+        };
+        if let Err(e) = served {
             tracing::error!(error = %e, "gRPC server failed");
         }
     })))
+}
+
+/// Longest TLS handshake of an incoming connection.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// TLS connections with the settings current when each was accepted (so
+/// a renewed certificate applies without a restart); the files are
+/// watched while the stream is alive.
+fn tls_incoming(
+    listener: tokio::net::TcpListener,
+    tls: std::sync::Arc<super::tls::ServerTls>,
+) -> impl futures_util::Stream<
+    Item = std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        let mut watch = tokio::time::interval(super::tls::WATCH_INTERVAL);
+        loop {
+            let tcp = tokio::select! {
+                _ = tx.closed() => return,
+                _ = watch.tick() => {
+                    tls.reload_if_changed();
+                    continue;
+                }
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, _)) => tcp,
+                    Err(e) => {
+                        // Out of file descriptors and the like: pause
+                        // instead of spinning.
+                        tracing::warn!(error = %e, "gRPC accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok(stream)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(error = %e, "gRPC TLS handshake failed"),
+                    Err(_) => tracing::debug!("gRPC TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
