@@ -69,20 +69,24 @@ async fn read_loop(
     shutdown: &CancellationToken,
 ) {
     let mut hello_deadline = Instant::now() + HELLO_TIMEOUT;
-    let mut read_deadline = Instant::now() + PONG_WAIT;
+    let mut last_read = Instant::now();
     // Created once: building these futures per frame showed in profiles.
     let cancelled = token.cancelled();
     let shutting_down = shutdown.cancelled();
+    // Every frame moves the read deadline; resetting the timer for each
+    // one costs a timer-wheel update per message. It is only moved
+    // earlier here, and re-armed when it fires before the real deadline.
     let timer = tokio::time::sleep_until(hello_deadline);
     tokio::pin!(cancelled, shutting_down, timer);
     loop {
         let waiting_for_hello = ctx.session.is_none() && ctx.remote.is_none();
+        let read_deadline = last_read + PONG_WAIT;
         let deadline = if waiting_for_hello {
             hello_deadline.min(read_deadline)
         } else {
             read_deadline
         };
-        if timer.deadline() != deadline {
+        if deadline < timer.deadline() {
             timer.as_mut().reset(deadline);
         }
         let next = tokio::select! {
@@ -92,6 +96,10 @@ async fn read_loop(
             r = stream.next() => Ok(r),
         };
         let msg = match next {
+            Err(_) if Instant::now() < deadline => {
+                timer.as_mut().reset(deadline);
+                continue;
+            }
             Err(_) if waiting_for_hello && Instant::now() >= hello_deadline => {
                 hub.hello_timeout(ctx);
                 return;
@@ -111,7 +119,7 @@ async fn read_loop(
             }
             Ok(Some(Ok(msg))) => msg,
         };
-        read_deadline = Instant::now() + PONG_WAIT;
+        last_read = Instant::now();
         let too_big = match &msg {
             Message::Text(t) => t.len() > MAX_MESSAGE_SIZE,
             Message::Binary(b) => b.len() > MAX_MESSAGE_SIZE,
