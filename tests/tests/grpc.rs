@@ -299,6 +299,15 @@ async fn dns_discovery() {
     assert_eq!(v["hello"]["sessionid"], a.session_id.as_str(), "{v}");
 }
 
+/// `[grpc]` keys for mutual TLS with the files of `certs`.
+fn mutual_tls_settings(certs: &tests::certs::Certs) -> String {
+    let p = |f: &str| certs.path(f).display().to_string();
+    format!(
+        "servercertificate = {}\nserverkey = {}\nclientca = {}\nclientcertificate = {}\nclientkey = {}\nserverca = {}\n",
+        p("server.crt"), p("server.key"), p("ca.crt"), p("client.crt"), p("client.key"), p("ca.crt"),
+    )
+}
+
 /// Mutual TLS between nodes: server certificates checked against
 /// `serverca`, client certificates required by `clientca`.
 #[tokio::test]
@@ -307,11 +316,7 @@ async fn mutual_tls() {
     let nats = NatsServer::start().await;
     let talk = Talk::start(TALK_SECRET).await;
     let alice = talk.add_user("alice", "Alice");
-    let p = |f: &str| certs.path(f).display().to_string();
-    let tls = format!(
-        "servercertificate = {}\nserverkey = {}\nclientca = {}\nclientcertificate = {}\nclientkey = {}\nserverca = {}\n",
-        p("server.crt"), p("server.key"), p("ca.crt"), p("client.crt"), p("client.key"), p("ca.crt"),
-    );
+    let tls = mutual_tls_settings(&certs);
     let [n1, n2] = pair(&talk, &nats, &|_, other| {
         format!("{tls}targets = 127.0.0.1:{other}\n")
     })
@@ -375,11 +380,7 @@ async fn renewed_certificates() {
     let nats = NatsServer::start().await;
     let talk = Talk::start(TALK_SECRET).await;
     let alice = talk.add_user("alice", "Alice");
-    let p = |f: &str| certs.path(f).display().to_string();
-    let tls = format!(
-        "servercertificate = {}\nserverkey = {}\nclientca = {}\nclientcertificate = {}\nclientkey = {}\nserverca = {}\n",
-        p("server.crt"), p("server.key"), p("ca.crt"), p("client.crt"), p("client.key"), p("ca.crt"),
-    );
+    let tls = mutual_tls_settings(&certs);
     let ports = parking_lot::Mutex::new(Vec::new());
     let [n1, n2] = pair(&talk, &nats, &|own, other| {
         ports.lock().push(own);

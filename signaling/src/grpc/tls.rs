@@ -69,8 +69,20 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Stamp(Vec<Option<(SystemTime, u64)>>);
 
-impl Stamp {
-    fn of(paths: &[&Option<PathBuf>]) -> Stamp {
+/// A set of files and how they looked when last read well.
+struct WatchedFiles {
+    paths: Vec<Option<PathBuf>>,
+    last: Mutex<Stamp>,
+}
+
+impl WatchedFiles {
+    fn new(paths: [&Option<PathBuf>; 3]) -> WatchedFiles {
+        let paths: Vec<_> = paths.into_iter().cloned().collect();
+        let last = Mutex::new(Self::stamp(&paths));
+        WatchedFiles { paths, last }
+    }
+
+    fn stamp(paths: &[Option<PathBuf>]) -> Stamp {
         Stamp(
             paths
                 .iter()
@@ -81,19 +93,40 @@ impl Stamp {
                 .collect(),
         )
     }
+
+    /// `build`'s result when the files changed since they were last read
+    /// well; a failed `build` is logged and tried again at the next
+    /// change.
+    fn reread<T>(&self, what: &str, build: impl FnOnce() -> Result<T, TlsError>) -> Option<T> {
+        let stamp = Self::stamp(&self.paths);
+        if *self.last.lock() == stamp {
+            return None;
+        }
+        match build() {
+            Ok(v) => {
+                *self.last.lock() = stamp;
+                tracing::info!("[grpc] {what} certificate reloaded");
+                Some(v)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "[grpc] {what} certificate not reloaded");
+                None
+            }
+        }
+    }
 }
 
 /// The listener's TLS settings, replaced when the files change.
 pub struct ServerTls {
     config: GrpcConfig,
     current: RwLock<Arc<rustls::ServerConfig>>,
-    stamp: Mutex<Stamp>,
+    files: WatchedFiles,
 }
 
 impl ServerTls {
     /// `None` for plain text.
     pub fn load(config: &GrpcConfig) -> Result<Option<Arc<ServerTls>>, TlsError> {
-        let stamp = server_stamp(config);
+        let files = server_files(config);
         let Some(current) = server_config(config)? else {
             tracing::warn!("no [grpc] server certificate: the gRPC listener is unencrypted");
             return Ok(None);
@@ -101,7 +134,7 @@ impl ServerTls {
         Ok(Some(Arc::new(ServerTls {
             config: config.clone(),
             current: RwLock::new(Arc::new(current)),
-            stamp: Mutex::new(stamp),
+            files,
         })))
     }
 
@@ -113,24 +146,14 @@ impl ServerTls {
     /// Reads the files again if they changed; a broken replacement keeps
     /// the old settings.
     pub fn reload_if_changed(&self) {
-        let stamp = server_stamp(&self.config);
-        if *self.stamp.lock() == stamp {
-            return;
-        }
-        match server_config(&self.config) {
-            Ok(Some(c)) => {
-                *self.current.write() = Arc::new(c);
-                *self.stamp.lock() = stamp;
-                tracing::info!("[grpc] server certificate reloaded");
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "[grpc] server certificate not reloaded"),
+        if let Some(Some(c)) = self.files.reread("server", || server_config(&self.config)) {
+            *self.current.write() = Arc::new(c);
         }
     }
 }
 
-fn server_stamp(config: &GrpcConfig) -> Stamp {
-    Stamp::of(&[
+fn server_files(config: &GrpcConfig) -> WatchedFiles {
+    WatchedFiles::new([
         &config.server_certificate,
         &config.server_key,
         &config.client_ca,
@@ -181,14 +204,18 @@ fn server_config(config: &GrpcConfig) -> Result<Option<rustls::ServerConfig>, Tl
 /// The clients' TLS settings and when their files last changed.
 pub struct ClientTls {
     config: GrpcConfig,
-    stamp: Mutex<Stamp>,
+    files: WatchedFiles,
 }
 
 impl ClientTls {
     /// The settings to start with (`None` for plain text) and a watcher
     /// for later changes.
     pub fn load(config: &GrpcConfig) -> Result<(Option<ClientTlsConfig>, ClientTls), TlsError> {
-        let stamp = client_stamp(config);
+        let files = WatchedFiles::new([
+            &config.client_certificate,
+            &config.client_key,
+            &config.server_ca,
+        ]);
         let tls = client_config(config)?;
         if tls.is_none() && (!config.targets.is_empty() || config.target_type == "etcd") {
             tracing::warn!("no [grpc] client certificate or CA: expecting unencrypted connections");
@@ -197,37 +224,15 @@ impl ClientTls {
             tls,
             ClientTls {
                 config: config.clone(),
-                stamp: Mutex::new(stamp),
+                files,
             },
         ))
     }
 
     /// New settings when the files changed and read well.
     pub fn changed(&self) -> Option<Option<ClientTlsConfig>> {
-        let stamp = client_stamp(&self.config);
-        if *self.stamp.lock() == stamp {
-            return None;
-        }
-        match client_config(&self.config) {
-            Ok(tls) => {
-                *self.stamp.lock() = stamp;
-                tracing::info!("[grpc] client certificate reloaded");
-                Some(tls)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "[grpc] client certificate not reloaded");
-                None
-            }
-        }
+        self.files.reread("client", || client_config(&self.config))
     }
-}
-
-fn client_stamp(config: &GrpcConfig) -> Stamp {
-    Stamp::of(&[
-        &config.client_certificate,
-        &config.client_key,
-        &config.server_ca,
-    ])
 }
 
 fn client_config(config: &GrpcConfig) -> Result<Option<ClientTlsConfig>, TlsError> {
