@@ -2,7 +2,6 @@
 //! SIGUSR1 drains (no new publishers, exit when the last client is gone),
 //! SIGINT/SIGTERM stop.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -59,9 +58,12 @@ async fn main() -> anyhow::Result<()> {
         let app = app.clone();
         let stop = shutdown.clone();
         servers.spawn(async move {
-            axum::serve(l, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
+            axum::serve(
+                signaling::listener::nodelay(l),
+                app.into_make_service_with_connect_info::<signaling::server::PeerAddr>(),
+            )
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
         });
     }
     tracing::info!(version = proto::SERVER_VERSION, "signaling proxy started");

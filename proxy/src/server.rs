@@ -3,7 +3,9 @@
 //! handling of each proxy protocol message (cluster facts 6.1-6.6).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::IpAddr;
+
+use signaling::server::PeerAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -335,13 +337,13 @@ async fn welcome() -> Response {
         .into_response()
 }
 
-fn stats_allowed(app: &AppState, peer: SocketAddr) -> bool {
-    signaling::realip::in_nets(&peer.ip(), &app.0.config.lock().stats_allowed)
+fn stats_allowed(app: &AppState, peer: IpAddr) -> bool {
+    signaling::realip::in_nets(&peer, &app.0.config.lock().stats_allowed)
 }
 
 async fn stats(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
 ) -> Response {
     if !stats_allowed(&app, peer) {
         return StatusCode::FORBIDDEN.into_response();
@@ -361,7 +363,7 @@ async fn stats(
 
 async fn metrics(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
 ) -> Response {
     if !stats_allowed(&app, peer) {
         return StatusCode::FORBIDDEN.into_response();
@@ -378,7 +380,7 @@ async fn metrics(
 
 async fn proxy_ws(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -387,9 +389,7 @@ async fn proxy_ws(
         return ws
             .protocols([signaling::client::janus_events::SUBPROTOCOL])
             .max_message_size(signaling::client::janus_events::MAX_FRAME)
-            .on_upgrade(move |socket| {
-                signaling::client::janus_events::serve(socket, events, peer.ip())
-            })
+            .on_upgrade(move |socket| signaling::client::janus_events::serve(socket, events, peer))
             .into_response();
     }
     let proxy = app.0.clone();

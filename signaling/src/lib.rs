@@ -28,6 +28,7 @@ pub mod federation;
 pub mod geoip;
 pub mod grpc;
 pub mod hub;
+pub mod listener;
 pub mod metrics;
 pub mod proxies;
 pub mod realip;

@@ -23,6 +23,7 @@ use crate::client::connection::{self, READ_LIMIT};
 use crate::client::janus_events;
 use crate::client::ClientInfo;
 use crate::hub::Hub;
+use crate::listener::{self, NoDelayListener};
 
 /// Bytes read from a client socket at once.
 const READ_BUFFER: usize = 4 * 1024;
@@ -31,8 +32,8 @@ const READ_BUFFER: usize = 4 * 1024;
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub IpAddr);
 
-impl Connected<IncomingStream<'_, TcpListener>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+impl Connected<IncomingStream<'_, NoDelayListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, NoDelayListener>) -> Self {
         PeerAddr(stream.remote_addr().ip())
     }
 }
@@ -159,9 +160,12 @@ pub async fn serve(
         match l {
             Listener::Tcp(l) => {
                 servers.spawn(async move {
-                    axum::serve(l, app.into_make_service_with_connect_info::<PeerAddr>())
-                        .with_graceful_shutdown(stop)
-                        .await
+                    axum::serve(
+                        listener::nodelay(l),
+                        app.into_make_service_with_connect_info::<PeerAddr>(),
+                    )
+                    .with_graceful_shutdown(stop)
+                    .await
                 });
             }
             Listener::Unix(l) => {

@@ -93,11 +93,12 @@ impl Gateway {
             "Sec-WebSocket-Protocol",
             HeaderValue::from_static("janus-protocol"),
         );
-        let (ws, _) =
-            tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request))
-                .await
-                .map_err(|_| JanusError::Connect("timed out".into()))?
-                .map_err(|e| JanusError::Connect(e.to_string()))?;
+        // `true`: TCP_NODELAY; every request is a small frame awaiting a reply.
+        let connect = tokio_tungstenite::connect_async_with_config(request, None, true);
+        let (ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| JanusError::Connect("timed out".into()))?
+            .map_err(|e| JanusError::Connect(e.to_string()))?;
         let (mut sink, mut stream) = ws.split();
         let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
         let shared = Arc::new(Shared {

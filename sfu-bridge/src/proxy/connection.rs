@@ -312,7 +312,8 @@ async fn dial(
 > {
     let connector = Some(crate::tls::connector(url, tls));
     let Some(ip) = ip else {
-        return tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector)
+        // `true`: TCP_NODELAY, requests are small and wait for replies.
+        return tokio_tungstenite::connect_async_tls_with_config(url, None, true, connector)
             .await
             .map_err(|e| e.to_string());
     };
@@ -320,6 +321,7 @@ async fn dial(
     let tcp = tokio::net::TcpStream::connect((ip, port))
         .await
         .map_err(|e| e.to_string())?;
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
     tokio_tungstenite::client_async_tls_with_config(url, tcp, None, connector)
         .await
         .map_err(|e| e.to_string())

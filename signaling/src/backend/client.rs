@@ -65,6 +65,8 @@ impl BackendClient {
     pub fn new(config: &BackendConfig, features_header: String) -> Result<Self, BackendError> {
         let user_agent = format!("nextcloud-spreed-signaling/{}", proto::SERVER_VERSION);
         let http = reqwest::Client::builder()
+            // reqwest's default, stated: requests must not wait for Nagle.
+            .tcp_nodelay(true)
             .danger_accept_invalid_certs(config.skip_verify)
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
                 // Follow only redirects that keep scheme and host.

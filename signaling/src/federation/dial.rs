@@ -78,8 +78,9 @@ pub async fn dial(
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE_SIZE))
         .max_frame_size(Some(MAX_MESSAGE_SIZE));
+    // `true`: TCP_NODELAY, relayed messages must not wait for Nagle.
     let connect =
-        tokio_tungstenite::connect_async_tls_with_config(request, Some(config), false, connector);
+        tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector);
     let (ws, resp) = match tokio::time::timeout(timeout, connect).await {
         Err(_) => return Err(DialError::Network("timeout".into())),
         Ok(Err(e)) => {
