@@ -33,6 +33,7 @@ pub enum ErrorCode {
     ClientNotFound,
     ProcessingFailed,
     InvalidSdp,
+    NoCandidate,
     InvalidCandidate,
     InternalError,
     /// A code we do not generate ourselves, e.g. forwarded from Nextcloud
@@ -67,6 +68,7 @@ impl ErrorCode {
             ErrorCode::ClientNotFound => "client_not_found",
             ErrorCode::ProcessingFailed => "processing_failed",
             ErrorCode::InvalidSdp => "invalid_sdp",
+            ErrorCode::NoCandidate => "no_candidate",
             ErrorCode::InvalidCandidate => "invalid_candidate",
             ErrorCode::InternalError => "internal_error",
             ErrorCode::Other(s) => s,
@@ -99,6 +101,7 @@ impl ErrorCode {
             ErrorCode::ClientNotFound,
             ErrorCode::ProcessingFailed,
             ErrorCode::InvalidSdp,
+            ErrorCode::NoCandidate,
             ErrorCode::InvalidCandidate,
             ErrorCode::InternalError,
         ];
@@ -138,6 +141,7 @@ impl ErrorCode {
                 "Processing of the message failed, please check server logs."
             }
             ErrorCode::InvalidSdp => "Payload does not contain a valid SDP.",
+            ErrorCode::NoCandidate => "Payload does not contain a candidate.",
             ErrorCode::InvalidCandidate => "Payload does not contain a valid candidate.",
             ErrorCode::InternalError => "Internal error.",
             ErrorCode::Other(_) => "",

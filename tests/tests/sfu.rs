@@ -310,6 +310,18 @@ async fn bad_requests() {
             "invalid_candidate",
         ),
         (
+            json!({"type": "candidate", "roomType": "video", "payload": {"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host"}}),
+            "invalid_candidate",
+        ),
+        (
+            json!({"type": "candidate", "roomType": "video", "payload": {"sdpMid": "0"}}),
+            "no_candidate",
+        ),
+        (
+            json!({"type": "candidate", "roomType": "video"}),
+            "no_candidate",
+        ),
+        (
             json!({"type": "offer", "roomType": "audio", "payload": offer(&["audio"])}),
             "invalid_format",
         ),
@@ -324,7 +336,13 @@ async fn bad_requests() {
     ];
     for (data, code) in cases {
         let id = sfu(&mut a, &me, data.clone()).await;
-        a.expect_error(Some(&id), code).await;
+        let e = a.expect_error(Some(&id), code).await;
+        if code == "no_candidate" {
+            assert_eq!(
+                e["error"]["message"],
+                "Payload does not contain a candidate."
+            );
+        }
     }
 }
 

@@ -46,12 +46,18 @@ async fn set_remove_initial() {
 
     let mut b = user(&server, &talk, &bob).await;
     b.join("room1", "tb").await;
-    let own = b.recv().await;
-    assert_eq!(own["event"]["type"], "join");
+    // As the reference: the room's data first, then the join events.
     assert_eq!(
         b.recv().await,
         json!({"type": "transient", "transient": {"type": "initial", "data": {"k": 2}}})
     );
+    let others = b.recv().await;
+    assert_eq!(
+        others["event"]["join"][0]["sessionid"],
+        a.session_id.as_str()
+    );
+    let own = b.recv().await;
+    assert_eq!(own["event"]["join"][0]["sessionid"], b.session_id.as_str());
 
     b.request("transient", json!({"type": "remove", "key": "k"}))
         .await;
@@ -134,7 +140,6 @@ async fn session_data_removed_on_leave() {
     let mut b = user(&server, &talk, &bob).await;
     a.join_ok("room1", "ta").await;
     b.join_ok("room1", "tb").await;
-    b.recv().await;
     a.recv().await;
     let key = format!("sd:{}", a.session_id);
     a.request(

@@ -255,9 +255,13 @@ fn validate(data: &SfuData) -> Result<(), WireError> {
             let sdp = data.payload["sdp"].as_str().unwrap_or_default();
             sdp::parse(sdp).map_err(|e| error(ErrorCode::InvalidSdp, &e))?;
         }
-        "candidate" if !data.payload["candidate"]["candidate"].is_string() => {
-            return Err(WireError::new(ErrorCode::InvalidCandidate));
-        }
+        "candidate" => match data.payload.get("candidate") {
+            None => return Err(WireError::new(ErrorCode::NoCandidate)),
+            Some(c) if !c["candidate"].is_string() => {
+                return Err(WireError::new(ErrorCode::InvalidCandidate));
+            }
+            Some(_) => {}
+        },
         _ => {}
     }
     Ok(())

@@ -66,7 +66,7 @@ fn publish_room(hub: &Hub, room: &crate::hub::room::Room, msg: ServerMessage) {
     hub.publish(&room.subject(), BusMessage::new(msg));
 }
 
-fn flags_event(room: &RoomId, session: &Session, f: u32) -> ServerMessage {
+pub(super) fn flags_event(room: &RoomId, session: &Session, f: u32) -> ServerMessage {
     ServerMessage::new(ServerBody::Event {
         event: Event::Participants(ParticipantsEvent::Flags {
             flags: FlagsEntry {

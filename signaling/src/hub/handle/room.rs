@@ -276,21 +276,16 @@ async fn join(
         ),
     ));
 
-    // Everybody, the joiner included, learns about the joiner.
-    let own = hub.join_entry(session);
-    let event = ServerMessage::new(ServerBody::Event {
-        event: Event::Room(RoomEvent::Join { join: vec![own] }),
-    });
-    hub.publish(&room.subject(), BusMessage::new(event));
-    if session.is_internal() {
-        hub.broadcast_cached_participants(&room);
-    }
+    // The reference's order (facts 1.14): the room's transient data
+    // (sent directly, while the events below travel through its bus),
+    // the sessions that were already here and the flags of virtual ones
+    // among them, then the joiner's own join event to everybody, then the
+    // participants update an internal joiner triggers. Clients such as
+    // the recording server take a join of a known session after their
+    // own as a reconnect.
     if let Some(initial) = super::transient::initial(&room) {
         session.send(&initial);
     }
-    // Members on other nodes come through the bus.
-    hub.announce_join(&room, session);
-    // Then the joiner gets the sessions that were already there.
     let mut others = others;
     others.sort_by_key(|s| s.index);
     let entries: Vec<_> = others.iter().map(|s| hub.join_entry(s)).collect();
@@ -304,6 +299,23 @@ async fn join(
             event: Event::Room(RoomEvent::Join { join: entries }),
         }));
     }
+    for other in others.iter().filter(|s| s.is_virtual() && s.flags() != 0) {
+        session.send(&super::internal::flags_event(
+            &room.id,
+            other,
+            other.flags(),
+        ));
+    }
+    let own = hub.join_entry(session);
+    let event = ServerMessage::new(ServerBody::Event {
+        event: Event::Room(RoomEvent::Join { join: vec![own] }),
+    });
+    hub.publish(&room.subject(), BusMessage::new(event));
+    if session.is_internal() {
+        hub.broadcast_cached_participants(&room);
+    }
+    // Members on other nodes come through the bus.
+    hub.announce_join(&room, session);
     Ok(())
 }
 
