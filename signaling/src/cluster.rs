@@ -6,6 +6,8 @@
 pub mod bus;
 pub mod loopback;
 pub mod nats;
+mod order;
+mod sinks;
 pub mod wire;
 
 pub use bus::{BusMessage, BusPayload, BusSink, EventBus, RoomNotice, Subject, Subscription};

@@ -50,6 +50,7 @@ pub struct Metrics {
     pub throttle_bruteforce_total: IntCounterVec,
     pub client_errors_total: IntCounterVec,
     pub client_outbox_overflow_total: IntCounter,
+    pub client_protocol_errors_total: IntCounterVec,
     pub grpc_clients: prometheus::IntGauge,
     pub grpc_client_calls_total: IntCounterVec,
     pub grpc_server_calls_total: IntCounterVec,
@@ -195,6 +196,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["code"],
         ),
         client_outbox_overflow_total: overflow,
+        client_protocol_errors_total: counter(
+            &r,
+            "signaling_client_protocol_errors_total",
+            "Client connections closed for a WebSocket protocol error, by close code",
+            &["code"],
+        ),
         grpc_clients,
         grpc_client_calls_total: counter(
             &r,

@@ -12,6 +12,7 @@
 //! - [`proxy`]: the real `signaling-proxy` binary.
 //! - [`nats`]: a real `nats-server` on a random port.
 //! - [`sdp`]: synthetic WebRTC offers/answers for signaling-level SFU tests.
+//! - [`raw_ws`]: a WebSocket client on a bare socket, for malformed frames.
 //! - [`wait`]: deadlines for "eventually" checks.
 //! - [`bench`]: the load generator behind `signaling-bench`.
 
@@ -24,6 +25,7 @@ pub mod mmdb;
 pub mod nats;
 pub mod process;
 pub mod proxy;
+pub mod raw_ws;
 pub mod sdp;
 pub mod server;
 pub mod talk;

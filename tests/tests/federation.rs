@@ -66,16 +66,18 @@ async fn join_relay_and_leave() {
     assert_eq!(reply["type"], "room", "{reply}");
     assert_eq!(reply["room"]["roomid"], "local-room");
     assert_eq!(reply["room"]["properties"]["name"], "Shared room");
+    // The remote server's order: the sessions already there, then the own
+    // join (with the local id).
+    let others = a.recv().await;
+    assert_eq!(
+        others["event"]["join"][0]["sessionid"],
+        b.session_id.as_str()
+    );
     let own = a.recv().await;
     assert_eq!(
         own["event"]["join"][0]["sessionid"],
         a.session_id.as_str(),
         "own join with the local id: {own}"
-    );
-    let others = a.recv().await;
-    assert_eq!(
-        others["event"]["join"][0]["sessionid"],
-        b.session_id.as_str()
     );
 
     // The remote sees a federated session with its own id.

@@ -34,6 +34,8 @@ pub const WRITE_WAIT: Duration = Duration::from_secs(10);
 
 pub const CLOSE_NORMAL: u16 = 1000;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+pub const CLOSE_PROTOCOL: u16 = 1002;
+pub const CLOSE_INVALID_DATA: u16 = 1007;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_INTERNAL: u16 = 1011;
 
@@ -48,26 +50,64 @@ pub async fn run(socket: WebSocket, hub: Hub, info: ClientInfo, shutdown: Cancel
 
     let mut ctx = ConnCtx::new(outbox, info);
     hub.welcome(&ctx);
-    read_loop(stream, &hub, &mut ctx, &token, &shutdown).await;
+    let mut stream = stream;
+    let end = read_loop(&mut stream, &hub, &mut ctx, &token, &shutdown).await;
     hub.connection_closed(&mut ctx);
     if shutdown.is_cancelled() {
         ctx.outbox.close(CLOSE_GOING_AWAY, "server shutting down");
     }
     drop(ctx);
-    // Let the writer flush what is queued (a bye, a close frame), then stop it.
-    if timeout(WRITE_WAIT, &mut writer).await.is_err() {
-        token.cancel();
-        let _ = writer.await;
+    // Let the writer flush what is queued (a bye, a close frame), then stop
+    // it; meanwhile read what the client still sends, so closing the socket
+    // with unread data does not reset the connection and lose the close
+    // frame.
+    let flush = async {
+        if timeout(WRITE_WAIT, &mut writer).await.is_err() {
+            token.cancel();
+            let _ = writer.await;
+        }
+    };
+    match end {
+        ReadEnd::Linger => {
+            tokio::join!(flush, linger(&mut stream));
+        }
+        ReadEnd::Done => flush.await,
     }
 }
 
+/// How the read side ended.
+enum ReadEnd {
+    /// The stream is finished or the server hangs up.
+    Done,
+    /// A close frame goes out in answer to the client: keep reading until
+    /// the client closes its side.
+    Linger,
+}
+
+/// Longest wait for a client to close its side after our close frame.
+const LINGER: Duration = Duration::from_secs(1);
+/// Frames or errors read while lingering before giving up early.
+const LINGER_FRAMES: usize = 64;
+
+async fn linger(stream: &mut SplitStream<WebSocket>) {
+    let drain = async {
+        for _ in 0..LINGER_FRAMES {
+            // Reading also writes tungstenite's queued answer to a close.
+            if stream.next().await.is_none() {
+                return;
+            }
+        }
+    };
+    let _ = timeout(LINGER, drain).await;
+}
+
 async fn read_loop(
-    mut stream: SplitStream<WebSocket>,
+    stream: &mut SplitStream<WebSocket>,
     hub: &Hub,
     ctx: &mut ConnCtx,
     token: &CancellationToken,
     shutdown: &CancellationToken,
-) {
+) -> ReadEnd {
     let mut hello_deadline = Instant::now() + HELLO_TIMEOUT;
     let mut last_read = Instant::now();
     // Created once: building these futures per frame showed in profiles.
@@ -90,8 +130,8 @@ async fn read_loop(
             timer.as_mut().reset(deadline);
         }
         let next = tokio::select! {
-            _ = &mut cancelled => return,
-            _ = &mut shutting_down => return,
+            _ = &mut cancelled => return ReadEnd::Done,
+            _ = &mut shutting_down => return ReadEnd::Done,
             _ = &mut timer => Err(()),
             r = stream.next() => Ok(r),
         };
@@ -102,20 +142,25 @@ async fn read_loop(
             }
             Err(_) if waiting_for_hello && Instant::now() >= hello_deadline => {
                 hub.hello_timeout(ctx);
-                return;
+                return ReadEnd::Done;
             }
             Err(_) => {
                 tracing::debug!(addr = %ctx.info.addr, "read deadline exceeded");
                 ctx.outbox.abort(CLOSE_NORMAL, "read timeout");
-                return;
+                return ReadEnd::Done;
             }
-            Ok(None) => return,
+            Ok(None) => return ReadEnd::Done,
             Ok(Some(Err(e))) => {
-                if is_capacity_error(&e) {
-                    tracing::debug!(addr = %ctx.info.addr, "message too big");
-                    ctx.outbox.abort(CLOSE_TOO_BIG, "message too big");
-                }
-                return;
+                let Some((code, reason)) = close_for_error(&e) else {
+                    return ReadEnd::Done;
+                };
+                tracing::debug!(addr = %ctx.info.addr, error = %e, code, "closing after a WebSocket error");
+                METRICS
+                    .client_protocol_errors_total
+                    .with_label_values(&[&code.to_string()])
+                    .inc();
+                ctx.outbox.abort(code, reason);
+                return ReadEnd::Linger;
             }
             Ok(Some(Ok(msg))) => msg,
         };
@@ -127,8 +172,12 @@ async fn read_loop(
         };
         if too_big {
             tracing::debug!(addr = %ctx.info.addr, "message too big");
+            METRICS
+                .client_protocol_errors_total
+                .with_label_values(&[&CLOSE_TOO_BIG.to_string()])
+                .inc();
             ctx.outbox.abort(CLOSE_TOO_BIG, "message too big");
-            return;
+            return ReadEnd::Linger;
         }
         match msg {
             Message::Text(text) => {
@@ -141,26 +190,42 @@ async fn read_loop(
                     hello_deadline = Instant::now() + HELLO_TIMEOUT;
                 }
                 if flow == Flow::Close {
-                    return;
+                    return ReadEnd::Done;
                 }
             }
             Message::Binary(_) => hub.binary_frame(ctx),
             Message::Pong(payload) => observe_rtt(&payload),
             Message::Ping(_) => {}
-            Message::Close(_) => return,
+            // tungstenite has queued the answer (the client's code, or 1002
+            // for a code the RFC does not allow); the writer flushes it.
+            Message::Close(_) => {
+                ctx.outbox.abort(CLOSE_NORMAL, "");
+                return ReadEnd::Linger;
+            }
         }
     }
 }
 
-fn is_capacity_error(e: &axum::Error) -> bool {
+/// The close code RFC 6455 names for a read error, if the connection is
+/// still there to carry a close frame: 1009 for an oversized message, 1007
+/// for text that is not UTF-8, 1002 for any other protocol violation.
+fn close_for_error(e: &axum::Error) -> Option<(u16, &'static str)> {
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    use tokio_tungstenite::tungstenite::Error as WsError;
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
-        if let Some(t) = s.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
-            return matches!(t, tokio_tungstenite::tungstenite::Error::Capacity(_));
+        if let Some(t) = s.downcast_ref::<WsError>() {
+            return match t {
+                WsError::Capacity(_) => Some((CLOSE_TOO_BIG, "message too big")),
+                WsError::Utf8(_) => Some((CLOSE_INVALID_DATA, "invalid UTF-8")),
+                WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+                WsError::Protocol(_) => Some((CLOSE_PROTOCOL, "protocol error")),
+                _ => None,
+            };
         }
         source = s.source();
     }
-    e.to_string().to_ascii_lowercase().contains("too long") || e.to_string().contains("capacity")
+    None
 }
 
 fn now_nanos() -> u128 {

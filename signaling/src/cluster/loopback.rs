@@ -2,23 +2,14 @@
 //! Delivery is synchronous in `publish`, so a publisher's messages reach
 //! every subscriber in publish order.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use parking_lot::Mutex;
-
 use super::bus::{BusError, BusMessage, BusSink, EventBus, Subject, Subscription};
-
-#[derive(Default)]
-struct State {
-    subscribers: HashMap<Subject, Vec<(u64, BusSink)>>,
-}
+use super::sinks::Sinks;
 
 #[derive(Default)]
 pub struct LoopbackBus {
-    state: Arc<Mutex<State>>,
-    next_id: AtomicU64,
+    sinks: Arc<Sinks<Subject>>,
 }
 
 impl LoopbackBus {
@@ -28,53 +19,34 @@ impl LoopbackBus {
 
     #[cfg(test)]
     fn subject_count(&self) -> usize {
-        self.state.lock().subscribers.len()
+        self.sinks.subject_count()
     }
 }
 
 struct Unsubscribe {
-    state: Weak<Mutex<State>>,
+    sinks: Weak<Sinks<Subject>>,
     subject: Subject,
     id: u64,
 }
 
 impl Drop for Unsubscribe {
     fn drop(&mut self) {
-        if let Some(state) = self.state.upgrade() {
-            let mut state = state.lock();
-            if let Some(list) = state.subscribers.get_mut(&self.subject) {
-                list.retain(|(id, _)| *id != self.id);
-                if list.is_empty() {
-                    state.subscribers.remove(&self.subject);
-                }
-            }
+        if let Some(sinks) = self.sinks.upgrade() {
+            sinks.remove(&self.subject, self.id);
         }
     }
 }
 
 impl EventBus for LoopbackBus {
     fn publish(&self, subject: &Subject, msg: Arc<BusMessage>) -> Result<(), BusError> {
-        // Copy the sinks out so no lock is held while they run.
-        let sinks: Vec<BusSink> = match self.state.lock().subscribers.get(subject) {
-            Some(list) => list.iter().map(|(_, s)| s.clone()).collect(),
-            None => return Ok(()),
-        };
-        for sink in sinks {
-            sink(&msg);
-        }
+        self.sinks.deliver(subject, &msg);
         Ok(())
     }
 
     fn subscribe(&self, subject: &Subject, sink: BusSink) -> Result<Subscription, BusError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.state
-            .lock()
-            .subscribers
-            .entry(subject.clone())
-            .or_default()
-            .push((id, sink));
+        let (id, _) = self.sinks.add(subject, sink);
         Ok(Subscription::new(Unsubscribe {
-            state: Arc::downgrade(&self.state),
+            sinks: Arc::downgrade(&self.sinks),
             subject: subject.clone(),
             id,
         }))
@@ -97,6 +69,7 @@ impl EventBus for LoopbackBus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parking_lot::Mutex;
     use proto::server::{ServerBody, ServerMessage};
 
     fn msg(n: u32) -> Arc<BusMessage> {

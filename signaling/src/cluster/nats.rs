@@ -6,35 +6,58 @@
 //! arrives. One NATS subscription serves every local sink of a subject.
 //! async-nats reconnects with backoff and restores the subscriptions after
 //! a NATS restart.
+//!
+//! Order: this node's subscribers get this node's messages at once, in
+//! `publish` (as on the loopback bus); the copy NATS echoes back is
+//! dropped. Messages from other nodes carry their publisher's sequence
+//! number in a header, and one dispatcher reads every subscription through
+//! [`Ordered`], so each publisher's messages reach a session in the order
+//! they were published, whatever subjects they took.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use super::bus::{BusError, BusMessage, BusSink, EventBus, Subject, Subscription};
+use super::order::Ordered;
+use super::sinks::Sinks;
 use super::wire;
+
+/// `<publisher id in hex>.<sequence number>` on every message we publish.
+const ORDER_HEADER: &str = "Signaling-Order";
+
+/// Most messages handed to sinks between two looks at new subscriptions.
+const DISPATCH_BATCH: usize = 1024;
 
 enum Command {
     Barrier(tokio::sync::oneshot::Sender<()>),
     Subscribe(String),
     Unsubscribe(String),
-    Publish(String, Vec<u8>),
+    Publish {
+        subject: String,
+        payload: Vec<u8>,
+        seq: u64,
+    },
 }
 
-#[derive(Default)]
-struct Sinks {
-    by_subject: HashMap<String, Vec<(u64, BusSink)>>,
+/// The worker's word to the dispatcher.
+enum Slot {
+    Add(String, async_nats::Subscriber),
+    Remove(String),
 }
 
 pub struct NatsBus {
     commands: mpsc::UnboundedSender<Command>,
-    sinks: Arc<Mutex<Sinks>>,
-    next_id: AtomicU64,
+    sinks: Arc<Sinks<String>>,
+    /// The last sequence number; locked while a publish is queued so that
+    /// numbers and queue order agree.
+    seq: Mutex<u64>,
     urls: Vec<String>,
     connected: Arc<AtomicBool>,
 }
@@ -47,7 +70,7 @@ pub struct ConnectError {
 }
 
 struct Unsubscribe {
-    sinks: Weak<Mutex<Sinks>>,
+    sinks: Weak<Sinks<String>>,
     commands: mpsc::UnboundedSender<Command>,
     subject: String,
     id: u64,
@@ -58,15 +81,10 @@ impl Drop for Unsubscribe {
         let Some(sinks) = self.sinks.upgrade() else {
             return;
         };
-        let mut sinks = sinks.lock();
-        if let Some(list) = sinks.by_subject.get_mut(&self.subject) {
-            list.retain(|(id, _)| *id != self.id);
-            if list.is_empty() {
-                sinks.by_subject.remove(&self.subject);
-                let _ = self
-                    .commands
-                    .send(Command::Unsubscribe(self.subject.clone()));
-            }
+        if sinks.remove(&self.subject, self.id) {
+            let _ = self
+                .commands
+                .send(Command::Unsubscribe(self.subject.clone()));
         }
     }
 }
@@ -112,13 +130,22 @@ impl NatsBus {
         // do not sit in a queue.
         let _ = tokio::time::timeout(timeout, client.flush()).await;
         connected.store(true, Ordering::Relaxed);
-        let sinks: Arc<Mutex<Sinks>> = Arc::default();
+        let sinks: Arc<Sinks<String>> = Arc::default();
+        let origin: u64 = rand::random();
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(worker(client, rx, Arc::downgrade(&sinks)));
+        let (slots_tx, slots_rx) = mpsc::unbounded_channel();
+        tokio::spawn(worker(client, rx, Arc::downgrade(&sinks), slots_tx, origin));
+        // Unconstrained: tokio's task budget would make a subscription
+        // look empty in the middle of a drain and break the order.
+        tokio::spawn(tokio::task::unconstrained(dispatcher(
+            slots_rx,
+            Arc::downgrade(&sinks),
+            origin,
+        )));
         Ok(NatsBus {
             commands: tx,
             sinks,
-            next_id: AtomicU64::new(1),
+            seq: Mutex::new(0),
             urls: urls.to_vec(),
             connected,
         })
@@ -128,43 +155,21 @@ impl NatsBus {
 async fn worker(
     client: async_nats::Client,
     mut rx: mpsc::UnboundedReceiver<Command>,
-    sinks: Weak<Mutex<Sinks>>,
+    sinks: Weak<Sinks<String>>,
+    slots: mpsc::UnboundedSender<Slot>,
+    origin: u64,
 ) {
-    let mut readers: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut subscribed: HashSet<String> = HashSet::new();
     while let Some(cmd) = rx.recv().await {
         match cmd {
             Command::Subscribe(subject) => {
-                if readers.contains_key(&subject) {
+                if subscribed.contains(&subject) {
                     continue;
                 }
                 match client.subscribe(subject.clone()).await {
-                    Ok(mut sub) => {
-                        let sinks = sinks.clone();
-                        let name = subject.clone();
-                        readers.insert(
-                            subject,
-                            tokio::spawn(async move {
-                                while let Some(msg) = sub.next().await {
-                                    let Some(bus) = wire::decode(&msg.payload) else {
-                                        tracing::warn!(subject = name, "undecodable bus message");
-                                        continue;
-                                    };
-                                    let bus = Arc::new(bus);
-                                    let targets: Vec<BusSink> = match sinks.upgrade() {
-                                        Some(s) => s
-                                            .lock()
-                                            .by_subject
-                                            .get(&name)
-                                            .map(|l| l.iter().map(|(_, s)| s.clone()).collect())
-                                            .unwrap_or_default(),
-                                        None => return,
-                                    };
-                                    for sink in targets {
-                                        sink(&bus);
-                                    }
-                                }
-                            }),
-                        );
+                    Ok(sub) => {
+                        subscribed.insert(subject.clone());
+                        let _ = slots.send(Slot::Add(subject, sub));
                     }
                     Err(e) => tracing::error!(subject, error = %e, "NATS subscribe failed"),
                 }
@@ -176,17 +181,22 @@ async fn worker(
                 let _ = done.send(());
             }
             Command::Unsubscribe(subject) => {
-                let still_wanted = sinks
-                    .upgrade()
-                    .is_some_and(|s| s.lock().by_subject.contains_key(&subject));
-                if !still_wanted {
-                    if let Some(h) = readers.remove(&subject) {
-                        h.abort();
-                    }
+                let still_wanted = sinks.upgrade().is_some_and(|s| s.contains(&subject));
+                if !still_wanted && subscribed.remove(&subject) {
+                    let _ = slots.send(Slot::Remove(subject));
                 }
             }
-            Command::Publish(subject, payload) => {
-                if let Err(e) = client.publish(subject.clone(), payload.into()).await {
+            Command::Publish {
+                subject,
+                payload,
+                seq,
+            } => {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(ORDER_HEADER, format!("{origin:x}.{seq}"));
+                if let Err(e) = client
+                    .publish_with_headers(subject.clone(), headers, payload.into())
+                    .await
+                {
                     tracing::warn!(subject, error = %e, "NATS publish failed");
                 }
             }
@@ -194,25 +204,90 @@ async fn worker(
     }
 }
 
+/// Publisher and sequence number of a message; messages without them (a
+/// node of the reference) sort first and keep their arrival order.
+fn order_key(msg: &async_nats::Message) -> (u64, u64) {
+    msg.headers
+        .as_ref()
+        .and_then(|h| h.get(ORDER_HEADER))
+        .and_then(|v| {
+            let (origin, seq) = v.as_str().split_once('.')?;
+            Some((u64::from_str_radix(origin, 16).ok()?, seq.parse().ok()?))
+        })
+        .unwrap_or((0, 0))
+}
+
+/// Reads every subscription and hands messages to the sinks, each
+/// publisher's in its order.
+async fn dispatcher(
+    mut slots: mpsc::UnboundedReceiver<Slot>,
+    sinks: Weak<Sinks<String>>,
+    origin: u64,
+) {
+    let mut subs: Ordered<async_nats::Subscriber> = Ordered::default();
+    let mut ids: HashMap<String, u64> = HashMap::new();
+    let mut batch = Vec::new();
+    loop {
+        let slot = poll_fn(|cx| match slots.poll_recv(cx) {
+            Poll::Ready(slot) => Poll::Ready(Some(slot)),
+            Poll::Pending => subs.poll_ready(cx).map(|()| None),
+        })
+        .await;
+        match slot {
+            Some(None) => return,
+            Some(Some(Slot::Add(subject, sub))) => {
+                let id = subs.insert(sub);
+                if let Some(old) = ids.insert(subject, id) {
+                    subs.remove(old);
+                }
+                continue;
+            }
+            Some(Some(Slot::Remove(subject))) => {
+                if let Some(id) = ids.remove(&subject) {
+                    subs.remove(id);
+                }
+                continue;
+            }
+            None => {}
+        }
+        subs.drain(&mut batch, DISPATCH_BATCH);
+        let Some(sinks) = sinks.upgrade() else { return };
+        let mut keyed: Vec<((u64, u64), async_nats::Message)> = batch
+            .drain(..)
+            .map(|(_, msg)| (order_key(&msg), msg))
+            // Our own messages reached our sinks when they were published.
+            .filter(|((from, _), _)| *from != origin)
+            .collect();
+        keyed.sort_by_key(|(key, _)| *key);
+        for (_, msg) in keyed {
+            let Some(bus) = wire::decode(&msg.payload) else {
+                tracing::warn!(subject = %msg.subject, "undecodable bus message");
+                continue;
+            };
+            sinks.deliver(msg.subject.as_str(), &Arc::new(bus));
+        }
+    }
+}
+
 impl EventBus for NatsBus {
     fn publish(&self, subject: &Subject, msg: Arc<BusMessage>) -> Result<(), BusError> {
+        let subject = subject.to_subject_string();
+        self.sinks.deliver(subject.as_str(), &msg);
+        let payload = wire::encode(&msg);
+        let mut seq = self.seq.lock();
+        *seq += 1;
         self.commands
-            .send(Command::Publish(
-                subject.to_subject_string(),
-                wire::encode(&msg),
-            ))
+            .send(Command::Publish {
+                subject,
+                payload,
+                seq: *seq,
+            })
             .map_err(|_| BusError::Closed)
     }
 
     fn subscribe(&self, subject: &Subject, sink: BusSink) -> Result<Subscription, BusError> {
         let name = subject.to_subject_string();
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let first = {
-            let mut sinks = self.sinks.lock();
-            let list = sinks.by_subject.entry(name.clone()).or_default();
-            list.push((id, sink));
-            list.len() == 1
-        };
+        let (id, first) = self.sinks.add(&name, sink);
         if first {
             self.commands
                 .send(Command::Subscribe(name.clone()))
