@@ -652,6 +652,23 @@ impl Hub {
         let hub = Arc::downgrade(&self.inner);
         Arc::new(move |m: &Arc<crate::cluster::BusMessage>| {
             let Some(s) = weak.upgrade() else { return };
+            if let crate::cluster::BusPayload::SendOffer {
+                message_id,
+                sender,
+                data,
+            } = &m.payload
+            {
+                if let Some(inner) = hub.upgrade() {
+                    media::send_offer_received(
+                        &Hub { inner },
+                        &s,
+                        message_id.clone(),
+                        sender.clone(),
+                        data,
+                    );
+                }
+                return;
+            }
             if s.deliver(m) == session::Delivered::CloseAfter {
                 if let Some(inner) = hub.upgrade() {
                     Hub { inner }.close_after_disinvite(&s);
@@ -765,6 +782,7 @@ fn sfu_from_config(
                     token_id: token_id.clone(),
                     token_key: key,
                     timeout: mcu.proxy_timeout,
+                    publisher_wait: mcu.timeout,
                     max_stream_bitrate: mcu.max_stream_bitrate,
                     max_screen_bitrate: mcu.max_screen_bitrate,
                     continent_overrides: config.geoip.continent_overrides.clone(),

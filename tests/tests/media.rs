@@ -275,6 +275,11 @@ struct World {
 /// Janus sends its events to the server (janus-events), so the server
 /// starts first and connects to Janus when it comes up.
 async fn world() -> World {
+    world_with("").await
+}
+
+/// The same with more `[mcu]` settings.
+async fn world_with(mcu_extra: &str) -> World {
     let janus_port = tests::process::free_port();
     let talk = Talk::start(TALK_SECRET).await;
     let alice = talk.add_user("alice", "Alice");
@@ -283,7 +288,7 @@ async fn world() -> World {
     let server = TestServer::builder()
         .talk(&talk)
         .extra(&format!(
-            "\n[mcu]\ntype = janus\nurl = ws://127.0.0.1:{janus_port}\n"
+            "\n[mcu]\ntype = janus\nurl = ws://127.0.0.1:{janus_port}\n{mcu_extra}"
         ))
         .start()
         .await;
@@ -371,8 +376,23 @@ async fn subscribe(c: &mut TestClient, s: &Subscriber, publisher: &str, room_typ
         json!({"type": "requestoffer", "roomType": room_type}),
     )
     .await;
-    let offer = sfu_reply(c, "offer").await;
+    accept_offer(c, s, publisher, room_type).await;
+}
+
+/// Waits for the SFU's offer of `publisher`'s stream and answers it. A
+/// `sendoffer` never reaches a client as such: it becomes this offer.
+async fn accept_offer(c: &mut TestClient, s: &Subscriber, publisher: &str, room_type: &str) {
+    let v = c
+        .recv_until(|v| {
+            assert_ne!(v["message"]["data"]["type"], "sendoffer", "relayed: {v}");
+            v["type"] == "error" || v["message"]["data"]["type"] == "offer"
+        })
+        .await;
+    assert_ne!(v["type"], "error", "{v}");
+    assert_eq!(v["message"]["sender"]["sessionid"], publisher, "{v}");
+    let offer = v["message"]["data"].clone();
     assert_eq!(offer["from"], publisher);
+    assert_eq!(offer["roomType"], room_type);
     let sid = offer["sid"].as_str().unwrap_or_default().to_owned();
     let answer = s
         .answer(offer["payload"]["sdp"].as_str().expect("offer sdp"))
@@ -440,13 +460,17 @@ async fn audio_and_video_reach_the_subscriber() {
     );
 }
 
-/// A screen share announced with `sendoffer` reaches the subscriber.
+/// `sendoffer` as the reference does it: alice shares her screen and
+/// sends `sendoffer` to bob; bob gets the SFU's offer without asking,
+/// answers, and RTP flows. A recipient that does not exist and a stream
+/// that is not published are `client_not_found` for alice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn screen_share_with_sendoffer() {
     if !in_namespace("screen_share_with_sendoffer") {
         return;
     }
-    let w = world().await;
+    // A short wait for publishers that do not exist.
+    let w = world_with("timeout = 2\n").await;
     let (mut a, mut b) = in_call(&w).await;
     let screen = Publisher::new(false).await;
     publish(&mut a, &screen, "screen").await;
@@ -454,20 +478,44 @@ async fn screen_share_with_sendoffer() {
     send_sfu(
         &mut a,
         &bob_id,
-        json!({"type": "sendoffer", "roomType": "screen"}),
+        json!({"type": "sendoffer", "roomType": "screen", "sid": "share-1"}),
     )
     .await;
-    let note = b
-        .recv_until(|v| v["message"]["data"]["type"] == "sendoffer")
-        .await;
-    assert_eq!(note["message"]["sender"]["sessionid"], alice_id.as_str());
     let subscriber = Subscriber::new().await;
-    subscribe(&mut b, &subscriber, &alice_id, "screen").await;
+    accept_offer(&mut b, &subscriber, &alice_id, "screen").await;
     assert!(
         subscriber.wait_packets(&[RTPCodecType::Video], 20).await,
         "screen RTP at the subscriber: {}",
         subscriber.count(RTPCodecType::Video)
     );
+    sendoffer_errors(&mut a, &bob_id).await;
+    // bob hears nothing of the failed ones (Janus may still trickle).
+    while let Ok(Some(v)) = b.try_recv_within(Duration::from_millis(300)).await {
+        assert_eq!(v["message"]["data"]["type"], "candidate", "{v}");
+    }
+}
+
+/// alice's `sendoffer` to a session that does not exist and for a stream
+/// she does not publish: `client_not_found` with her message id.
+async fn sendoffer_errors(a: &mut TestClient, bob_id: &str) {
+    let id = a
+        .request(
+            "message",
+            json!({"recipient": {"type": "session", "sessionid": "no-such-session"}, "data": {"type": "sendoffer", "roomType": "screen"}}),
+        )
+        .await;
+    let e = a.recv_until(|v| v["type"] == "error").await;
+    assert_eq!(e["id"], id.as_str(), "{e}");
+    assert_eq!(e["error"]["code"], "client_not_found", "{e}");
+    let id = a
+        .request(
+            "message",
+            json!({"recipient": {"type": "session", "sessionid": bob_id}, "data": {"type": "sendoffer", "roomType": "video"}}),
+        )
+        .await;
+    let e = a.recv_until(|v| v["type"] == "error").await;
+    assert_eq!(e["id"], id.as_str(), "{e}");
+    assert_eq!(e["error"]["code"], "client_not_found", "{e}");
 }
 
 /// Janus killed mid-call: the peers' connections to it fail (that is how
@@ -617,6 +665,112 @@ async fn through_a_proxy() {
             .await,
         1.0
     );
+}
+
+/// `sendoffer` across nodes through a proxy: alice on node 1 shares her
+/// screen on the proxy's Janus; her `sendoffer` to bob on node 2 travels
+/// as a `sendoffer` bus message; node 2 finds the publisher over gRPC,
+/// subscribes bob on the proxy and sends him the offer; RTP flows. A
+/// stream alice does not publish comes back to her as `client_not_found`
+/// from node 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sendoffer_across_nodes_through_a_proxy() {
+    if !in_namespace("sendoffer_across_nodes_through_a_proxy") {
+        return;
+    }
+    let nats = tests::nats::NatsServer::start().await;
+    let janus = Janus::start(JanusOptions {
+        ice_interface: Some("jv0".into()),
+        ..Default::default()
+    })
+    .await;
+    let key_pair = tests::proxy::rsa_key();
+    let proxy = tests::proxy::ProxyServer::start_with_key(&janus.url, "", key_pair.clone()).await;
+    let key_dir = tempfile::tempdir().expect("temp dir");
+    let (key_file, _) = key_files(key_dir.path(), tests::proxy::TOKEN_ID, &key_pair);
+    let talk = Talk::start(TALK_SECRET).await;
+    let alice = talk.add_user("alice", "Alice");
+    let bob = talk.add_user("bob", "Bob");
+    talk.add_room("room1", Room::open("Room one"));
+    let grpc = [tests::process::free_port(), tests::process::free_port()];
+    let mut nodes = Vec::new();
+    for own in grpc {
+        nodes.push(
+            TestServer::builder()
+                .talk(&talk)
+                .nats(&nats.url)
+                .extra(&format!(
+                    "\n[mcu]\ntype = proxy\nurl = {}\ntoken_id = {}\ntoken_key = {}\nproxytimeout = 5\ntimeout = 2\n\
+                     [grpc]\nlisten = 127.0.0.1:{own}\ntargets = 127.0.0.1:{}, 127.0.0.1:{}\n",
+                    proxy.base_url(),
+                    tests::proxy::TOKEN_ID,
+                    key_file.display(),
+                    grpc[0],
+                    grpc[1]
+                ))
+                .start()
+                .await,
+        );
+    }
+    for n in &nodes {
+        let ready = tests::wait::eventually(Duration::from_secs(20), || async {
+            let info = n.serverinfo().await;
+            (info["sfu"]["proxies"][0]["connected"] == true && info["grpc"][0]["connected"] == true)
+                .then_some(())
+        })
+        .await;
+        assert!(ready.is_some(), "node not ready");
+    }
+    let janus_up = tests::wait::eventually(Duration::from_secs(20), || async {
+        let stats: Value = reqwest::get(format!("{}stats", proxy.http_url()))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (stats["mcu"]["connected"] == true).then_some(())
+    })
+    .await;
+    assert!(janus_up.is_some(), "proxy did not connect to janus");
+    let mut a = user(&nodes[0], &talk, &alice).await;
+    let mut b = user(&nodes[1], &talk, &bob).await;
+    let (alice_id, bob_id) = (a.session_id.clone(), b.session_id.clone());
+    a.join_ok("room1", "ta").await;
+    b.join_ok("room1", "tb").await;
+    let screen = Publisher::new(false).await;
+    publish(&mut a, &screen, "screen").await;
+    send_sfu(
+        &mut a,
+        &bob_id,
+        json!({"type": "sendoffer", "roomType": "screen", "sid": "share-1"}),
+    )
+    .await;
+    let subscriber = Subscriber::new().await;
+    accept_offer(&mut b, &subscriber, &alice_id, "screen").await;
+    assert!(
+        subscriber.wait_packets(&[RTPCodecType::Video], 20).await,
+        "screen RTP at the subscriber on the other node: {}",
+        subscriber.count(RTPCodecType::Video)
+    );
+    let id = a
+        .request(
+            "message",
+            json!({"recipient": {"type": "session", "sessionid": bob_id}, "data": {"type": "sendoffer", "roomType": "video"}}),
+        )
+        .await;
+    let e = loop {
+        match a.try_recv_within(Duration::from_secs(15)).await {
+            Ok(Some(v)) if v["type"] == "error" => break v,
+            Ok(Some(_)) => continue,
+            other => panic!(
+                "no error for alice ({other:?})\nnode 1:\n{}\nnode 2:\n{}",
+                nodes[0].process.log_tail(40),
+                nodes[1].process.log_tail(40)
+            ),
+        }
+    };
+    assert_eq!(e["id"], id.as_str(), "{e}");
+    assert_eq!(e["error"]["code"], "client_not_found", "{e}");
 }
 
 /// Writes an RSA key pair for a token id into `dir`: (private key file,

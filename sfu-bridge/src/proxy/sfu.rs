@@ -29,6 +29,9 @@ pub struct ProxySfuConfig {
     pub token_key: rsa::RsaPrivateKey,
     /// Per request to a proxy.
     pub timeout: Duration,
+    /// How long a subscriber waits for its publisher to appear (`[mcu]
+    /// timeout`, as the reference bounds the whole SFU request).
+    pub publisher_wait: Duration,
     pub max_stream_bitrate: u64,
     pub max_screen_bitrate: u64,
     /// `[continent-overrides]`.
@@ -498,7 +501,7 @@ impl Sfu for ProxySfu {
         stream: StreamType,
         country: Option<String>,
     ) -> Result<Arc<dyn Client>, SfuError> {
-        let deadline = tokio::time::Instant::now() + self.inner.config.timeout * 5;
+        let deadline = tokio::time::Instant::now() + self.inner.config.publisher_wait;
         let lookup = self.inner.lookup.read().clone();
         let home = loop {
             let changed = self.inner.publishers_changed.notified();

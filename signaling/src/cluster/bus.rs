@@ -124,6 +124,13 @@ pub enum BusPayload {
         room_session: proto::ids::RoomSessionId,
         session: PublicSessionId,
     },
+    /// A `sendoffer` of `sender` for the session of this subject: its node
+    /// has the SFU offer the sender's stream to it (facts 1.6 step 5).
+    SendOffer {
+        message_id: Option<String>,
+        sender: PublicSessionId,
+        data: serde_json::Value,
+    },
     /// A transient data change, applied by every node holding the room.
     Transient {
         room: RoomId,
@@ -250,6 +257,12 @@ pub trait EventBus: Send + Sync {
 
     /// A short description for `/api/v1/serverinfo`.
     fn describe(&self) -> serde_json::Value;
+
+    /// Whether this node is the whole cluster, so a session that is not
+    /// here exists nowhere.
+    fn is_single_node(&self) -> bool {
+        false
+    }
 
     /// Completes once every earlier subscribe and publish of this node has
     /// reached the bus, so subscriptions made before are live.

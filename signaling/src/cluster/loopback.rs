@@ -57,6 +57,10 @@ impl EventBus for LoopbackBus {
         Box::pin(std::future::ready(()))
     }
 
+    fn is_single_node(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> serde_json::Value {
         serde_json::json!({
             "urls": ["nats://loopback"],

@@ -40,6 +40,16 @@ struct AsyncMessage {
     claim: Option<ClaimWire>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     members: Option<MembersWire>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sendoffer: Option<SendOfferWire>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SendOfferWire {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    messageid: Option<String>,
+    sessionid: PublicSessionId,
+    data: serde_json::Value,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -125,6 +135,7 @@ pub fn encode(m: &BusMessage) -> Vec<u8> {
         transient: None,
         claim: None,
         members: None,
+        sendoffer: None,
     };
     match &m.payload {
         BusPayload::Message(_) => {
@@ -208,6 +219,18 @@ pub fn encode(m: &BusMessage) -> Vec<u8> {
                 change: serde_json::to_value(change).unwrap_or_default(),
             });
         }
+        BusPayload::SendOffer {
+            message_id,
+            sender,
+            data,
+        } => {
+            out.kind = "sendoffer".into();
+            out.sendoffer = Some(SendOfferWire {
+                messageid: message_id.clone(),
+                sessionid: sender.clone(),
+                data: data.clone(),
+            });
+        }
         BusPayload::SessionJoined {
             room,
             session,
@@ -278,6 +301,14 @@ pub fn decode(bytes: &[u8]) -> Option<BusMessage> {
                 counts: m.counts,
             }
         }
+        "sendoffer" => {
+            let o = a.sendoffer?;
+            BusPayload::SendOffer {
+                message_id: o.messageid,
+                sender: o.sessionid,
+                data: o.data,
+            }
+        }
         "release" => {
             let c = a.claim?;
             BusPayload::RoomSessionReleased {
@@ -343,6 +374,24 @@ mod tests {
         assert!(matches!(
             decode(&encode(&j)).unwrap().payload,
             BusPayload::SessionJoined { node: 7, .. }
+        ));
+        let o = BusMessage::with_time(
+            3,
+            BusPayload::SendOffer {
+                message_id: Some("m1".into()),
+                sender: "s".into(),
+                data: serde_json::json!({"type": "sendoffer", "roomType": "screen"}),
+            },
+        );
+        let wire: serde_json::Value = serde_json::from_slice(&encode(&o)).unwrap();
+        assert_eq!(wire["type"], "sendoffer");
+        assert_eq!(
+            wire["sendoffer"],
+            serde_json::json!({"messageid": "m1", "sessionid": "s", "data": {"type": "sendoffer", "roomType": "screen"}})
+        );
+        assert!(matches!(
+            decode(&encode(&o)).unwrap().payload,
+            BusPayload::SendOffer { message_id: Some(m), .. } if m == "m1"
         ));
         let t = BusMessage::with_time(
             9,

@@ -28,6 +28,9 @@ use super::{Hub, Inner};
 use crate::metrics::METRICS;
 
 mod sdp;
+mod send_offer;
+
+pub(crate) use send_offer::{send_offer, send_offer_received};
 
 /// Message types handled here rather than delivered.
 pub fn is_sfu_message(kind: &str) -> bool {
@@ -398,7 +401,10 @@ async fn offer(
                     settings,
                 )
                 .await
-                .map_err(sfu_error)?;
+                .map_err(|e| {
+                    tracing::debug!(session = %session.public_id, error = %e, "no publisher");
+                    WireError::new(ErrorCode::ClientNotFound)
+                })?;
             let mut c = session.media.inner.lock();
             if c.closed {
                 drop(c);
@@ -483,32 +489,12 @@ async fn request_offer(
         ));
     }
     let selection = StreamSelection::from_payload(&data.payload).map_err(sfu_error)?;
-    let subscriber = match session.media.subscriber(target, stream) {
-        Some(s) => s,
-        None => {
-            let country = session.country.lock().clone();
-            let s = sfu
-                .new_subscriber(listener(hub, session), &target.0, stream, country)
-                .await
-                .map_err(sfu_error)?;
-            let mut c = session.media.inner.lock();
-            if c.closed {
-                drop(c);
-                close_clients(vec![s]);
-                return Ok(None);
-            }
-            match c.subscribers.get(&(target.clone(), stream)) {
-                Some(existing) => {
-                    let existing = existing.clone();
-                    drop(c);
-                    close_clients(vec![s]);
-                    existing
-                }
-                None => {
-                    c.subscribers.insert((target.clone(), stream), s.clone());
-                    s
-                }
-            }
+    let subscriber = match subscriber_for(hub, sfu, session, target, stream).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            tracing::debug!(session = %session.public_id, publisher = %target, error = %e, "no subscriber");
+            return Err(WireError::new(ErrorCode::ClientNotFound));
         }
     };
     let offer = subscriber
@@ -516,6 +502,43 @@ async fn request_offer(
         .await
         .map_err(sfu_error)?;
     Ok(offer.map(|o| (target.clone(), o, subscriber.sid())))
+}
+
+/// `session`'s subscriber of `publisher`'s stream, created if there is
+/// none yet; `None` if the session closed meanwhile.
+async fn subscriber_for(
+    hub: &Hub,
+    sfu: &Arc<dyn Sfu>,
+    session: &Arc<Session>,
+    publisher: &PublicSessionId,
+    stream: StreamType,
+) -> Result<Option<Arc<dyn Client>>, SfuError> {
+    if let Some(s) = session.media.subscriber(publisher, stream) {
+        return Ok(Some(s));
+    }
+    let country = session.country.lock().clone();
+    let s = sfu
+        .new_subscriber(listener(hub, session), &publisher.0, stream, country)
+        .await?;
+    let mut c = session.media.inner.lock();
+    if c.closed {
+        drop(c);
+        close_clients(vec![s]);
+        return Ok(None);
+    }
+    // A racing request may have created one meanwhile: keep the first.
+    match c.subscribers.get(&(publisher.clone(), stream)) {
+        Some(existing) => {
+            let existing = existing.clone();
+            drop(c);
+            close_clients(vec![s]);
+            Ok(Some(existing))
+        }
+        None => {
+            c.subscribers.insert((publisher.clone(), stream), s.clone());
+            Ok(Some(s))
+        }
+    }
 }
 
 /// `answer`, `candidate`, `endOfCandidates`, `selectStream`: to the own
@@ -689,13 +712,6 @@ pub(crate) fn unshare_screen(session: &Arc<Session>) {
 }
 
 /// `sendoffer` needs the permission of the stream it offers (facts 4.4).
-pub(crate) fn may_send_offer(session: &Session, raw: &RawJson) -> bool {
-    let room_type = serde_json::from_str::<Value>(raw.get())
-        .ok()
-        .and_then(|v| v["roomType"].as_str().map(str::to_owned))
-        .unwrap_or_default();
-    match StreamType::parse(&room_type) {
-        Ok(stream) => can_publish_something(session, stream),
-        Err(_) => false,
-    }
+fn may_send_offer(session: &Session, stream: StreamType) -> bool {
+    can_publish_something(session, stream)
 }

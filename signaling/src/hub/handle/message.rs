@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use proto::client::{MessageRequest, Recipient, RecipientWire};
-use proto::error::{ErrorCode, WireError};
 use proto::permissions::Permission;
 use proto::server::{MessageDelivery, MessageSender, ServerBody, ServerMessage};
 
@@ -68,10 +67,8 @@ pub fn message(
             Some("unshareScreen") if *target == sender.public_id => {
                 media::unshare_screen(sender);
             }
-            Some("sendoffer") if !media::may_send_offer(sender, &req.data) => {
-                let mut e = WireError::new(ErrorCode::NotAllowed);
-                e.message = "Not allowed to send offer".into();
-                media::reply_error(sender, id, e);
+            Some("sendoffer") => {
+                media::send_offer(hub, sender, id, target, &req.data);
                 return;
             }
             _ => {}
