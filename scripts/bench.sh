@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # Runs one benchmark scenario against a freshly started server on loopback.
 #
-#   scripts/bench.sh ours|reference <scenario> [signaling-bench options]
+#   scripts/bench.sh ours|reference|reference-1.2.4 <scenario> [signaling-bench options]
 #
 # "ours" is target/release/signaling, "reference" the Go server from
-# Debian's nextcloud-spreed-signaling package (installed here if missing).
+# Debian's nextcloud-spreed-signaling package 0.4.1 (installed here if
+# missing), "reference-1.2.4" the same package's 1.2.4 from the
+# bookworm-backports suite (unpacked under target/, not installed).
 # Both get the same generated config: one node, in-process NATS, allowall
 # backend.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-common.sh
 
-which="${1:?ours or reference}"
+which="${1:?ours, reference or reference-1.2.4}"
 scenario="${2:?scenario}"
 shift 2
 
 ensure_packages curl python3
 [ "$which" = reference ] && ensure_packages nextcloud-spreed-signaling
+[ "$which" = reference-1.2.4 ] && reference_124=$(ensure_reference_124)
 build_release
 
 port=$(free_port)
@@ -27,10 +30,11 @@ write_config "$dir/server.conf" "$port" ":loopback:"
 
 ulimit -n 65536 2>/dev/null || true
 case "$which" in
-  ours) RUST_LOG=warn target/release/signaling --config "$dir/server.conf" >"$dir/server.log" 2>&1 & ;;
+  ours) RUST_LOG=warn "$BIN_DIR/signaling" --config "$dir/server.conf" >"$dir/server.log" 2>&1 & ;;
   reference) /usr/bin/nextcloud-spreed-signaling-server -config "$dir/server.conf" >"$dir/server.log" 2>&1 & ;;
-  *) echo "ours or reference" >&2; exit 2 ;;
+  reference-1.2.4) "$reference_124" -config "$dir/server.conf" >"$dir/server.log" 2>&1 & ;;
+  *) echo "ours, reference or reference-1.2.4" >&2; exit 2 ;;
 esac
 pid=$!
 wait_ready "$port"
-target/release/signaling-bench "$scenario" --server "ws://127.0.0.1:$port/spreed" --pid "$pid" "$@"
+"$BIN_DIR/signaling-bench" "$scenario" --server "ws://127.0.0.1:$port/spreed" --pid "$pid" "$@"

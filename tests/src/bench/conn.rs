@@ -68,7 +68,10 @@ pub async fn expect(ws: &mut Ws, kind: &str) -> Result<Value, String> {
 /// Connects. A `welcome` (which older servers do not send) is skipped by
 /// the next `expect`.
 pub async fn connect(server: &str) -> Result<Ws, String> {
-    let (ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(server))
+    // TCP_NODELAY, as browsers and the Talk apps set it: with Nagle a
+    // client's message can wait for the ACK of its previous one.
+    let connect = tokio_tungstenite::connect_async_with_config(server, None, true);
+    let (ws, _) = tokio::time::timeout(STEP, connect)
         .await
         .map_err(|_| "connect timeout".to_string())?
         .map_err(|e| e.to_string())?;

@@ -38,6 +38,7 @@ pub struct Latency {
     pub p50_ms: f64,
     pub p90_ms: f64,
     pub p99_ms: f64,
+    pub p999_ms: f64,
     pub max_ms: f64,
 }
 
@@ -49,6 +50,7 @@ impl Latency {
             p50_ms: ms(h.value_at_quantile(0.50)),
             p90_ms: ms(h.value_at_quantile(0.90)),
             p99_ms: ms(h.value_at_quantile(0.99)),
+            p999_ms: ms(h.value_at_quantile(0.999)),
             max_ms: ms(h.max()),
         }
     }
@@ -136,7 +138,7 @@ impl Report {
 
     pub fn text(&self) -> String {
         let mut s = format!(
-            "{} against {} with {} clients for {:.1} s\n  sent {} ({:.0}/s), delivered {} of {} ({:.0}/s), errors {}\n  latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} samples)\n",
+            "{} against {} with {} clients for {:.1} s\n  sent {} ({:.0}/s), delivered {} of {} ({:.0}/s), errors {}\n  latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms ({} samples)\n",
             self.scenario,
             self.server,
             self.clients,
@@ -150,6 +152,7 @@ impl Report {
             self.latency.p50_ms,
             self.latency.p90_ms,
             self.latency.p99_ms,
+            self.latency.p999_ms,
             self.latency.max_ms,
             self.latency.count,
         );
