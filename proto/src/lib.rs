@@ -24,6 +24,7 @@ pub mod client;
 pub mod error;
 pub mod event;
 pub mod features;
+pub mod fuzzing;
 pub mod grpc;
 pub mod hello_token;
 pub mod ids;

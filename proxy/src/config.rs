@@ -11,6 +11,8 @@ use signaling::config::{ConfigError, Reader};
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     pub listen: Vec<SocketAddr>,
+    /// `[http] readtimeout` / `writetimeout` (15 s each, as the reference).
+    pub http_timeouts: signaling::http_serve::HttpTimeouts,
     pub country: Option<String>,
     pub trusted_proxies: Vec<IpNet>,
     /// `[tokens]`: token id -> RSA public key file (`tokentype = static`).
@@ -139,8 +141,13 @@ impl ProxyConfig {
                     }),
             }
         };
+        let http_timeouts = signaling::http_serve::HttpTimeouts {
+            read: Duration::from_secs(r.positive_int("http", "readtimeout", 15)?),
+            write: Duration::from_secs(r.positive_int("http", "writetimeout", 15)?),
+        };
         let config = ProxyConfig {
             listen,
+            http_timeouts,
             country,
             trusted_proxies: r.nets(
                 "app",
@@ -183,6 +190,20 @@ impl ProxyConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fuzz_config_files() {
+        proto::fuzzing::run_str(
+            "proxy_conf",
+            &[
+                include_str!("../../deploy/proxy.conf.example"),
+                "[http]\nlisten = 127.0.0.1:9090\n[app]\ncountry = DE\ntokentype = etcd\n[tokens]\nkeyformat = /t/%s\n[etcd]\nendpoints = http://127.0.0.1:2379\n[mcu]\nurl = ws://127.0.0.1:8188\n[bandwidth]\nincoming = 100\n",
+            ],
+            |t| {
+                let _ = ProxyConfig::from_ini_str(t, &NoEnv);
+            },
+        );
+    }
 
     pub(super) struct NoEnv;
     impl Env for NoEnv {

@@ -53,25 +53,19 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(proxy.clone().expire_sessions());
     tokio::spawn(signals(proxy.clone(), cli.config.clone()));
     let app = router(AppState(proxy.clone()));
+    let timeouts = proxy.config.lock().http_timeouts;
     let mut servers = tokio::task::JoinSet::new();
     for l in listeners {
-        let app = app.clone();
-        let stop = shutdown.clone();
-        servers.spawn(async move {
-            axum::serve(
-                signaling::listener::nodelay(l),
-                app.into_make_service_with_connect_info::<signaling::server::PeerAddr>(),
-            )
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-        });
+        servers.spawn(signaling::http_serve::serve(
+            signaling::listener::nodelay(l),
+            app.clone(),
+            timeouts,
+            |addr: &std::net::SocketAddr| signaling::server::PeerAddr(addr.ip()),
+            shutdown.clone(),
+        ));
     }
     tracing::info!(version = proto::SERVER_VERSION, "signaling proxy started");
-    while let Some(r) = servers.join_next().await {
-        if let Ok(Err(e)) = r {
-            tracing::error!(error = %e, "listener failed");
-        }
-    }
+    while servers.join_next().await.is_some() {}
     tracing::info!("signaling proxy stopped");
     Ok(())
 }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use signaling::client::ping_budget::{PingBudget, CLOSE_PING_FLOOD};
 use signaling::server::PeerAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -394,9 +395,16 @@ async fn proxy_ws(
     }
     let proxy = app.0.clone();
     ws.max_message_size(64 * 1024)
+        .max_write_buffer_size(signaling::client::connection::WRITE_BUFFER_LIMIT)
         .on_upgrade(move |socket| connection(socket, proxy))
         .into_response()
 }
+
+/// A signaling server must say hello within this time.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// A signaling server that sends nothing (not even pongs) for this long is
+/// gone.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One signaling server connection.
 async fn connection(socket: WebSocket, proxy: Arc<Proxy>) {
@@ -411,8 +419,12 @@ async fn connection(socket: WebSocket, proxy: Arc<Proxy>) {
                 f = rx.rx.recv() => f,
             };
             match frame {
-                Some(OutFrame::Text(t)) => {
-                    if sink.send(Message::Text(t.as_ref().into())).await.is_err() {
+                Some(frame @ (OutFrame::Text(_) | OutFrame::Batch(_))) => {
+                    let mut ok = true;
+                    for t in frame.into_texts() {
+                        ok = ok && sink.feed(Message::Text(t.as_ref().into())).await.is_ok();
+                    }
+                    if !ok || sink.flush().await.is_err() {
                         break;
                     }
                 }
@@ -431,14 +443,36 @@ async fn connection(socket: WebSocket, proxy: Arc<Proxy>) {
         cancelled.cancel();
     });
     let mut session: Option<Arc<ProxySession>> = None;
+    let mut linger = false;
+    let hello_deadline = tokio::time::Instant::now() + HELLO_TIMEOUT;
+    let mut pings = PingBudget::default();
     loop {
+        // Until the hello, the read deadline is the hello timeout.
+        let deadline = if session.is_none() {
+            hello_deadline.min(tokio::time::Instant::now() + READ_TIMEOUT)
+        } else {
+            tokio::time::Instant::now() + READ_TIMEOUT
+        };
         let msg = tokio::select! {
             _ = token.cancelled() => break,
             _ = proxy.shutdown.cancelled() => break,
-            m = tokio::time::timeout(Duration::from_secs(60), stream.next()) => m,
+            m = tokio::time::timeout_at(deadline, stream.next()) => m,
         };
+        if msg.is_err() && session.is_none() {
+            tracing::debug!("no hello in time");
+            send_bye(&outbox, "hello_timeout");
+            outbox.close(1000, "hello timeout");
+            linger = true;
+            break;
+        }
         let text = match msg {
             Ok(Some(Ok(Message::Text(t)))) => t,
+            Ok(Some(Ok(Message::Ping(_)))) if !pings.take(tokio::time::Instant::now()) => {
+                tracing::debug!("ping flood");
+                let (code, reason) = CLOSE_PING_FLOOD;
+                outbox.abort(code, reason);
+                break;
+            }
             Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {
                 if let Some(s) = &session {
                     s.touch();
@@ -519,7 +553,13 @@ async fn connection(socket: WebSocket, proxy: Arc<Proxy>) {
         s.detach(outbox.id());
     }
     drop(outbox);
-    let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
+    let flush = tokio::time::timeout(Duration::from_secs(10), writer);
+    if linger {
+        // Unread frames in the socket would turn our close into a reset.
+        let _ = tokio::join!(flush, signaling::client::connection::linger(&mut stream));
+    } else {
+        let _ = flush.await;
+    }
 }
 
 fn send(outbox: &Outbox, msg: &ServerMessage) {

@@ -7,6 +7,7 @@ pub mod backends;
 pub mod capabilities;
 pub mod client;
 pub mod etcd;
+pub mod http;
 
 pub use backends::{Backend, Backends};
 pub use capabilities::Capabilities;

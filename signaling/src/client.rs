@@ -7,6 +7,7 @@
 pub mod connection;
 pub mod janus_events;
 pub mod outbox;
+pub mod ping_budget;
 
 pub use outbox::{ConnectionId, Outbox};
 

@@ -27,6 +27,7 @@ pub mod etcd;
 pub mod federation;
 pub mod geoip;
 pub mod grpc;
+pub mod http_serve;
 pub mod hub;
 pub mod listener;
 pub mod metrics;
@@ -112,7 +113,11 @@ pub async fn run(
         config.stats.allowed_ips.clone(),
         shutdown.clone(),
     );
-    let result = server::serve(state, listeners, SHUTDOWN_GRACE).await;
+    let timeouts = http_serve::HttpTimeouts {
+        read: config.http.read_timeout,
+        write: config.http.write_timeout,
+    };
+    let result = server::serve(state, listeners, timeouts, SHUTDOWN_GRACE).await;
     shutdown.cancel();
     let _ = housekeeping.await;
     if let Some(g) = grpc_server {

@@ -5,13 +5,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use axum::serve::IncomingStream;
 use axum::Router;
 use ipnet::IpNet;
 use tokio::net::{TcpListener, UnixListener};
@@ -19,11 +17,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api;
-use crate::client::connection::{self, READ_LIMIT};
+use crate::client::connection::{self, READ_LIMIT, WRITE_BUFFER_LIMIT};
 use crate::client::janus_events;
 use crate::client::ClientInfo;
+use crate::http_serve::{self, HttpTimeouts};
 use crate::hub::Hub;
-use crate::listener::{self, NoDelayListener};
+use crate::listener;
 
 /// Bytes read from a client socket at once.
 const READ_BUFFER: usize = 4 * 1024;
@@ -31,18 +30,6 @@ const READ_BUFFER: usize = 4 * 1024;
 /// The peer of an HTTP connection; Unix socket peers count as loopback.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub IpAddr);
-
-impl Connected<IncomingStream<'_, NoDelayListener>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, NoDelayListener>) -> Self {
-        PeerAddr(stream.remote_addr().ip())
-    }
-}
-
-impl Connected<IncomingStream<'_, UnixListener>> for PeerAddr {
-    fn connect_info(_: IncomingStream<'_, UnixListener>) -> Self {
-        PeerAddr(IpAddr::V4(Ipv4Addr::LOCALHOST))
-    }
-}
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -115,6 +102,7 @@ async fn spreed(
             .protocols([janus_events::SUBPROTOCOL])
             .max_message_size(janus_events::MAX_FRAME)
             .max_frame_size(janus_events::MAX_FRAME)
+            .max_write_buffer_size(WRITE_BUFFER_LIMIT)
             .on_upgrade(move |socket| tracker.track_future(janus_events::run(socket, hub, addr)))
             .into_response();
         app.add_headers(&mut resp);
@@ -129,6 +117,7 @@ async fn spreed(
         // Frames go to the socket as they are fed; batching in the
         // tungstenite buffer measured slower (docs/benchmarks.md).
         .write_buffer_size(0)
+        .max_write_buffer_size(WRITE_BUFFER_LIMIT)
         .on_upgrade(move |socket| {
             tracker.track_future(connection::run(socket, hub, info, shutdown))
         })
@@ -148,6 +137,7 @@ pub enum Listener {
 pub async fn serve(
     state: AppState,
     listeners: Vec<Listener>,
+    timeouts: HttpTimeouts,
     grace: Duration,
 ) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
@@ -155,36 +145,29 @@ pub async fn serve(
     let app = router(state);
     let mut servers = tokio::task::JoinSet::new();
     for l in listeners {
-        let app = app.clone();
-        let stop = shutdown.clone().cancelled_owned();
+        let (app, stop) = (app.clone(), shutdown.clone());
         match l {
             Listener::Tcp(l) => {
-                servers.spawn(async move {
-                    axum::serve(
-                        listener::nodelay(l),
-                        app.into_make_service_with_connect_info::<PeerAddr>(),
-                    )
-                    .with_graceful_shutdown(stop)
-                    .await
-                });
+                servers.spawn(http_serve::serve(
+                    listener::nodelay(l),
+                    app,
+                    timeouts,
+                    |addr: &std::net::SocketAddr| PeerAddr(addr.ip()),
+                    stop,
+                ));
             }
             Listener::Unix(l) => {
-                servers.spawn(async move {
-                    axum::serve(l, app.into_make_service_with_connect_info::<PeerAddr>())
-                        .with_graceful_shutdown(stop)
-                        .await
-                });
+                servers.spawn(http_serve::serve(
+                    l,
+                    app,
+                    timeouts,
+                    |_: &tokio::net::unix::SocketAddr| PeerAddr(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                    stop,
+                ));
             }
         }
     }
-    let mut result = Ok(());
-    while let Some(r) = servers.join_next().await {
-        if let Ok(Err(e)) = r {
-            tracing::error!(error = %e, "listener failed");
-            shutdown.cancel();
-            result = Err(e);
-        }
-    }
+    while servers.join_next().await.is_some() {}
     // Connection tasks see the same token and say goodbye to their clients.
     connections.close();
     if tokio::time::timeout(grace, connections.wait())
@@ -193,5 +176,5 @@ pub async fn serve(
     {
         tracing::warn!("connections still open after the grace period");
     }
-    result
+    Ok(())
 }

@@ -39,6 +39,15 @@ impl ChildGuard {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// Resident memory of the process (VmRSS from /proc), in KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     pub fn log_path(&self) -> &Path {
         &self.log
     }

@@ -86,6 +86,11 @@ pub struct Behaviour {
     pub wrong_type: bool,
     /// Do not advertise `federation-v2`.
     pub no_federation: bool,
+    /// Sleep this long before answering capability requests.
+    pub capabilities_delay: Option<Duration>,
+    /// Answer backend requests with a body of this many bytes (valid JSON
+    /// padding, as a misbehaving proxy in front of Nextcloud might).
+    pub huge_reply: Option<usize>,
 }
 
 /// One backend request the emulator received, checksum verified or not.
@@ -104,6 +109,26 @@ struct State_ {
     behaviour: Mutex<Behaviour>,
     key: ed25519_dalek::SigningKey,
     capability_fetches: Mutex<usize>,
+    /// Requests being answered now, and the most there ever were.
+    in_flight: Mutex<(usize, usize)>,
+}
+
+/// Counts a request in flight while alive.
+struct InFlight<'a>(&'a State_);
+
+impl<'a> InFlight<'a> {
+    fn new(state: &'a State_) -> Self {
+        let mut f = state.in_flight.lock();
+        f.0 += 1;
+        f.1 = f.1.max(f.0);
+        InFlight(state)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.lock().0 -= 1;
+    }
 }
 
 pub struct Talk {
@@ -145,6 +170,7 @@ impl Talk {
             behaviour: Mutex::default(),
             key: ed25519_dalek::SigningKey::from_bytes(&seed),
             capability_fetches: Mutex::new(0),
+            in_flight: Mutex::new((0, 0)),
         });
         let app = Router::new()
             .route(
@@ -211,6 +237,11 @@ impl Talk {
             .collect()
     }
 
+    /// The most requests (backend and capabilities) answered at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.in_flight.lock().1
+    }
+
     pub fn capability_fetches(&self) -> usize {
         *self.state.capability_fetches.lock()
     }
@@ -270,8 +301,12 @@ pub fn unix_now() -> i64 {
 }
 
 async fn capabilities(State(state): State<Arc<State_>>) -> Response {
+    let _counted = InFlight::new(&state);
     *state.capability_fetches.lock() += 1;
     let b = state.behaviour.lock().clone();
+    if let Some(d) = b.capabilities_delay {
+        tokio::time::sleep(d).await;
+    }
     let mut features = vec!["audio", "video", "chat-v2"];
     if !b.no_federation {
         features.push("federation-v2");
@@ -312,9 +347,14 @@ async fn backend(
         body: json.clone(),
         checksum_ok,
     });
+    let _counted = InFlight::new(&state);
     let behaviour = state.behaviour.lock().clone();
     if let Some(d) = behaviour.delay {
         tokio::time::sleep(d).await;
+    }
+    if let Some(n) = behaviour.huge_reply {
+        let padding = "x".repeat(n);
+        return ocs(json!({"type": "auth", "auth": {"version": "1.0", "padding": padding}}));
     }
     if behaviour.garbage {
         return (

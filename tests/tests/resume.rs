@@ -120,3 +120,81 @@ async fn brute_force_resume_is_blocked() {
     assert_eq!(v["id"], id);
     assert_eq!(v["error"]["code"], "too_many_requests");
 }
+
+/// alice drops her connection; bob sends her `count` messages of
+/// `padding` bytes; returns alice's resume id and session id.
+async fn queue_for_dropped(
+    server: &TestServer,
+    talk: &Talk,
+    alice: &User,
+    bob: &User,
+    count: usize,
+    padding: usize,
+) -> (String, String) {
+    let a = user(server, talk, alice).await;
+    let mut b = user(server, talk, bob).await;
+    let (sid, rid) = (a.session_id.clone(), a.resume_id.clone());
+    a.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pad = "x".repeat(padding);
+    for n in 0..count {
+        b.message(
+            json!({"type": "session", "sessionid": sid}),
+            json!({"n": n, "pad": pad}),
+        )
+        .await;
+    }
+    // bob's last message has been handled once his next request is.
+    b.send_raw(r#"{"id":"sync","type":"room","room":[1,2]}"#)
+        .await;
+    b.expect_error(Some("sync"), "invalid_format").await;
+    (rid, sid)
+}
+
+/// The numbers of the queued messages a resuming client gets.
+async fn resumed_numbers(server: &TestServer, rid: &str, last: usize) -> Vec<usize> {
+    let (mut a2, _) = TestClient::connect(server).await;
+    let v = a2.resume(rid).await;
+    assert_eq!(v["type"], "hello", "resume refused: {v}");
+    let mut got = Vec::new();
+    while got.last() != Some(&last) {
+        let v = a2.recv().await;
+        got.push(v["message"]["data"]["n"].as_u64().expect("numbered") as usize);
+    }
+    got
+}
+
+/// More messages than a connection's queue holds (512) wait for a
+/// dropped session: the resume gets its hello and every one of them, in
+/// order, instead of being closed for its own backlog.
+#[tokio::test]
+async fn resume_with_a_long_backlog() {
+    let (talk, server, alice, bob) = setup().await;
+    let (rid, _) = queue_for_dropped(&server, &talk, &alice, &bob, 1500, 10).await;
+    let got = resumed_numbers(&server, &rid, 1499).await;
+    assert_eq!(got, (0..1500).collect::<Vec<_>>());
+}
+
+/// The queue of a dropped session is bounded (8 MiB): with 60 KB
+/// messages the oldest are dropped and counted, the server's memory stays
+/// flat, and the resume gets the newest in order.
+#[tokio::test]
+async fn backlog_of_a_dropped_session_is_bounded() {
+    let (talk, server, alice, bob) = setup().await;
+    let before = server.process.rss_kib().expect("RSS") / 1024;
+    let (rid, _) = queue_for_dropped(&server, &talk, &alice, &bob, 400, 60_000).await;
+    let after = server.process.rss_kib().expect("RSS") / 1024;
+    assert!(
+        after < before + 48,
+        "RSS grew from {before} to {after} MiB for 24 MB sent"
+    );
+    let dropped = server
+        .metric("signaling_session_pending_dropped_total")
+        .await;
+    assert!(dropped > 200.0, "dropped {dropped}");
+    let got = resumed_numbers(&server, &rid, 399).await;
+    let first = got[0];
+    assert_eq!(first, 400 - got.len(), "the newest are kept");
+    assert_eq!(got, (first..400).collect::<Vec<_>>());
+    assert_eq!(dropped as usize, first);
+}

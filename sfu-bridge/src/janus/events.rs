@@ -252,6 +252,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn fuzz_event_frames() {
+        let h = EventsHandler::default();
+        proto::fuzzing::run_str(
+            "janus_events",
+            &[
+                r#"[{"type":2,"handle_id":7,"event":{"name":"attached"}},{"type":32,"subtype":3,"handle_id":7,"event":{"media":"video","codec":"vp8","bytes-received":1000,"bytes-received-lastsec":100,"bytes-sent-lastsec":50,"rtt":12,"nacks-received":1,"lost":2}}]"#,
+                r#"{"type":16,"subtype":1,"session_id":1,"handle_id":2,"event":{"ice":"connected"}}"#,
+                r#"{"type":64,"event":{"plugin":"janus.plugin.videoroom","data":{"event":"published","room":1,"id":2}}}"#,
+            ],
+            |t| {
+                let _ = h.process(t);
+            },
+        );
+    }
+
+    #[test]
     fn frames() {
         let h = EventsHandler::default();
         assert!(h.process("").is_err());

@@ -11,6 +11,7 @@ use proto::talk::ocs::decode_ocs;
 use tokio::time::Instant;
 
 use super::client::{http_error, BackendError};
+use super::http::{read_body, HostSlots};
 
 const MIN_CACHE: Duration = Duration::from_secs(60);
 const MIN_INVALIDATE_INTERVAL: Duration = Duration::from_secs(60);
@@ -29,6 +30,7 @@ pub struct Capabilities {
     http: reqwest::Client,
     timeout: Duration,
     user_agent: String,
+    slots: HostSlots,
     entries: Arc<Mutex<HashMap<String, Entry>>>,
 }
 
@@ -51,11 +53,17 @@ pub fn capabilities_url(url: &str) -> String {
 }
 
 impl Capabilities {
-    pub fn new(http: reqwest::Client, timeout: Duration, user_agent: String) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        timeout: Duration,
+        user_agent: String,
+        slots: HostSlots,
+    ) -> Self {
         Capabilities {
             http,
             timeout,
             user_agent,
+            slots,
             entries: Arc::default(),
         }
     }
@@ -96,9 +104,12 @@ impl Capabilities {
     }
 
     async fn fetch(&self, url: &str, etag: Option<String>) -> Result<Lookup, BackendError> {
+        let target = capabilities_url(url);
+        let parsed = url::Url::parse(&target).map_err(|_| BackendError::Url(target.clone()))?;
+        let _permit = self.slots.acquire(&parsed).await?;
         let mut req = self
             .http
-            .get(capabilities_url(url))
+            .get(parsed)
             .timeout(self.timeout)
             .header("Accept", "application/json")
             .header("OCS-APIRequest", "true")
@@ -110,7 +121,7 @@ impl Capabilities {
         let resp = req.send().await.map_err(http_error)?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(http_error)?;
+        let body = read_body(resp).await?;
         let cache_control = headers
             .get("cache-control")
             .and_then(|v| v.to_str().ok())

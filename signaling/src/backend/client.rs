@@ -2,19 +2,16 @@
 //! checksum headers, per-host concurrency limit, OCS envelope, and the
 //! switch to the v3 path when Talk advertises `signaling-v3`.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use proto::checksum::{self, HEADER_CHECKSUM, HEADER_FEATURES, HEADER_RANDOM};
 use proto::talk::capabilities::FEATURE_SIGNALING_V3;
 use proto::talk::ocs::{decode_ocs, OcsError};
 use proto::talk::request::{BackendRequest, BackendResponse};
-use tokio::sync::Semaphore;
 
 use super::backends::Backend;
 use super::capabilities::Capabilities;
+use super::http::{read_body, HostSlots};
 use crate::config::BackendConfig;
 use crate::metrics;
 
@@ -54,8 +51,7 @@ pub(crate) fn http_error(e: reqwest::Error) -> BackendError {
 pub struct BackendClient {
     http: reqwest::Client,
     timeout: Duration,
-    per_host: usize,
-    slots: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+    slots: HostSlots,
     features_header: String,
     user_agent: String,
     pub capabilities: Capabilities,
@@ -64,9 +60,12 @@ pub struct BackendClient {
 impl BackendClient {
     pub fn new(config: &BackendConfig, features_header: String) -> Result<Self, BackendError> {
         let user_agent = format!("nextcloud-spreed-signaling/{}", proto::SERVER_VERSION);
+        let slots = HostSlots::new(config.connections_per_host);
         let http = reqwest::Client::builder()
             // reqwest's default, stated: requests must not wait for Nagle.
             .tcp_nodelay(true)
+            // No more idle connections than requests may run at once.
+            .pool_max_idle_per_host(slots.per_host())
             .danger_accept_invalid_certs(config.skip_verify)
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
                 // Follow only redirects that keep scheme and host.
@@ -82,11 +81,15 @@ impl BackendClient {
             .build()
             .map_err(|e| BackendError::Http(e.to_string()))?;
         Ok(BackendClient {
-            capabilities: Capabilities::new(http.clone(), config.timeout, user_agent.clone()),
+            capabilities: Capabilities::new(
+                http.clone(),
+                config.timeout,
+                user_agent.clone(),
+                slots.clone(),
+            ),
             http,
             timeout: config.timeout,
-            per_host: config.connections_per_host.max(1),
-            slots: Arc::default(),
+            slots,
             features_header,
             user_agent,
         })
@@ -94,14 +97,6 @@ impl BackendClient {
 
     pub fn timeout(&self) -> Duration {
         self.timeout
-    }
-
-    fn slot(&self, host: &str) -> Arc<Semaphore> {
-        self.slots
-            .lock()
-            .entry(host.to_owned())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.per_host)))
-            .clone()
     }
 
     /// Posts `request` to the signaling backend below `base_url` and
@@ -142,16 +137,7 @@ impl BackendClient {
                     .map_err(|_| BackendError::Url(base_url.to_owned()))?;
             }
         }
-        let host = url.host_str().unwrap_or("").to_owned();
-        let host = match url.port_or_known_default() {
-            Some(p) => format!("{host}:{p}"),
-            None => host,
-        };
-        let slot = self.slot(&host);
-        let _permit = slot
-            .acquire_owned()
-            .await
-            .map_err(|_| BackendError::Http("client is shutting down".into()))?;
+        let _permit = self.slots.acquire(&url).await?;
         let body = serde_json::to_vec(request).map_err(|e| BackendError::Http(e.to_string()))?;
         let random = checksum::new_random();
         let sum = checksum::backend_checksum(backend.secret.expose().as_bytes(), &random, &body);
@@ -173,7 +159,7 @@ impl BackendClient {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = resp.bytes().await.map_err(http_error)?;
+        let bytes = read_body(resp).await?;
         decode_ocs(content_type.as_deref(), &bytes).map_err(BackendError::Ocs)
     }
 }

@@ -85,6 +85,20 @@ mod tests {
     use super::parse;
 
     #[test]
+    fn fuzz_backend_documents() {
+        proto::fuzzing::run(
+            "etcd_backend",
+            &[
+                br#"{"urls":["https://a.example/nc"],"secret":"s","sessionlimit":3,"maxstreambitrate":1,"maxscreenbitrate":2}"#,
+                br#"{"url":"http://b.example","secret":"s"}"#,
+            ],
+            |b| {
+                let _ = parse("/b/fuzz", b);
+            },
+        );
+    }
+
+    #[test]
     fn documents() {
         let b = parse(
             "/b/one",

@@ -12,6 +12,7 @@ use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::outbox::{OutFrame, Outbox, OutboxReceiver};
+use super::ping_budget::{PingBudget, CLOSE_PING_FLOOD};
 use super::ClientInfo;
 use crate::hub::{ConnCtx, Flow, Hub};
 use crate::metrics::METRICS;
@@ -31,6 +32,11 @@ pub const PONG_WAIT: Duration = Duration::from_secs(60);
 pub const PING_PERIOD: Duration = Duration::from_secs(54);
 /// Maximum time for writing one frame.
 pub const WRITE_WAIT: Duration = Duration::from_secs(10);
+/// Bytes the WebSocket layer may hold that the socket did not take yet:
+/// one large frame (a participants update of a big room) plus the pongs
+/// it answers on its own. Beyond that the connection fails instead of
+/// growing.
+pub const WRITE_BUFFER_LIMIT: usize = 8 * 1024 * 1024;
 
 pub const CLOSE_NORMAL: u16 = 1000;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
@@ -89,7 +95,9 @@ const LINGER: Duration = Duration::from_secs(1);
 /// Frames or errors read while lingering before giving up early.
 const LINGER_FRAMES: usize = 64;
 
-async fn linger(stream: &mut SplitStream<WebSocket>) {
+/// Reads what the peer still sends after our close frame, until it
+/// closes its side (at most [`LINGER`], [`LINGER_FRAMES`] frames).
+pub async fn linger(stream: &mut SplitStream<WebSocket>) {
     let drain = async {
         for _ in 0..LINGER_FRAMES {
             // Reading also writes tungstenite's queued answer to a close.
@@ -109,6 +117,7 @@ async fn read_loop(
     shutdown: &CancellationToken,
 ) -> ReadEnd {
     let mut hello_deadline = Instant::now() + HELLO_TIMEOUT;
+    let mut pings = PingBudget::default();
     let mut last_read = Instant::now();
     // Created once: building these futures per frame showed in profiles.
     let cancelled = token.cancelled();
@@ -195,7 +204,18 @@ async fn read_loop(
             }
             Message::Binary(_) => hub.binary_frame(ctx),
             Message::Pong(payload) => observe_rtt(&payload),
-            Message::Ping(_) => {}
+            Message::Ping(_) => {
+                if !pings.take(last_read) {
+                    tracing::debug!(addr = %ctx.info.addr, "ping flood");
+                    let (code, reason) = CLOSE_PING_FLOOD;
+                    METRICS
+                        .client_protocol_errors_total
+                        .with_label_values(&[&code.to_string()])
+                        .inc();
+                    ctx.outbox.abort(code, reason);
+                    return ReadEnd::Done;
+                }
+            }
             // tungstenite has queued the answer (the client's code, or 1002
             // for a code the RFC does not allow); the writer flushes it.
             Message::Close(_) => {
@@ -261,20 +281,24 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut rx: OutboxRecei
                 break;
             }
             frame = rx.rx.recv() => match frame {
-                Some(OutFrame::Text(text)) => {
+                Some(OutFrame::Close { code, reason }) => {
+                    let _ = timeout(WRITE_WAIT, send_close(&mut sink, code, &reason)).await;
+                    break;
+                }
+                Some(first) => {
                     // Queue everything that is waiting, then write once.
                     let mut close = None;
-                    let mut ok = feed_text(&mut sink, &text).await;
+                    let mut ok = feed_frame(&mut sink, first).await;
                     let mut batch = 1;
                     while ok && batch < WRITE_BATCH {
                         match rx.rx.try_recv() {
-                            Ok(OutFrame::Text(t)) => {
-                                ok = feed_text(&mut sink, &t).await;
-                                batch += 1;
-                            }
                             Ok(OutFrame::Close { code, reason }) => {
                                 close = Some((code, reason));
                                 break;
+                            }
+                            Ok(frame) => {
+                                ok = feed_frame(&mut sink, frame).await;
+                                batch += 1;
                             }
                             Err(_) => break,
                         }
@@ -290,10 +314,6 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut rx: OutboxRecei
                         let _ = timeout(WRITE_WAIT, send_close(&mut sink, code, &reason)).await;
                         break;
                     }
-                }
-                Some(OutFrame::Close { code, reason }) => {
-                    let _ = timeout(WRITE_WAIT, send_close(&mut sink, code, &reason)).await;
-                    break;
                 }
                 None => break,
             },
@@ -312,6 +332,23 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut rx: OutboxRecei
 
 /// Most frames written with one flush.
 const WRITE_BATCH: usize = 64;
+
+/// Queues a text frame or a batch of them without flushing.
+async fn feed_frame(sink: &mut SplitSink<WebSocket, Message>, frame: OutFrame) -> bool {
+    match frame {
+        OutFrame::Text(text) => feed_text(sink, &text).await,
+        OutFrame::Batch(frames) => {
+            for text in frames {
+                if !feed_text(sink, &text).await {
+                    return false;
+                }
+            }
+            true
+        }
+        // Handled by the caller.
+        OutFrame::Close { .. } => true,
+    }
+}
 
 /// Queues one text frame without flushing.
 async fn feed_text(sink: &mut SplitSink<WebSocket, Message>, text: &str) -> bool {

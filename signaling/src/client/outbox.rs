@@ -25,7 +25,25 @@ static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 #[derive(Debug)]
 pub enum OutFrame {
     Text(Arc<str>),
-    Close { code: u16, reason: String },
+    /// Frames written together that take one place in the queue: what a
+    /// session queued while disconnected, delivered on resume (it is
+    /// bounded by the session's own limits).
+    Batch(Vec<Arc<str>>),
+    Close {
+        code: u16,
+        reason: String,
+    },
+}
+
+impl OutFrame {
+    /// The text frames this entry carries (none for a close).
+    pub fn into_texts(self) -> Vec<Arc<str>> {
+        match self {
+            OutFrame::Text(t) => vec![t],
+            OutFrame::Batch(frames) => frames,
+            OutFrame::Close { .. } => Vec::new(),
+        }
+    }
 }
 
 struct Shared {
@@ -92,7 +110,16 @@ impl Outbox {
     /// Queues a text frame. Returns false if the connection is gone or was
     /// just closed because its queue is full.
     pub fn send_text(&self, text: Arc<str>) -> bool {
-        match self.tx.try_send(OutFrame::Text(text)) {
+        self.push(OutFrame::Text(text))
+    }
+
+    /// Queues `frames` as one entry (see [`OutFrame::Batch`]).
+    pub fn send_batch(&self, frames: Vec<Arc<str>>) -> bool {
+        self.push(OutFrame::Batch(frames))
+    }
+
+    fn push(&self, frame: OutFrame) -> bool {
+        match self.tx.try_send(frame) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 METRICS.client_outbox_overflow_total.inc();

@@ -330,6 +330,37 @@ pub fn decode(bytes: &[u8]) -> Option<BusMessage> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fuzz_bus_payloads() {
+        let seeds: Vec<Vec<u8>> = vec![
+            encode(&BusMessage::new(ServerMessage::new(proto::server::ServerBody::Bye {
+                bye: Some(proto::server::ByeMessage { reason: "x".into() }),
+            }))),
+            encode(&BusMessage::with_time(
+                5,
+                BusPayload::SessionJoined {
+                    room: "r".into(),
+                    session: "s".into(),
+                    node: 7,
+                },
+            )),
+            encode(&BusMessage::with_time(
+                3,
+                BusPayload::SendOffer {
+                    message_id: Some("m".into()),
+                    sender: "s".into(),
+                    data: serde_json::json!({"type": "sendoffer", "roomType": "screen"}),
+                },
+            )),
+            br#"{"sendtime":"2026-01-01T00:00:00.000001Z","type":"room","room":{"roomid":"r","type":"incall","incall":{"incall":7,"users":[{"sessionId":"s"}]},"received":1}}"#.to_vec(),
+            br#"{"sendtime":"2026-01-01T00:00:00Z","type":"members","members":{"roomid":"r","sessions":["a"],"node":1,"transientdata":{"k":1}}}"#.to_vec(),
+        ];
+        let refs: Vec<&[u8]> = seeds.iter().map(Vec::as_slice).collect();
+        proto::fuzzing::run("nats_payloads", &refs, |b| {
+            let _ = decode(b);
+        });
+    }
+
     use super::*;
 
     #[test]

@@ -178,3 +178,17 @@ fn example_config_loads() {
     let c = crate::config::Config::from_ini_str(&text, &Env).unwrap();
     assert!(c.mcu.kind.is_none(), "the example runs without an SFU");
 }
+
+#[test]
+fn fuzz_config_files() {
+    proto::fuzzing::run_str(
+        "server_conf",
+        &[
+            include_str!("../../../deploy/server.conf.example"),
+            "[http]\nlisten = 127.0.0.1:8080\n[sessions]\nhashkey = $(HASHKEY)\n[backend]\nbackends = a\n[a]\nurls = https://a/\nsecret = $(NC_SECRET)\n[mcu]\ntype = proxy\nurl = https://p1 https://p2\n[grpc]\ntargets = a:1, b:2\n",
+        ],
+        |t| {
+            let _ = parse(t);
+        },
+    );
+}

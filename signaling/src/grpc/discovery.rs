@@ -158,6 +158,17 @@ mod tests {
     use super::parse_etcd;
 
     #[test]
+    fn fuzz_target_documents() {
+        proto::fuzzing::run(
+            "etcd_grpc_target",
+            &[br#"{"address":"10.0.0.1:9090/"}"#],
+            |b| {
+                let _ = parse_etcd("/k", b);
+            },
+        );
+    }
+
+    #[test]
     fn etcd_documents() {
         assert_eq!(
             parse_etcd("/k", br#"{"address":"10.0.0.1:9090/","other":1}"#).as_deref(),

@@ -127,15 +127,19 @@ pub fn serve_proxied(
                 f = out.rx.recv() => f,
             };
             match frame {
-                Some(OutFrame::Text(text)) => {
-                    let msg = ServerSessionMessage {
-                        message: text.as_bytes().to_vec(),
-                    };
-                    if tx.send(Ok(msg)).await.is_err() {
+                Some(OutFrame::Close { .. }) | None => break,
+                Some(frame) => {
+                    let mut ok = true;
+                    for text in frame.into_texts() {
+                        let msg = ServerSessionMessage {
+                            message: text.as_bytes().to_vec(),
+                        };
+                        ok = ok && tx.send(Ok(msg)).await.is_ok();
+                    }
+                    if !ok {
                         break;
                     }
                 }
-                Some(OutFrame::Close { .. }) | None => break,
             }
         }
         writer_token.cancel();

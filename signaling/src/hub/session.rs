@@ -25,6 +25,12 @@ use crate::federation::Federation;
 
 /// Pending messages kept while disconnected before a warning is logged.
 const PENDING_WARN: usize = 32;
+/// At most this many messages wait for a disconnected session ...
+pub const PENDING_MAX_FRAMES: usize = 2048;
+/// ... holding at most this many bytes; beyond either, the oldest are
+/// dropped (and counted): a session that resumes gets the newest, and a
+/// dropped session id cannot be used to fill the server's memory.
+pub const PENDING_MAX_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientType {
@@ -85,7 +91,8 @@ impl Joined {
 struct State {
     outbox: Option<Outbox>,
     /// Frames queued while disconnected, flushed on resume.
-    pending: Vec<Arc<str>>,
+    pending: std::collections::VecDeque<Arc<str>>,
+    pending_bytes: usize,
     pending_chat_refresh: bool,
     disconnected_at: Option<Instant>,
     /// Anonymous sessions must join a room before this.
@@ -254,20 +261,22 @@ impl Session {
         self.state.lock().disconnected_at
     }
 
-    /// Sends queued messages after a resume; returns how many were sent.
-    pub fn flush_pending(&self) -> usize {
+    /// Binds a resuming connection: `reply` (the hello answer) goes out
+    /// first, then everything queued meanwhile as one batch, before any
+    /// message that arrives from now on. Returns the connection that was
+    /// attached before (a takeover) and how many queued messages went out.
+    pub fn resume(&self, outbox: Outbox, reply: Arc<str>) -> (Option<Outbox>, usize) {
         let mut s = self.state.lock();
-        let pending = std::mem::take(&mut s.pending);
+        let pending: Vec<Arc<str>> = s.pending.drain(..).collect();
+        s.pending_bytes = 0;
         s.pending_chat_refresh = false;
+        s.disconnected_at = None;
         let n = pending.len();
-        if let Some(outbox) = &s.outbox {
-            for frame in pending {
-                if !outbox.send_text(frame) {
-                    break;
-                }
-            }
+        outbox.send_text(reply);
+        if !pending.is_empty() {
+            outbox.send_batch(pending);
         }
-        n
+        (s.outbox.replace(outbox), n)
     }
 
     // === sending ===
@@ -297,9 +306,24 @@ impl Session {
             }
             s.pending_chat_refresh = true;
         }
-        s.pending.push(frame);
+        s.pending_bytes += frame.len();
+        s.pending.push_back(frame);
         if s.pending.len() == PENDING_WARN {
             tracing::warn!(session = %self.public_id, "many messages pending for a disconnected session");
+        }
+        let mut dropped = 0;
+        while s.pending.len() > PENDING_MAX_FRAMES || s.pending_bytes > PENDING_MAX_BYTES {
+            let Some(old) = s.pending.pop_front() else {
+                break;
+            };
+            s.pending_bytes -= old.len();
+            dropped += 1;
+        }
+        if dropped > 0 {
+            crate::metrics::METRICS
+                .session_pending_dropped_total
+                .inc_by(dropped);
+            tracing::debug!(session = %self.public_id, dropped, "queue of a disconnected session full: oldest dropped");
         }
     }
 
@@ -622,6 +646,7 @@ impl Session {
         s.closed = true;
         s.subscriptions.clear();
         s.pending.clear();
+        s.pending_bytes = 0;
         true
     }
 

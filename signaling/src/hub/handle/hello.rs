@@ -335,7 +335,9 @@ async fn resume(
         return;
     };
     *session.country.lock() = hub.country_of(ctx.info.addr);
-    if let Some(old) = session.attach(ctx.outbox.clone()) {
+    let reply = ServerMessage::reply(id, hello_response(hub, &session, version));
+    let (old, flushed) = session.resume(ctx.outbox.clone(), Arc::from(reply.to_json()));
+    if let Some(old) = old {
         // Detached above, so this bye does not close the session.
         crate::hub::send_bye(&old, bye_reason::SESSION_RESUMED);
     }
@@ -343,11 +345,6 @@ async fn resume(
         .hub_sessions_resume_total
         .with_label_values(&[session.backend.id.as_str(), session.client_type.as_str()])
         .inc();
-    ctx.reply(&ServerMessage::reply(
-        id,
-        hello_response(hub, &session, version),
-    ));
-    let flushed = session.flush_pending();
     tracing::debug!(session = %session.public_id, flushed, "session resumed");
     ctx.session = Some(session);
 }

@@ -82,8 +82,11 @@ pub fn message(
             }
             if let Some(local) = hub.inner.sessions.by_public(target) {
                 // Sessions of different backends never see each other's
-                // messages (facts 1.10); control skips this check.
-                if kind == Kind::Message && local.backend.id != backend.id {
+                // messages (facts 1.10). The reference lets control
+                // messages through; we do not: a moderator of one
+                // Nextcloud must not mute a session of another.
+                if local.backend.id != backend.id {
+                    tracing::debug!(session = %sender.public_id, "message to a session of another backend dropped");
                     return;
                 }
                 // Through the per-receiver rules: a virtual session's
@@ -98,6 +101,19 @@ pub fn message(
                 ));
                 local.deliver(&Arc::new(BusMessage::new(msg)));
                 return;
+            }
+            // A session on another node: its id says which backend it
+            // belongs to (cluster nodes share the session keys).
+            match hub.inner.codec.decode_public(target.as_str()) {
+                Ok(data) if data.backend_id != backend.id.as_str() => {
+                    tracing::debug!(session = %sender.public_id, "message to a session of another backend dropped");
+                    return;
+                }
+                Ok(_) => {}
+                // The reference drops control messages to ids it cannot
+                // read and publishes plain messages anyway.
+                Err(_) if kind == Kind::Control => return,
+                Err(_) => {}
             }
             (
                 Subject::Session(target.clone()),

@@ -61,6 +61,14 @@ pub(crate) fn send_offer(
         tokio::spawn(async move { offer_to(&hub, &recipient, publisher, id, parsed).await });
         return;
     }
+    let other_backend = hub
+        .inner
+        .codec
+        .decode_public(target.as_str())
+        .is_ok_and(|d| d.backend_id != sender.backend.id.as_str());
+    if other_backend {
+        return;
+    }
     if hub.inner.bus.is_single_node() {
         tracing::debug!(session = %sender.public_id, target = %target, "sendoffer to an unknown session");
         return reply_error(sender, id, WireError::new(ErrorCode::ClientNotFound));
