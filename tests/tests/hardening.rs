@@ -238,3 +238,57 @@ async fn oversized_backend_replies_are_refused() {
         .await;
     assert_eq!(v["type"], "error", "{v}");
 }
+
+/// Ten forged notifications with `X-Forwarded-For` rotated per request,
+/// then an eleventh; the status of that one.
+async fn status_after_rotated_forgeries(server: &TestServer, xff: fn(usize) -> String) -> u16 {
+    let url = format!("{}api/v1/room/room1", server.http_url());
+    let body = serde_json::json!({"type": "message", "message": {"data": {}}}).to_string();
+    let forged = |n: usize| {
+        reqwest::Client::new()
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .header("X-Forwarded-For", xff(n))
+            .header("Spreed-Signaling-Random", proto::checksum::new_random())
+            .header("Spreed-Signaling-Checksum", "forged")
+            .body(body.clone())
+            .send()
+    };
+    let pending: Vec<_> = (0..10).map(|n| tokio::spawn(forged(n))).collect();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let status = forged(10).await.expect("request").status().as_u16();
+    drop(pending);
+    status
+}
+
+/// Rotating `X-Forwarded-For` does not escape the brute-force throttle:
+/// from a peer that is not a trusted proxy the header is ignored, and
+/// behind a trusted proxy the address the proxy appended counts, whatever
+/// the client put in front of it. (Like the reference, loopback and the
+/// private ranges are trusted when `[app] trustedproxies` is unset: a
+/// deployment behind an ingress needs that; an attacker would have to
+/// connect from inside the trusted network.)
+#[tokio::test]
+async fn rotating_forwarded_for_does_not_escape_the_throttle() {
+    let talk = Talk::start(tests::server::TALK_SECRET).await;
+    talk.add_room("room1", tests::talk::Room::open("Room one"));
+    let untrusted = TestServer::builder()
+        .talk(&talk)
+        .extra("\n[app]\ntrustedproxies = 10.0.0.0/8\n")
+        .start()
+        .await;
+    let status = status_after_rotated_forgeries(&untrusted, |n| format!("192.0.2.{n}")).await;
+    assert_eq!(status, 429, "untrusted peer escaped by rotating the header");
+    let behind_proxy = TestServer::builder()
+        .talk(&talk)
+        .extra("\n[app]\ntrustedproxies = 127.0.0.1\n")
+        .start()
+        .await;
+    let status =
+        status_after_rotated_forgeries(&behind_proxy, |n| format!("192.0.2.{n}, 198.51.100.7"))
+            .await;
+    assert_eq!(
+        status, 429,
+        "client behind a proxy escaped by rotating its part"
+    );
+}
