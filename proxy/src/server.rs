@@ -395,6 +395,9 @@ async fn proxy_ws(
     }
     let proxy = app.0.clone();
     ws.max_message_size(64 * 1024)
+        // tungstenite's default 128 KiB read buffer would be most of an
+        // idle connection's memory; proxy frames are small.
+        .read_buffer_size(4 * 1024)
         .max_write_buffer_size(signaling::client::connection::WRITE_BUFFER_LIMIT)
         .on_upgrade(move |socket| connection(socket, proxy))
         .into_response()
