@@ -164,11 +164,7 @@ async fn read_loop(
                     return ReadEnd::Done;
                 };
                 tracing::debug!(addr = %ctx.info.addr, error = %e, code, "closing after a WebSocket error");
-                METRICS
-                    .client_protocol_errors_total
-                    .with_label_values(&[&code.to_string()])
-                    .inc();
-                ctx.outbox.abort(code, reason);
+                close_for_violation(ctx, code, reason);
                 return ReadEnd::Linger;
             }
             Ok(Some(Ok(msg))) => msg,
@@ -181,11 +177,7 @@ async fn read_loop(
         };
         if too_big {
             tracing::debug!(addr = %ctx.info.addr, "message too big");
-            METRICS
-                .client_protocol_errors_total
-                .with_label_values(&[&CLOSE_TOO_BIG.to_string()])
-                .inc();
-            ctx.outbox.abort(CLOSE_TOO_BIG, "message too big");
+            close_for_violation(ctx, CLOSE_TOO_BIG, "message too big");
             return ReadEnd::Linger;
         }
         match msg {
@@ -208,11 +200,7 @@ async fn read_loop(
                 if !pings.take(last_read) {
                     tracing::debug!(addr = %ctx.info.addr, "ping flood");
                     let (code, reason) = CLOSE_PING_FLOOD;
-                    METRICS
-                        .client_protocol_errors_total
-                        .with_label_values(&[&code.to_string()])
-                        .inc();
-                    ctx.outbox.abort(code, reason);
+                    close_for_violation(ctx, code, reason);
                     return ReadEnd::Done;
                 }
             }
@@ -224,6 +212,16 @@ async fn read_loop(
             }
         }
     }
+}
+
+/// Ends the connection for the client's protocol violation `code`,
+/// counted by code.
+fn close_for_violation(ctx: &ConnCtx, code: u16, reason: &str) {
+    METRICS
+        .client_protocol_errors_total
+        .with_label_values(&[&code.to_string()])
+        .inc();
+    ctx.outbox.abort(code, reason);
 }
 
 /// The close code RFC 6455 names for a read error, if the connection is
