@@ -100,6 +100,18 @@ impl ProxyServer {
     }
 
     /// A metric of this proxy, 0 when absent.
+    /// Waits (up to 20 s) until the proxy's `/stats` says its Janus is
+    /// connected; panics otherwise.
+    pub async fn wait_janus_connected(&self) {
+        let url = format!("{}stats", self.http_url());
+        let up = crate::wait::eventually(Duration::from_secs(20), || async {
+            let stats: serde_json::Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
+            (stats["mcu"]["connected"] == true).then_some(())
+        })
+        .await;
+        assert!(up.is_some(), "proxy did not connect to janus");
+    }
+
     pub async fn metric(&self, prefix: &str) -> f64 {
         crate::server::metric(&self.http_url(), prefix).await
     }
@@ -120,4 +132,38 @@ impl ProxyServer {
             .unwrap_or(0);
         proto::proxy_token::sign(TOKEN_ID, None, &self.key, now).expect("sign")
     }
+}
+
+/// The `[mcu]` (proxy at `proxy_url`, `mcu_extra` appended) and `[grpc]`
+/// settings of a cluster node listening for gRPC on `own`, with every
+/// node's gRPC port as targets.
+pub fn cluster_node_config(
+    proxy_url: &str,
+    key_file: &std::path::Path,
+    own: u16,
+    grpc_ports: &[u16],
+    mcu_extra: &str,
+) -> String {
+    let targets: Vec<String> = grpc_ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    format!(
+        "\n[mcu]\ntype = proxy\nurl = {proxy_url}\ntoken_id = {TOKEN_ID}\ntoken_key = {}\nproxytimeout = 5\n{mcu_extra}\
+         [grpc]\nlisten = 127.0.0.1:{own}\ntargets = {}\n",
+        key_file.display(),
+        targets.join(", ")
+    )
+}
+
+/// Waits (up to 20 s) until `node` is connected to its proxy and to a
+/// gRPC peer; panics otherwise.
+pub async fn wait_cluster_node_ready(node: &crate::server::TestServer) {
+    let ready = crate::wait::eventually(Duration::from_secs(20), || async {
+        let info = node.serverinfo().await;
+        (info["sfu"]["proxies"][0]["connected"] == true && info["grpc"][0]["connected"] == true)
+            .then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "node not ready");
 }

@@ -635,17 +635,7 @@ async fn through_a_proxy() {
         bob,
     };
     let (mut a, mut b) = in_call(&w).await;
-    let janus_up = tests::wait::eventually(Duration::from_secs(20), || async {
-        let stats: Value = reqwest::get(format!("{}stats", proxy.http_url()))
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (stats["mcu"]["connected"] == true).then_some(())
-    })
-    .await;
-    assert!(janus_up.is_some(), "proxy did not connect to janus");
+    proxy.wait_janus_connected().await;
     let publisher = Publisher::new(true).await;
     publish(&mut a, &publisher, "video").await;
     let subscriber = Subscriber::new().await;
@@ -699,39 +689,21 @@ async fn sendoffer_across_nodes_through_a_proxy() {
             TestServer::builder()
                 .talk(&talk)
                 .nats(&nats.url)
-                .extra(&format!(
-                    "\n[mcu]\ntype = proxy\nurl = {}\ntoken_id = {}\ntoken_key = {}\nproxytimeout = 5\ntimeout = 2\n\
-                     [grpc]\nlisten = 127.0.0.1:{own}\ntargets = 127.0.0.1:{}, 127.0.0.1:{}\n",
-                    proxy.base_url(),
-                    tests::proxy::TOKEN_ID,
-                    key_file.display(),
-                    grpc[0],
-                    grpc[1]
+                .extra(&tests::proxy::cluster_node_config(
+                    &proxy.base_url(),
+                    &key_file,
+                    own,
+                    &grpc,
+                    "timeout = 2\n",
                 ))
                 .start()
                 .await,
         );
     }
     for n in &nodes {
-        let ready = tests::wait::eventually(Duration::from_secs(20), || async {
-            let info = n.serverinfo().await;
-            (info["sfu"]["proxies"][0]["connected"] == true && info["grpc"][0]["connected"] == true)
-                .then_some(())
-        })
-        .await;
-        assert!(ready.is_some(), "node not ready");
+        tests::proxy::wait_cluster_node_ready(n).await;
     }
-    let janus_up = tests::wait::eventually(Duration::from_secs(20), || async {
-        let stats: Value = reqwest::get(format!("{}stats", proxy.http_url()))
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (stats["mcu"]["connected"] == true).then_some(())
-    })
-    .await;
-    assert!(janus_up.is_some(), "proxy did not connect to janus");
+    proxy.wait_janus_connected().await;
     let mut a = user(&nodes[0], &talk, &alice).await;
     let mut b = user(&nodes[1], &talk, &bob).await;
     let (alice_id, bob_id) = (a.session_id.clone(), b.session_id.clone());

@@ -447,25 +447,15 @@ async fn subscriber_across_nodes(separate_proxies: bool) {
             TestServer::builder()
                 .talk(&talk)
                 .nats(&nats.url)
-                .extra(&format!(
-                    "\n[mcu]\ntype = proxy\nurl = {url}\ntoken_id = {TOKEN_ID}\ntoken_key = {}\nproxytimeout = 5\n\
-                     [grpc]\nlisten = 127.0.0.1:{own}\ntargets = 127.0.0.1:{}, 127.0.0.1:{}\n",
-                    key_file.display(),
-                    grpc[0],
-                    grpc[1]
+                .extra(&tests::proxy::cluster_node_config(
+                    url, &key_file, own, &grpc, "",
                 ))
                 .start()
                 .await,
         );
     }
     for n in &nodes {
-        let ready = eventually(Duration::from_secs(20), || async {
-            let info = n.serverinfo().await;
-            (info["sfu"]["proxies"][0]["connected"] == true && info["grpc"][0]["connected"] == true)
-                .then_some(())
-        })
-        .await;
-        assert!(ready.is_some(), "node not ready");
+        tests::proxy::wait_cluster_node_ready(n).await;
     }
     let mut a = user(&nodes[0], &talk, &alice).await;
     let mut b = user(&nodes[1], &talk, &bob).await;
