@@ -152,14 +152,7 @@ impl ProxyConfig {
             trusted_proxies: r.nets(
                 "app",
                 "trustedproxies",
-                &[
-                    "127.0.0.1/32",
-                    "10.0.0.0/8",
-                    "172.16.0.0/12",
-                    "192.168.0.0/16",
-                    "::1/128",
-                    "fc00::/7",
-                ],
+                signaling::realip::DEFAULT_TRUSTED_PROXIES,
             )?,
             tokens: if etcd_tokens.is_some() {
                 Vec::new()

@@ -5,6 +5,14 @@ use std::net::IpAddr;
 use axum::http::HeaderMap;
 use ipnet::IpNet;
 
+/// `[app] trustedproxies` when unset: loopback only, so a reverse proxy on
+/// the same host works out of the box. The reference also trusts the
+/// private ranges by default; anyone who can connect from such an address
+/// (a pod, a LAN) could then claim any client address and rotate it past
+/// the brute-force throttle. Deployments behind an ingress list its
+/// network (docs/deviations.md).
+pub const DEFAULT_TRUSTED_PROXIES: &[&str] = &["127.0.0.0/8", "::1/128"];
+
 /// Whether `ip` (IPv4-mapped IPv6 counted as IPv4) is in one of `nets`.
 pub fn in_nets(ip: &IpAddr, nets: &[IpNet]) -> bool {
     let ip = match ip {

@@ -91,6 +91,9 @@ pub struct Behaviour {
     /// Answer backend requests with a body of this many bytes (valid JSON
     /// padding, as a misbehaving proxy in front of Nextcloud might).
     pub huge_reply: Option<usize>,
+    /// Answer capability requests with 503 and an HTML page, as Nextcloud
+    /// in maintenance mode (or a gateway in front of it) does.
+    pub capabilities_unavailable: bool,
 }
 
 /// One backend request the emulator received, checksum verified or not.
@@ -306,6 +309,14 @@ async fn capabilities(State(state): State<Arc<State_>>) -> Response {
     let b = state.behaviour.lock().clone();
     if let Some(d) = b.capabilities_delay {
         tokio::time::sleep(d).await;
+    }
+    if b.capabilities_unavailable {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("Content-Type", "text/html")],
+            "<html><body>Maintenance mode</body></html>",
+        )
+            .into_response();
     }
     let mut features = vec!["audio", "video", "chat-v2"];
     if !b.no_federation {

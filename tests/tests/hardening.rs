@@ -264,14 +264,19 @@ async fn status_after_rotated_forgeries(server: &TestServer, xff: fn(usize) -> S
 /// Rotating `X-Forwarded-For` does not escape the brute-force throttle:
 /// from a peer that is not a trusted proxy the header is ignored, and
 /// behind a trusted proxy the address the proxy appended counts, whatever
-/// the client put in front of it. (Like the reference, loopback and the
-/// private ranges are trusted when `[app] trustedproxies` is unset: a
-/// deployment behind an ingress needs that; an attacker would have to
-/// connect from inside the trusted network.)
+/// the client put in front of it. With `[app] trustedproxies` unset only
+/// loopback is trusted: a client on a private network (10.0.0.5 here,
+/// behind a reverse proxy on this host) cannot hide behind a private hop
+/// it made up. The reference trusts the private ranges by default and
+/// lets that client through.
 #[tokio::test]
 async fn rotating_forwarded_for_does_not_escape_the_throttle() {
     let talk = Talk::start(tests::server::TALK_SECRET).await;
     talk.add_room("room1", tests::talk::Room::open("Room one"));
+    let default = TestServer::builder().talk(&talk).start().await;
+    let status =
+        status_after_rotated_forgeries(&default, |n| format!("192.0.2.{n}, 10.0.0.5")).await;
+    assert_eq!(status, 429, "private peer escaped by rotating the header");
     let untrusted = TestServer::builder()
         .talk(&talk)
         .extra("\n[app]\ntrustedproxies = 10.0.0.0/8\n")

@@ -505,3 +505,24 @@ async fn capabilities_refreshed_for_new_key() {
         "one refresh for the missing key"
     );
 }
+
+/// A Nextcloud whose capabilities cannot be read (maintenance mode: 503
+/// with an HTML page) makes a v2 hello fail with `internal_error`, not
+/// with `invalid_token`: the token was never checked. The failure is not
+/// cached: once Nextcloud answers again, the next hello succeeds.
+#[tokio::test]
+async fn unreadable_capabilities_are_an_internal_error() {
+    let (talk, server) = setup().await;
+    talk.set_behaviour(Behaviour {
+        capabilities_unavailable: true,
+        ..Default::default()
+    });
+    let (mut c, _) = TestClient::connect(&server).await;
+    let (_, v) = c
+        .hello_raw(json!({"version": "2.0", "auth": {"url": talk.url(), "params": {"token": talk.v2_token("bob")}}}))
+        .await;
+    assert_eq!(v["error"]["code"], "internal_error", "{v}");
+    talk.set_behaviour(Behaviour::default());
+    let v = c.hello_v2(&talk, "bob").await;
+    assert_eq!(v["hello"]["userid"], "bob");
+}

@@ -94,7 +94,7 @@ async fn allowed_ips_and_trusted_proxies() {
         assert_eq!(r.status(), 200, "{path}");
         let r = http
             .get(format!("{}{path}", server.http_url()))
-            .header("X-Forwarded-For", "192.0.2.7, 10.1.1.1")
+            .header("X-Forwarded-For", "192.0.2.7, 127.0.0.2")
             .send()
             .await
             .unwrap();

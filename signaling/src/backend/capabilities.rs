@@ -117,7 +117,8 @@ impl Capabilities {
         if let Some(etag) = &etag {
             req = req.header("If-None-Match", etag);
         }
-        // Network errors do not advance the refresh time.
+        // Network errors (and below, failures while nothing is known yet)
+        // do not advance the refresh time.
         let resp = req.send().await.map_err(http_error)?;
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -141,8 +142,8 @@ impl Capabilities {
         let next_refresh = Instant::now() + max_age;
         let mut entries = self.entries.lock();
         let entry = entries.entry(url.to_owned()).or_default();
-        entry.next_refresh = Some(next_refresh);
         if status == reqwest::StatusCode::NOT_MODIFIED {
+            entry.next_refresh = Some(next_refresh);
             return Ok(Lookup {
                 data: entry.data.clone(),
                 cached: false,
@@ -156,6 +157,7 @@ impl Capabilities {
         };
         match decoded {
             Ok(data) => {
+                entry.next_refresh = Some(next_refresh);
                 entry.data = data.capabilities.spreed.map(Arc::new);
                 entry.etag = headers
                     .get("etag")
@@ -167,10 +169,16 @@ impl Capabilities {
                 })
             }
             Err(e) if must_revalidate => {
+                entry.next_refresh = Some(next_refresh);
                 entry.data = None;
                 Err(e)
             }
+            // Nothing known yet: an error, not "no capabilities", so that a
+            // hello v2 answers internal_error instead of invalid_token, and
+            // not cached, so that the next hello asks again.
+            Err(e) if entry.data.is_none() => Err(e),
             Err(e) => {
+                entry.next_refresh = Some(next_refresh);
                 tracing::warn!(url, error = %e, "could not refresh capabilities, keeping previous data");
                 Ok(Lookup {
                     data: entry.data.clone(),

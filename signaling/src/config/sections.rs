@@ -36,7 +36,7 @@ pub struct HttpsConfig {
 pub struct AppConfig {
     pub debug: bool,
     pub allow_subscribe_any: bool,
-    /// `trustedproxies`, default loopback and private ranges.
+    /// `trustedproxies`, default loopback only.
     pub trusted_proxies: Vec<IpNet>,
 }
 
@@ -318,13 +318,7 @@ pub(super) fn read_all(r: &mut Reader<'_>) -> Result<Config, ConfigError> {
                 r,
                 "app",
                 "trustedproxies",
-                &[
-                    "127.0.0.0/8",
-                    "::1/128",
-                    "10.0.0.0/8",
-                    "172.16.0.0/12",
-                    "192.168.0.0/16",
-                ],
+                crate::realip::DEFAULT_TRUSTED_PROXIES,
             )?,
         },
         sessions: read_sessions(r)?,

@@ -28,7 +28,7 @@ fn defaults_match_the_reference() {
     assert_eq!(c.mcu.max_stream_bitrate, 1_048_576);
     assert_eq!(c.mcu.max_screen_bitrate, 2_097_152);
     assert_eq!(c.stats.allowed_ips.len(), 2);
-    assert_eq!(c.app.trusted_proxies.len(), 5);
+    assert_eq!(c.app.trusted_proxies.len(), 2);
     assert_eq!(c.federation.timeout, Duration::from_secs(10));
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
