@@ -4,21 +4,21 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use config_source::ini::{Env, Ini, ProcessEnv};
+use config_source::{ConfigError, EtcdConfig, Reader};
 use ipnet::IpNet;
-use signaling::config::ini::{Env, Ini, ProcessEnv};
-use signaling::config::{ConfigError, Reader};
 
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     pub listen: Vec<SocketAddr>,
     /// `[http] readtimeout` / `writetimeout` (15 s each, as the reference).
-    pub http_timeouts: signaling::http_serve::HttpTimeouts,
+    pub http_timeouts: transport::http_serve::HttpTimeouts,
     pub country: Option<String>,
     pub trusted_proxies: Vec<IpNet>,
     /// `[tokens]`: token id -> RSA public key file (`tokentype = static`).
     pub tokens: Vec<(String, PathBuf)>,
     /// `tokentype = etcd`: the `[tokens] keyformat` patterns and `[etcd]`.
-    pub etcd_tokens: Option<(Vec<String>, signaling::config::EtcdConfig)>,
+    pub etcd_tokens: Option<(Vec<String>, EtcdConfig)>,
     pub janus_url: String,
     pub timeout: Duration,
     pub max_stream_bitrate: u64,
@@ -87,14 +87,7 @@ impl ProxyConfig {
                 if formats.is_empty() {
                     formats.push("/%s".into());
                 }
-                let etcd = signaling::config::EtcdConfig {
-                    endpoints: r.list("etcd", "endpoints"),
-                    discovery_srv: r.str("etcd", "discoverysrv"),
-                    discovery_service: r.str("etcd", "discoveryservice"),
-                    client_key: r.str("etcd", "clientkey").map(PathBuf::from),
-                    client_cert: r.str("etcd", "clientcert").map(PathBuf::from),
-                    ca_cert: r.str("etcd", "cacert").map(PathBuf::from),
-                };
+                let etcd = EtcdConfig::read(&r);
                 if etcd.endpoints.is_empty() {
                     return Err(ConfigError::invalid(
                         "etcd",
@@ -141,7 +134,7 @@ impl ProxyConfig {
                     }),
             }
         };
-        let http_timeouts = signaling::http_serve::HttpTimeouts {
+        let http_timeouts = transport::http_serve::HttpTimeouts {
             read: Duration::from_secs(r.positive_int("http", "readtimeout", 15)?),
             write: Duration::from_secs(r.positive_int("http", "writetimeout", 15)?),
         };
@@ -152,7 +145,7 @@ impl ProxyConfig {
             trusted_proxies: r.nets(
                 "app",
                 "trustedproxies",
-                signaling::realip::DEFAULT_TRUSTED_PROXIES,
+                transport::realip::DEFAULT_TRUSTED_PROXIES,
             )?,
             tokens: if etcd_tokens.is_some() {
                 Vec::new()
@@ -243,91 +236,5 @@ mod tests {
         assert!(read("[app]\nskipverify = true\n"));
         assert!(read("[backend]\nskipverify = true\n"));
         assert!(!read("[app]\nskipverify = false\n"));
-    }
-}
-
-#[cfg(test)]
-mod example {
-    use std::path::{Path, PathBuf};
-
-    fn deploy(file: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../deploy")
-            .join(file)
-    }
-
-    /// The block scalar `<key>: |` inside the top-level `<section>:` of a
-    /// Helm values file, dedented.
-    fn values_block(text: &str, section: &str, key: &str) -> String {
-        let mut lines = text
-            .lines()
-            .skip_while(|l| *l != format!("{section}:"))
-            .skip(1)
-            .take_while(|l| l.is_empty() || l.starts_with(' '))
-            .skip_while(|l| l.trim() != format!("{key}: |"));
-        let header = lines.next().unwrap_or_default();
-        let indent = header.len() - header.trim_start().len() + 2;
-        lines
-            .take_while(|l| l.is_empty() || l.len() - l.trim_start().len() >= indent)
-            .map(|l| l.get(indent..).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// The configurations the Helm chart ships are read without errors or
-    /// unknown keys.
-    #[test]
-    fn helm_chart_configs_load() {
-        let values = std::fs::read_to_string(deploy("helm/signaling/values.yaml")).unwrap();
-        let server = values_block(&values, "signaling", "config");
-        assert!(server.contains("[sessions]"), "{server}");
-        let c = signaling::config::Config::from_ini_str(&server, &super::tests::NoEnv).unwrap();
-        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-        assert_eq!(c.http.listen.len(), 1);
-        let proxy = values_block(&values, "proxy", "config");
-        assert!(proxy.contains("[tokens]"), "{proxy}");
-        let p = super::ProxyConfig::from_ini_str(&proxy, &super::tests::NoEnv).unwrap();
-        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
-        assert_eq!(p.tokens.len(), 1);
-    }
-
-    /// Every metric the Grafana dashboard queries is one we export.
-    #[test]
-    fn dashboard_metrics_exist() {
-        let dashboard = std::fs::read_to_string(deploy("grafana/signaling.json")).unwrap();
-        let mut sources = String::new();
-        for file in [
-            "../signaling/src/metrics.rs",
-            "../sfu-bridge/src/metrics.rs",
-            "src/metrics.rs",
-        ] {
-            sources.push_str(
-                &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap(),
-            );
-        }
-        let mut checked = 0;
-        for part in dashboard.split("signaling_").skip(1) {
-            let name: String = part
-                .chars()
-                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                .collect();
-            let name = name.trim_end_matches("_bucket");
-            assert!(
-                sources.contains(&format!("\"signaling_{name}\"")),
-                "signaling_{name} is not exported"
-            );
-            checked += 1;
-        }
-        assert!(checked >= 10, "only {checked} metrics found");
-    }
-
-    /// The shipped example must stay loadable.
-    #[test]
-    fn example_config_loads() {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/proxy.conf.example");
-        let c = super::ProxyConfig::load(&path).unwrap();
-        assert_eq!(c.tokens.len(), 1);
-        assert_eq!(c.listen.len(), 1);
     }
 }

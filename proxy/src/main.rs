@@ -56,11 +56,11 @@ async fn main() -> anyhow::Result<()> {
     let timeouts = proxy.config.lock().http_timeouts;
     let mut servers = tokio::task::JoinSet::new();
     for l in listeners {
-        servers.spawn(signaling::http_serve::serve(
-            signaling::listener::nodelay(l),
+        servers.spawn(transport::http_serve::serve(
+            transport::listener::nodelay(l),
             app.clone(),
             timeouts,
-            |addr: &std::net::SocketAddr| signaling::server::PeerAddr(addr.ip()),
+            |addr: &std::net::SocketAddr| transport::PeerAddr(addr.ip()),
             shutdown.clone(),
         ));
     }

@@ -18,6 +18,7 @@ pub struct ProxyMetrics {
     pub payload_messages_total: IntCounterVec,
     pub token_errors_total: IntCounterVec,
     pub load: IntGauge,
+    pub outbox_overflow_total: IntCounter,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -102,6 +103,10 @@ pub static METRICS: LazyLock<ProxyMetrics> = LazyLock::new(|| {
         load: gauge(
             "signaling_proxy_load",
             "The current load of the signaling proxy",
+        ),
+        outbox_overflow_total: counter(
+            "signaling_proxy_outbox_overflow_total",
+            "Signaling server connections closed because they did not read their messages",
         ),
         registry: r,
     }

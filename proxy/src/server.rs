@@ -5,19 +5,17 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use signaling::client::ping_budget::{PingBudget, CLOSE_PING_FLOOD};
-use signaling::server::PeerAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use parking_lot::Mutex;
 use proto::error::{ErrorCode, WireError};
 use proto::proxy::{
@@ -26,12 +24,16 @@ use proto::proxy::{
 };
 use proto::session_id::{SessionIdCodec, SessionIdData};
 use serde_json::{json, Value};
+use sfu_bridge::janus::events_endpoint as janus_events;
 use sfu_bridge::janus::publisher::JanusPublisher;
 use sfu_bridge::janus::JanusSfu;
 use sfu_bridge::sfu::{PublisherSettings, Request, Sfu, SfuError, StreamSelection, StreamType};
-use signaling::client::outbox::OutFrame;
-use signaling::client::Outbox;
 use tokio_util::sync::CancellationToken;
+use transport::ws::writer::Writer;
+use transport::ws::{
+    Outbox, PingBudget, CLOSE_PING_FLOOD, PONG_WAIT, WRITE_BUFFER_LIMIT, WRITE_WAIT,
+};
+use transport::PeerAddr;
 
 use crate::config::ProxyConfig;
 use crate::metrics::METRICS;
@@ -339,7 +341,7 @@ async fn welcome() -> Response {
 }
 
 fn stats_allowed(app: &AppState, peer: IpAddr) -> bool {
-    signaling::realip::in_nets(&peer, &app.0.config.lock().stats_allowed)
+    transport::realip::in_nets(&peer, &app.0.config.lock().stats_allowed)
 }
 
 async fn stats(
@@ -385,12 +387,12 @@ async fn proxy_ws(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if signaling::client::janus_events::requested(&headers) {
+    if janus_events::requested(&headers) {
         let events = app.0.sfu.events().ok_or("mcu does not support events");
         return ws
-            .protocols([signaling::client::janus_events::SUBPROTOCOL])
-            .max_message_size(signaling::client::janus_events::MAX_FRAME)
-            .on_upgrade(move |socket| signaling::client::janus_events::serve(socket, events, peer))
+            .protocols([janus_events::SUBPROTOCOL])
+            .max_message_size(janus_events::MAX_FRAME)
+            .on_upgrade(move |socket| janus_events::serve(socket, events, peer))
             .into_response();
     }
     let proxy = app.0.clone();
@@ -398,7 +400,7 @@ async fn proxy_ws(
         // tungstenite's default 128 KiB read buffer would be most of an
         // idle connection's memory; proxy frames are small.
         .read_buffer_size(4 * 1024)
-        .max_write_buffer_size(signaling::client::connection::WRITE_BUFFER_LIMIT)
+        .max_write_buffer_size(WRITE_BUFFER_LIMIT)
         .on_upgrade(move |socket| connection(socket, proxy))
         .into_response()
 }
@@ -406,45 +408,15 @@ async fn proxy_ws(
 /// A signaling server must say hello within this time.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// A signaling server that sends nothing (not even pongs) for this long is
-/// gone.
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// gone; the writer pings it often enough.
+const READ_TIMEOUT: Duration = PONG_WAIT;
 
 /// One signaling server connection.
 async fn connection(socket: WebSocket, proxy: Arc<Proxy>) {
-    let (mut sink, mut stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let token = CancellationToken::new();
-    let (outbox, mut rx) = Outbox::new(token.clone());
-    let writer = tokio::spawn(async move {
-        let cancelled = rx.token();
-        loop {
-            let frame = tokio::select! {
-                _ = cancelled.cancelled() => break,
-                f = rx.rx.recv() => f,
-            };
-            match frame {
-                Some(frame @ (OutFrame::Text(_) | OutFrame::Batch(_))) => {
-                    let mut ok = true;
-                    for t in frame.into_texts() {
-                        ok = ok && sink.feed(Message::Text(t.as_ref().into())).await.is_ok();
-                    }
-                    if !ok || sink.flush().await.is_err() {
-                        break;
-                    }
-                }
-                Some(OutFrame::Close { code, reason }) => {
-                    let _ = sink
-                        .send(Message::Close(Some(CloseFrame {
-                            code,
-                            reason: reason.into(),
-                        })))
-                        .await;
-                    break;
-                }
-                None => break,
-            }
-        }
-        cancelled.cancel();
-    });
+    let (outbox, rx) = Outbox::new(token.clone(), METRICS.outbox_overflow_total.clone());
+    let writer = tokio::spawn(Writer::default().run(sink, rx));
     let mut session: Option<Arc<ProxySession>> = None;
     let mut linger = false;
     let hello_deadline = tokio::time::Instant::now() + HELLO_TIMEOUT;
@@ -556,10 +528,10 @@ async fn connection(socket: WebSocket, proxy: Arc<Proxy>) {
         s.detach(outbox.id());
     }
     drop(outbox);
-    let flush = tokio::time::timeout(Duration::from_secs(10), writer);
+    let flush = tokio::time::timeout(WRITE_WAIT, writer);
     if linger {
         // Unread frames in the socket would turn our close into a reset.
-        let _ = tokio::join!(flush, signaling::client::connection::linger(&mut stream));
+        let _ = tokio::join!(flush, transport::ws::linger(&mut stream));
     } else {
         let _ = flush.await;
     }
@@ -569,6 +541,14 @@ fn send(outbox: &Outbox, msg: &ServerMessage) {
     if let Ok(text) = serde_json::to_string(msg) {
         outbox.send_text(Arc::from(text));
     }
+}
+
+/// Microseconds since the epoch, as session `created` stamps.
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 pub(crate) fn now_secs() -> i64 {
@@ -606,7 +586,7 @@ async fn hello(
         let sid = proxy.next_sid.fetch_add(1, Ordering::Relaxed);
         let data = SessionIdData {
             sid,
-            created: signaling::cluster::bus::now_us(),
+            created: now_us(),
             backend_id: String::new(),
         };
         let s = ProxySession::new(proxy.codec.encode_public(&data).0, sid);

@@ -10,8 +10,8 @@ use parking_lot::Mutex;
 use proto::proxy::{EventServer, PayloadServer, ServerMessage};
 use serde_json::{json, Value};
 use sfu_bridge::sfu::{Client, ClientRef, Listener};
-use signaling::client::Outbox;
 use tokio::time::Instant;
+use transport::ws::Outbox;
 
 /// Unused sessions are removed after this.
 pub const SESSION_EXPIRY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -69,7 +69,7 @@ impl ProxySession {
     }
 
     /// Detaches `conn` if it is still the attached connection.
-    pub fn detach(&self, conn: signaling::client::ConnectionId) {
+    pub fn detach(&self, conn: transport::ws::ConnectionId) {
         self.touch();
         let mut s = self.state.lock();
         if s.outbox.as_ref().is_some_and(|o| o.id() == conn) {

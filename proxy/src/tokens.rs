@@ -11,9 +11,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use config_source::EtcdConfig;
 use parking_lot::{Mutex, RwLock};
 use proto::hello_token::TokenKey;
-use signaling::config::EtcdConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenStoreError {
@@ -115,7 +115,7 @@ impl TokenStore {
                 } = etcd.as_ref();
                 let mut guard = client.lock().await;
                 if guard.is_none() {
-                    match signaling::etcd::connect(config).await {
+                    match config_source::etcd::connect(config).await {
                         Ok(c) => *guard = Some(c),
                         Err(e) => {
                             tracing::warn!(error = %e, "etcd for token keys unavailable");

@@ -1,9 +1,11 @@
 //! Janus: the WebSocket API client ([`gateway`]), its errors ([`error`]),
-//! and the SFU on the videoroom plugin ([`sfu`], [`publisher`],
-//! [`subscriber`]).
+//! the SFU on the videoroom plugin ([`sfu`], [`publisher`],
+//! [`subscriber`]), and the endpoint its event handler connects to
+//! ([`events`], [`events_endpoint`]).
 
 pub mod error;
 pub mod events;
+pub mod events_endpoint;
 pub mod gateway;
 pub mod publisher;
 mod queue;

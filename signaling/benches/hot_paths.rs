@@ -6,19 +6,18 @@
 
 use std::sync::Arc;
 
+use config_source::ini::ProcessEnv;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use proto::client::ClientMessage;
 use proto::ids::{PrivateSessionId, PublicSessionId};
 use proto::server::{MessageDelivery, MessageSender, ServerBody, ServerMessage};
 use signaling::backend::Backends;
-use signaling::client::outbox::OutboxReceiver;
-use signaling::client::Outbox;
 use signaling::cluster::loopback::LoopbackBus;
 use signaling::cluster::{BusMessage, EventBus, Subject, Subscription};
-use signaling::config::ini::ProcessEnv;
 use signaling::config::Config;
 use signaling::hub::session::{ClientType, NewSession, Session};
 use tokio_util::sync::CancellationToken;
+use transport::ws::OutboxReceiver;
 
 const OFFER: &str = r#"{"id":"42","type":"message","message":{"recipient":{"type":"session","sessionid":"xWufz1AuelfEeTEtZG5la2NhYgkaA4LEwcD5gIAQAQg"},"data":{"to":"xWufz1AuelfEeTEtZG5la2NhYgkaA4LEwcD5gIAQAQg","type":"candidate","sid":"1234567890","roomType":"video","payload":{"candidate":{"candidate":"candidate:1 1 UDP 2122252543 192.0.2.1 49203 typ host","sdpMLineIndex":0,"sdpMid":"0"}}}}}"#;
 const HELLO: &str = r#"{"id":"1","type":"hello","hello":{"version":"1.0","features":["chat-relay"],"auth":{"url":"https://cloud.example.com/ocs/v2.php/apps/spreed/api/v3/signaling/backend","params":{"userid":"alice","ticket":"0123456789abcdef"}}}}"#;
@@ -38,7 +37,7 @@ fn session(backends: &Backends, n: u64) -> (Arc<Session>, OutboxReceiver) {
         in_call: 0,
         flags: 0,
     }));
-    let (outbox, rx) = Outbox::new(CancellationToken::new());
+    let (outbox, rx) = signaling::client::new_outbox(CancellationToken::new());
     s.attach(outbox);
     (s, rx)
 }

@@ -15,9 +15,9 @@ use proto::talk::notify::RoomNotification;
 
 use crate::backend::Backend;
 use crate::hub::notify::NotifyError;
-use crate::realip;
 use crate::server::{AppState, PeerAddr};
 use crate::throttle::Action;
+use transport::realip;
 
 /// Largest notification body Nextcloud may send. The reference stops at
 /// 256 KiB, which a `participants` update of a room with 2000 participants

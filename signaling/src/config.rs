@@ -2,69 +2,15 @@
 //! `server.conf` (facts 4.1). Each section has its own struct; constructors
 //! elsewhere take these, never the INI.
 
-pub mod ini;
 mod sections;
 
-use std::net::SocketAddr;
 use std::path::Path;
 
+pub use config_source::{ConfigError, EtcdConfig, ListenAddr, Secret};
 pub use sections::*;
 
-use ini::{Env, Ini, ProcessEnv};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("could not read {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("syntax error at line {line}: {message}")]
-    Syntax { line: usize, message: String },
-    #[error("[{section}] {key}: {message}")]
-    Invalid {
-        section: String,
-        key: String,
-        message: String,
-    },
-}
-
-impl ConfigError {
-    pub fn invalid(section: &str, key: &str, message: impl Into<String>) -> Self {
-        ConfigError::Invalid {
-            section: section.into(),
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
-
-/// A secret string that never appears in `Debug` output or logs.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.is_empty() {
-            f.write_str("Secret(<unset>)")
-        } else {
-            f.write_str("Secret(<redacted>)")
-        }
-    }
-}
+use config_source::ini::{Env, Ini, ProcessEnv};
+use config_source::Reader;
 
 /// The whole server configuration.
 #[derive(Debug, Clone)]
@@ -163,113 +109,6 @@ impl Config {
             hints.push("[mcu] is not configured: no media through an SFU".into());
         }
         hints
-    }
-}
-
-/// Reads typed values and records warnings; shared with the proxy's
-/// `proxy.conf`.
-pub struct Reader<'a> {
-    pub ini: &'a Ini,
-    pub env: &'a dyn Env,
-    pub warnings: Vec<String>,
-}
-
-impl<'a> Reader<'a> {
-    pub fn new(ini: &'a Ini, env: &'a dyn Env) -> Self {
-        Reader {
-            ini,
-            env,
-            warnings: Vec::new(),
-        }
-    }
-
-    /// A list of IPs/CIDRs, `default` when unset.
-    pub fn nets(
-        &self,
-        section: &str,
-        key: &str,
-        default: &[&str],
-    ) -> Result<Vec<ipnet::IpNet>, ConfigError> {
-        sections::read_nets(self, section, key, default)
-    }
-
-    /// Raw value, empty treated as unset.
-    pub fn str(&self, section: &str, key: &str) -> Option<String> {
-        self.ini
-            .get(section, key)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    }
-
-    /// Value with `$(NAME)` environment substitution.
-    pub fn str_env(&self, section: &str, key: &str) -> Option<String> {
-        self.str(section, key)
-            .map(|v| ini::substitute_env(&v, self.env))
-            .filter(|v| !v.is_empty())
-    }
-
-    pub fn bool(&self, section: &str, key: &str) -> Result<bool, ConfigError> {
-        match self.str(section, key) {
-            None => Ok(false),
-            Some(v) => match v.to_ascii_lowercase().as_str() {
-                "1" | "t" | "true" | "y" | "yes" | "on" => Ok(true),
-                "0" | "f" | "false" | "n" | "no" | "off" => Ok(false),
-                _ => Err(ConfigError::invalid(
-                    section,
-                    key,
-                    format!("not a boolean: {v:?}"),
-                )),
-            },
-        }
-    }
-
-    /// An integer where unset or <= 0 means `default`.
-    pub fn positive_int(&self, section: &str, key: &str, default: u64) -> Result<u64, ConfigError> {
-        match self.str(section, key) {
-            None => Ok(default),
-            Some(v) => match v.parse::<i64>() {
-                Ok(n) if n > 0 => Ok(n as u64),
-                Ok(_) => Ok(default),
-                Err(_) => Err(ConfigError::invalid(
-                    section,
-                    key,
-                    format!("not an integer: {v:?}"),
-                )),
-            },
-        }
-    }
-
-    /// A comma separated list, entries trimmed, empty ones dropped.
-    pub fn list(&self, section: &str, key: &str) -> Vec<String> {
-        split_list(&self.str(section, key).unwrap_or_default(), ',')
-    }
-
-    pub fn warn(&mut self, message: String) {
-        self.warnings.push(message);
-    }
-}
-
-pub(crate) fn split_list(s: &str, sep: char) -> Vec<String> {
-    s.split(sep)
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// A listener address: TCP or Unix socket path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenAddr {
-    Tcp(SocketAddr),
-    Unix(std::path::PathBuf),
-}
-
-impl std::fmt::Display for ListenAddr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ListenAddr::Tcp(a) => write!(f, "{a}"),
-            ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
-        }
     }
 }
 

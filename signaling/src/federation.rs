@@ -20,10 +20,10 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::connection::{PING_PERIOD, PONG_WAIT, WRITE_WAIT};
 use crate::hub::session::Session;
 use dial::RemoteSocket;
 use rewrite::Ids;
+use transport::ws::{PING_PERIOD, PONG_WAIT, WRITE_WAIT};
 
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(8);

@@ -34,13 +34,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backend::{BackendClient, Backends};
-use crate::client::connection::CLOSE_NORMAL;
 use crate::client::{ClientInfo, Outbox};
 use crate::cluster::EventBus;
 use crate::config::{Config, Secret};
 use crate::federation::FederationSettings;
 use crate::metrics::METRICS;
 use crate::throttle::Throttler;
+use transport::ws::CLOSE_NORMAL;
 
 pub use error::HubError;
 use rooms::Rooms;
@@ -94,7 +94,7 @@ impl ConnCtx {
     }
 
     pub fn reply(&self, msg: &ServerMessage) {
-        self.outbox.send(msg);
+        self.outbox.send_text(msg.to_json().into());
     }
 
     pub fn reply_error(&self, id: Option<String>, error: WireError) {
@@ -102,7 +102,8 @@ impl ConnCtx {
             .client_errors_total
             .with_label_values(&[error.code.as_str()])
             .inc();
-        self.outbox.send(&ServerMessage::error(id, error));
+        self.outbox
+            .send_text(ServerMessage::error(id, error).to_json().into());
     }
 }
 
@@ -716,11 +717,12 @@ impl Hub {
 
 /// Sends `bye` with a reason, then closes the connection.
 pub(crate) fn send_bye(outbox: &Outbox, reason: &str) {
-    outbox.send(&ServerMessage::new(ServerBody::Bye {
+    let bye = ServerMessage::new(ServerBody::Bye {
         bye: Some(ByeMessage {
             reason: reason.to_owned(),
         }),
-    }));
+    });
+    outbox.send_text(bye.to_json().into());
     outbox.close(CLOSE_NORMAL, "");
 }
 

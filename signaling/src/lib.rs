@@ -2,7 +2,8 @@
 //!
 //! Layout:
 //! - [`config`]: `server.conf` read into one typed struct per section.
-//! - [`server`]: the axum router and listeners; [`realip`] for proxies.
+//! - [`server`]: the axum router and listeners (serving, client
+//!   addresses and WebSocket plumbing come from the `transport` crate).
 //! - [`client`]: one WebSocket connection (reader/writer tasks, outbox).
 //! - [`hub`]: sessions, rooms and routing; one handler file per message.
 //! - [`backend`]: the Nextcloud side (backend lookup, HTTP client with
@@ -10,7 +11,7 @@
 //! - [`cluster`]: the event bus (in-process loopback or NATS).
 //! - [`grpc`]: the services between nodes and their discovery; [`dns`]
 //!   re-resolves names for it and for [`proxies`] (where the signaling
-//!   proxies come from); [`etcd`] watches prefixes for both.
+//!   proxies come from); `config_source::etcd` watches prefixes for both.
 //! - [`geoip`]: client countries from a MaxMind database.
 //! - [`federation`]: rooms on other signaling servers.
 //! - [`throttle`]: brute-force protection; [`metrics`]: Prometheus.
@@ -23,16 +24,12 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod dns;
-pub mod etcd;
 pub mod federation;
 pub mod geoip;
 pub mod grpc;
-pub mod http_serve;
 pub mod hub;
-pub mod listener;
 pub mod metrics;
 pub mod proxies;
-pub mod realip;
 pub mod server;
 pub mod throttle;
 
@@ -113,7 +110,7 @@ pub async fn run(
         config.stats.allowed_ips.clone(),
         shutdown.clone(),
     );
-    let timeouts = http_serve::HttpTimeouts {
+    let timeouts = transport::http_serve::HttpTimeouts {
         read: config.http.read_timeout,
         write: config.http.write_timeout,
     };

@@ -63,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
     };
     if let Some(listen) = &cli.listen {
         let text = format!("[sessions]\nhashkey = x\n[http]\nlisten = {listen}\n");
-        let parsed = Config::from_ini_str(&text, &signaling::config::ini::ProcessEnv)
+        let parsed = Config::from_ini_str(&text, &config_source::ini::ProcessEnv)
             .context("invalid --listen")?;
         config.http.listen = parsed.http.listen;
     }

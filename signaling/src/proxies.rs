@@ -46,7 +46,7 @@ impl ProxyDiscovery {
             // `[mcu] keyprefix`; upstream's default is the literal "/%s".
             let prefix = mcu.key_prefix.clone().unwrap_or_else(|| "/%s".into());
             let sfu = d.sfu.clone();
-            tokio::spawn(crate::etcd::watch_prefix(
+            tokio::spawn(config_source::etcd::watch_prefix(
                 etcd.clone(),
                 prefix,
                 d.shutdown.clone(),

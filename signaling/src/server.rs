@@ -16,20 +16,19 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use sfu_bridge::janus::events_endpoint as janus_events;
+use transport::http_serve::{self, HttpTimeouts};
+use transport::listener;
+use transport::ws::WRITE_BUFFER_LIMIT;
+pub use transport::PeerAddr;
+
 use crate::api;
-use crate::client::connection::{self, READ_LIMIT, WRITE_BUFFER_LIMIT};
-use crate::client::janus_events;
+use crate::client::connection::{self, READ_LIMIT};
 use crate::client::ClientInfo;
-use crate::http_serve::{self, HttpTimeouts};
 use crate::hub::Hub;
-use crate::listener;
 
 /// Bytes read from a client socket at once.
 const READ_BUFFER: usize = 4 * 1024;
-
-/// The peer of an HTTP connection; Unix socket peers count as loopback.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub IpAddr);
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -103,7 +102,9 @@ async fn spreed(
             .max_message_size(janus_events::MAX_FRAME)
             .max_frame_size(janus_events::MAX_FRAME)
             .max_write_buffer_size(WRITE_BUFFER_LIMIT)
-            .on_upgrade(move |socket| tracker.track_future(janus_events::run(socket, hub, addr)))
+            .on_upgrade(move |socket| {
+                tracker.track_future(janus_events_connection(socket, hub, addr))
+            })
             .into_response();
         app.add_headers(&mut resp);
         return resp;
@@ -177,4 +178,13 @@ pub async fn serve(
         tracing::warn!("connections still open after the grace period");
     }
     Ok(())
+}
+
+/// A Janus event handler's connection, fed to this server's SFU.
+async fn janus_events_connection(socket: axum::extract::ws::WebSocket, hub: Hub, addr: IpAddr) {
+    let events = match hub.sfu() {
+        None => Err("no mcu configured"),
+        Some(sfu) => sfu.events().ok_or("mcu does not support events"),
+    };
+    janus_events::serve(socket, events, addr).await;
 }

@@ -69,7 +69,7 @@ fn parse(key: &str, value: &[u8]) -> Option<BackendEntry> {
 
 /// Keeps the hub's backends in sync with etcd until `shutdown`.
 pub async fn watch(hub: Hub, etcd: EtcdConfig, prefix: String, shutdown: CancellationToken) {
-    crate::etcd::watch_prefix(etcd, prefix, shutdown, move |docs| {
+    config_source::etcd::watch_prefix(etcd, prefix, shutdown, move |docs| {
         let entries: Vec<BackendEntry> = docs
             .iter()
             .filter_map(|(key, value)| parse(key, value))

@@ -3,16 +3,19 @@
 //! size limit, and passes each text frame to the hub in order; the writer
 //! owns the sink, the outbox and the ping timer.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::stream::SplitStream;
+use futures_util::StreamExt;
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
+use transport::ws::writer::{now_nanos, WriteCounters, Writer};
+use transport::ws::{
+    close_for_error, linger, PingBudget, CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_PING_FLOOD,
+    CLOSE_TOO_BIG, PONG_WAIT, WRITE_WAIT,
+};
 
-use super::outbox::{OutFrame, Outbox, OutboxReceiver};
-use super::ping_budget::{PingBudget, CLOSE_PING_FLOOD};
 use super::ClientInfo;
 use crate::hub::{ConnCtx, Flow, Hub};
 use crate::metrics::METRICS;
@@ -26,33 +29,21 @@ pub const MAX_MESSAGE_SIZE: usize = 64 * 1024;
 pub const READ_LIMIT: usize = 1024 * 1024;
 /// A client must say hello within this time (and again after a failed one).
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
-/// A client that sends neither data nor pongs for this long is dropped.
-pub const PONG_WAIT: Duration = Duration::from_secs(60);
-/// Ping period: 9/10 of the pong wait.
-pub const PING_PERIOD: Duration = Duration::from_secs(54);
-/// Maximum time for writing one frame.
-pub const WRITE_WAIT: Duration = Duration::from_secs(10);
-/// Bytes the WebSocket layer may hold that the socket did not take yet:
-/// one large frame (a participants update of a big room) plus the pongs
-/// it answers on its own. Beyond that the connection fails instead of
-/// growing.
-pub const WRITE_BUFFER_LIMIT: usize = 8 * 1024 * 1024;
-
-pub const CLOSE_NORMAL: u16 = 1000;
-pub const CLOSE_GOING_AWAY: u16 = 1001;
-pub const CLOSE_PROTOCOL: u16 = 1002;
-pub const CLOSE_INVALID_DATA: u16 = 1007;
-pub const CLOSE_TOO_BIG: u16 = 1009;
-pub const CLOSE_INTERNAL: u16 = 1011;
-
 /// Serves one upgraded WebSocket until it closes.
 pub async fn run(socket: WebSocket, hub: Hub, info: ClientInfo, shutdown: CancellationToken) {
     let (sink, stream) = socket.split();
     // Cancelled when the connection must end now (writer failed, client
     // too slow); a server shutdown instead queues a close frame.
     let token = CancellationToken::new();
-    let (outbox, rx) = Outbox::new(token.clone());
-    let mut writer = tokio::spawn(write_loop(sink, rx));
+    let (outbox, rx) = super::new_outbox(token.clone());
+    let writer = Writer {
+        counters: Some(WriteCounters {
+            frames: METRICS.hot.messages_out.clone(),
+            bytes: METRICS.hot.bytes_out.clone(),
+        }),
+        ..Writer::default()
+    };
+    let mut writer = tokio::spawn(writer.run(sink, rx));
 
     let mut ctx = ConnCtx::new(outbox, info);
     hub.welcome(&ctx);
@@ -88,25 +79,6 @@ enum ReadEnd {
     /// A close frame goes out in answer to the client: keep reading until
     /// the client closes its side.
     Linger,
-}
-
-/// Longest wait for a client to close its side after our close frame.
-const LINGER: Duration = Duration::from_secs(1);
-/// Frames or errors read while lingering before giving up early.
-const LINGER_FRAMES: usize = 64;
-
-/// Reads what the peer still sends after our close frame, until it
-/// closes its side (at most [`LINGER`], [`LINGER_FRAMES`] frames).
-pub async fn linger(stream: &mut SplitStream<WebSocket>) {
-    let drain = async {
-        for _ in 0..LINGER_FRAMES {
-            // Reading also writes tungstenite's queued answer to a close.
-            if stream.next().await.is_none() {
-                return;
-            }
-        }
-    };
-    let _ = timeout(LINGER, drain).await;
 }
 
 async fn read_loop(
@@ -224,35 +196,6 @@ fn close_for_violation(ctx: &ConnCtx, code: u16, reason: &str) {
     ctx.outbox.abort(code, reason);
 }
 
-/// The close code RFC 6455 names for a read error, if the connection is
-/// still there to carry a close frame: 1009 for an oversized message, 1007
-/// for text that is not UTF-8, 1002 for any other protocol violation.
-fn close_for_error(e: &axum::Error) -> Option<(u16, &'static str)> {
-    use tokio_tungstenite::tungstenite::error::ProtocolError;
-    use tokio_tungstenite::tungstenite::Error as WsError;
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if let Some(t) = s.downcast_ref::<WsError>() {
-            return match t {
-                WsError::Capacity(_) => Some((CLOSE_TOO_BIG, "message too big")),
-                WsError::Utf8(_) => Some((CLOSE_INVALID_DATA, "invalid UTF-8")),
-                WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
-                WsError::Protocol(_) => Some((CLOSE_PROTOCOL, "protocol error")),
-                _ => None,
-            };
-        }
-        source = s.source();
-    }
-    None
-}
-
-fn now_nanos() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
-
 fn observe_rtt(payload: &[u8]) {
     let sent: Option<u128> = std::str::from_utf8(payload)
         .ok()
@@ -261,115 +204,4 @@ fn observe_rtt(payload: &[u8]) {
         let rtt_ms = now_nanos().saturating_sub(sent) as f64 / 1e6;
         METRICS.client_rtt.observe(rtt_ms);
     }
-}
-
-async fn write_loop(mut sink: SplitSink<WebSocket, Message>, mut rx: OutboxReceiver) {
-    // The first tick fires at once: upstream pings right after connecting.
-    let mut ping = tokio::time::interval(PING_PERIOD);
-    let token = rx.token();
-    let cancelled = token.cancelled();
-    tokio::pin!(cancelled);
-    loop {
-        tokio::select! {
-            biased;
-            _ = &mut cancelled => {
-                if let Some((code, reason)) = rx.close_reason() {
-                    let _ = timeout(Duration::from_secs(1), send_close(&mut sink, code, &reason)).await;
-                }
-                break;
-            }
-            frame = rx.rx.recv() => match frame {
-                Some(OutFrame::Close { code, reason }) => {
-                    let _ = timeout(WRITE_WAIT, send_close(&mut sink, code, &reason)).await;
-                    break;
-                }
-                Some(first) => {
-                    // Queue everything that is waiting, then write once.
-                    let mut close = None;
-                    let mut ok = feed_frame(&mut sink, first).await;
-                    let mut batch = 1;
-                    while ok && batch < WRITE_BATCH {
-                        match rx.rx.try_recv() {
-                            Ok(OutFrame::Close { code, reason }) => {
-                                close = Some((code, reason));
-                                break;
-                            }
-                            Ok(frame) => {
-                                ok = feed_frame(&mut sink, frame).await;
-                                batch += 1;
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    if ok {
-                        ok = matches!(timeout(WRITE_WAIT, sink.flush()).await, Ok(Ok(())));
-                    }
-                    if !ok {
-                        let _ = timeout(Duration::from_secs(1), send_close(&mut sink, CLOSE_INTERNAL, "")).await;
-                        break;
-                    }
-                    if let Some((code, reason)) = close {
-                        let _ = timeout(WRITE_WAIT, send_close(&mut sink, code, &reason)).await;
-                        break;
-                    }
-                }
-                None => break,
-            },
-            _ = ping.tick() => {
-                let payload = now_nanos().to_string();
-                let sent = timeout(WRITE_WAIT, sink.send(Message::Ping(payload.into_bytes().into()))).await;
-                if !matches!(sent, Ok(Ok(()))) {
-                    break;
-                }
-            }
-        }
-    }
-    // Stop the reader too if it is still waiting.
-    token.cancel();
-}
-
-/// Most frames written with one flush.
-const WRITE_BATCH: usize = 64;
-
-/// Queues a text frame or a batch of them without flushing.
-async fn feed_frame(sink: &mut SplitSink<WebSocket, Message>, frame: OutFrame) -> bool {
-    match frame {
-        OutFrame::Text(text) => feed_text(sink, &text).await,
-        OutFrame::Batch(frames) => {
-            for text in frames {
-                if !feed_text(sink, &text).await {
-                    return false;
-                }
-            }
-            true
-        }
-        // Handled by the caller.
-        OutFrame::Close { .. } => true,
-    }
-}
-
-/// Queues one text frame without flushing.
-async fn feed_text(sink: &mut SplitSink<WebSocket, Message>, text: &str) -> bool {
-    let ok = matches!(
-        timeout(WRITE_WAIT, sink.feed(Message::Text(text.into()))).await,
-        Ok(Ok(()))
-    );
-    if ok {
-        METRICS.hot.messages_out.inc();
-        METRICS.hot.bytes_out.inc_by(text.len() as u64);
-    }
-    ok
-}
-
-async fn send_close(
-    sink: &mut SplitSink<WebSocket, Message>,
-    code: u16,
-    reason: &str,
-) -> Result<(), axum::Error> {
-    sink.send(Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    })))
-    .await?;
-    sink.close().await
 }

@@ -1,13 +1,15 @@
 //! One struct per `server.conf` section (facts 4.1). Field docs name the
 //! INI key and its default.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::{split_list, Config, ConfigError, ListenAddr, Reader, Secret};
+use config_source::{parse_net, parse_socket_addr, split_list, EtcdConfig, Reader};
+
+use super::{Config, ConfigError, ListenAddr, Secret};
 
 /// `[http]`.
 #[derive(Debug, Clone)]
@@ -173,17 +175,6 @@ pub struct StatsConfig {
     pub allowed_ips: Vec<IpNet>,
 }
 
-/// `[etcd]`.
-#[derive(Debug, Clone)]
-pub struct EtcdConfig {
-    pub endpoints: Vec<String>,
-    pub discovery_srv: Option<String>,
-    pub discovery_service: Option<String>,
-    pub client_key: Option<PathBuf>,
-    pub client_cert: Option<PathBuf>,
-    pub ca_cert: Option<PathBuf>,
-}
-
 /// `[grpc]`.
 #[derive(Debug, Clone)]
 pub struct GrpcConfig {
@@ -306,7 +297,7 @@ pub(super) fn read_all(r: &mut Reader<'_>) -> Result<Config, ConfigError> {
     let backend = read_backend(r)?;
     let config = Config {
         http: HttpConfig {
-            listen: read_listen(r, "http")?,
+            listen: r.listen("http")?,
             read_timeout: secs(r.positive_int("http", "readtimeout", 15)?),
             write_timeout: secs(r.positive_int("http", "writetimeout", 30)?),
         },
@@ -314,11 +305,10 @@ pub(super) fn read_all(r: &mut Reader<'_>) -> Result<Config, ConfigError> {
         app: AppConfig {
             debug: r.bool("app", "debug")?,
             allow_subscribe_any: r.bool("app", "allowsubscribeany")?,
-            trusted_proxies: read_nets(
-                r,
+            trusted_proxies: r.nets(
                 "app",
                 "trustedproxies",
-                crate::realip::DEFAULT_TRUSTED_PROXIES,
+                transport::realip::DEFAULT_TRUSTED_PROXIES,
             )?,
         },
         sessions: read_sessions(r)?,
@@ -345,16 +335,9 @@ pub(super) fn read_all(r: &mut Reader<'_>) -> Result<Config, ConfigError> {
         turn: read_turn(r)?,
         geoip: read_geoip(r)?,
         stats: StatsConfig {
-            allowed_ips: read_nets(r, "stats", "allowed_ips", &["127.0.0.1/32", "::1/128"])?,
+            allowed_ips: r.nets("stats", "allowed_ips", &["127.0.0.1/32", "::1/128"])?,
         },
-        etcd: EtcdConfig {
-            endpoints: r.list("etcd", "endpoints"),
-            discovery_srv: r.str("etcd", "discoverysrv"),
-            discovery_service: r.str("etcd", "discoveryservice"),
-            client_key: r.str("etcd", "clientkey").map(PathBuf::from),
-            client_cert: r.str("etcd", "clientcert").map(PathBuf::from),
-            ca_cert: r.str("etcd", "cacert").map(PathBuf::from),
-        },
+        etcd: EtcdConfig::read(r),
         grpc: read_grpc(r)?,
         backend,
         warnings: Vec::new(),
@@ -407,36 +390,8 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-fn read_listen(r: &Reader<'_>, section: &str) -> Result<Vec<ListenAddr>, ConfigError> {
-    let Some(v) = r.str_env(section, "listen") else {
-        return Ok(Vec::new());
-    };
-    split_list(&v, ' ')
-        .into_iter()
-        .map(|a| {
-            if a.starts_with('/') {
-                return Ok(ListenAddr::Unix(PathBuf::from(a)));
-            }
-            parse_socket_addr(&a).map(ListenAddr::Tcp).ok_or_else(|| {
-                ConfigError::invalid(section, "listen", format!("invalid address {a:?}"))
-            })
-        })
-        .collect()
-}
-
-fn parse_socket_addr(a: &str) -> Option<SocketAddr> {
-    if let Ok(sa) = a.parse() {
-        return Some(sa);
-    }
-    // ":8080" listens on every address, like Go.
-    if let Some(port) = a.strip_prefix(':') {
-        return format!("0.0.0.0:{port}").parse().ok();
-    }
-    a.to_socket_addrs().ok()?.next()
-}
-
 fn read_https(r: &Reader<'_>) -> Result<HttpsConfig, ConfigError> {
-    let listen = read_listen(r, "https")?;
+    let listen = r.listen("https")?;
     let certificate = r.str("https", "certificate").map(PathBuf::from);
     let key = r.str("https", "key").map(PathBuf::from);
     if !listen.is_empty() {
@@ -462,34 +417,6 @@ fn read_https(r: &Reader<'_>) -> Result<HttpsConfig, ConfigError> {
         certificate,
         key,
     })
-}
-
-pub(crate) fn parse_net(s: &str) -> Option<IpNet> {
-    if let Ok(n) = s.parse::<IpNet>() {
-        return Some(n);
-    }
-    s.parse::<std::net::IpAddr>().ok().map(IpNet::from)
-}
-
-pub(crate) fn read_nets(
-    r: &Reader<'_>,
-    section: &str,
-    key: &str,
-    default: &[&str],
-) -> Result<Vec<IpNet>, ConfigError> {
-    let list = r.list(section, key);
-    let list: Vec<String> = if list.is_empty() {
-        default.iter().map(|s| s.to_string()).collect()
-    } else {
-        list
-    };
-    list.iter()
-        .map(|s| {
-            parse_net(s).ok_or_else(|| {
-                ConfigError::invalid(section, key, format!("invalid IP or CIDR {s:?}"))
-            })
-        })
-        .collect()
 }
 
 fn read_sessions(r: &mut Reader<'_>) -> Result<SessionsConfig, ConfigError> {
@@ -690,8 +617,8 @@ fn read_mcu(r: &mut Reader<'_>) -> Result<McuConfig, ConfigError> {
         urls,
         max_stream_bitrate: r.positive_int("mcu", "maxstreambitrate", 1_048_576)?,
         max_screen_bitrate: r.positive_int("mcu", "maxscreenbitrate", 2_097_152)?,
-        allowed_candidates: read_nets(r, "mcu", "allowedcandidates", &[])?,
-        blocked_candidates: read_nets(r, "mcu", "blockedcandidates", &[])?,
+        allowed_candidates: r.nets("mcu", "allowedcandidates", &[])?,
+        blocked_candidates: r.nets("mcu", "blockedcandidates", &[])?,
         timeout: secs(r.positive_int("mcu", "timeout", 10)?),
         proxy_timeout: secs(r.positive_int("mcu", "proxytimeout", 2)?),
         url_type,

@@ -170,7 +170,7 @@ fn example_config_loads() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/server.conf.example");
     let text = std::fs::read_to_string(&path).unwrap();
     struct Env;
-    impl crate::config::ini::Env for Env {
+    impl config_source::ini::Env for Env {
         fn var(&self, _: &str) -> Option<String> {
             Some("0123456789abcdef0123456789abcdef".into())
         }

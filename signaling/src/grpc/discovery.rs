@@ -41,7 +41,7 @@ impl Discovery {
             match &grpc.target_prefix {
                 Some(prefix) if !prefix.is_empty() => {
                     let peers = d.peers.clone();
-                    tokio::spawn(crate::etcd::watch_prefix(
+                    tokio::spawn(config_source::etcd::watch_prefix(
                         etcd.clone(),
                         prefix.clone(),
                         d.shutdown.clone(),

@@ -23,10 +23,10 @@ use tonic::metadata::MetadataValue;
 use tonic::{Status, Streaming};
 
 use super::peers::{count_call, Peer};
-use crate::client::connection::CLOSE_NORMAL;
-use crate::client::outbox::OutFrame;
 use crate::client::{ClientInfo, Outbox};
 use crate::hub::{ConnCtx, Flow, Hub};
+use transport::ws::OutFrame;
+use transport::ws::CLOSE_NORMAL;
 
 /// Frames of one client in flight to the owner.
 const FORWARD_QUEUE: usize = 16;
@@ -117,7 +117,7 @@ pub fn serve_proxied(
 ) -> ProxyStream {
     let (tx, rx) = mpsc::channel::<Result<ServerSessionMessage, Status>>(FORWARD_QUEUE);
     let token = CancellationToken::new();
-    let (outbox, mut out) = Outbox::new(token.clone());
+    let (outbox, mut out) = crate::client::new_outbox(token.clone());
     // Writer: the outbox to the response stream; a close frame ends it.
     let writer_token = token.clone();
     tokio::spawn(async move {

@@ -33,7 +33,7 @@ impl NetPolicy {
     /// The client's address: from `X-Real-IP` / `X-Forwarded-For` when
     /// the peer is a trusted proxy.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        crate::realip::client_ip(peer, headers, &self.trusted_proxies)
+        transport::realip::client_ip(peer, headers, &self.trusted_proxies)
     }
 
     /// Whether a client candidate with this address may reach the SFU

@@ -305,7 +305,7 @@ pub(crate) fn close_virtual(
             },
         };
         if let (Some(e), Some((outbox, id))) = (error, reply) {
-            outbox.send(&ServerMessage::error(id, e));
+            outbox.send_text(ServerMessage::error(id, e).to_json().into());
         }
     });
 }

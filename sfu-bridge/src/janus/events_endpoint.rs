@@ -1,7 +1,7 @@
-//! A Janus event handler connected to `/spreed` with the `janus-events`
-//! subprotocol (cluster facts 5.9): its frames feed the SFU's media
-//! metrics instead of the hub. Only loopback and private addresses may
-//! connect.
+//! The endpoint a Janus event handler connects to: `/spreed` on the
+//! server and `/proxy` on the proxy, with the `janus-events` subprotocol
+//! (cluster facts 5.9). Its frames feed the SFU's media metrics. Only
+//! loopback and private addresses may connect.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -9,8 +9,9 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::SinkExt;
 
-use super::connection::{PING_PERIOD, PONG_WAIT};
-use crate::hub::Hub;
+use transport::ws::{PING_PERIOD, PONG_WAIT};
+
+use super::events::EventsHandler;
 
 pub const SUBPROTOCOL: &str = "janus-events";
 /// Janus groups events; a frame of many is still far below this.
@@ -47,20 +48,11 @@ pub fn requested(headers: &axum::http::HeaderMap) -> bool {
         .any(|p| p.trim() == SUBPROTOCOL)
 }
 
-/// Serves an events connection to the hub's SFU.
-pub async fn run(socket: WebSocket, hub: Hub, addr: IpAddr) {
-    let events = match hub.sfu() {
-        None => Err("no mcu configured"),
-        Some(sfu) => sfu.events().ok_or("mcu does not support events"),
-    };
-    serve(socket, events, addr).await;
-}
-
 /// Serves an events connection; `events` is where frames go, or why the
-/// connection is refused (close 1011). Shared with the signaling proxy.
+/// connection is refused (close 1011).
 pub async fn serve(
     mut socket: WebSocket,
-    events: Result<std::sync::Arc<sfu_bridge::janus::events::EventsHandler>, &'static str>,
+    events: Result<std::sync::Arc<EventsHandler>, &'static str>,
     addr: IpAddr,
 ) {
     let events = match events {

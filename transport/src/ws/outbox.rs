@@ -6,11 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use proto::server::ServerMessage;
+use prometheus::IntCounter;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-use crate::metrics::METRICS;
 
 /// Frames a connection can hold before the client is considered stuck.
 pub const OUTBOX_CAPACITY: usize = 512;
@@ -58,6 +56,8 @@ pub struct Outbox {
     id: ConnectionId,
     tx: mpsc::Sender<OutFrame>,
     shared: Arc<Shared>,
+    /// Counts connections closed because their queue was full.
+    overflows: IntCounter,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -83,7 +83,9 @@ impl OutboxReceiver {
 }
 
 impl Outbox {
-    pub fn new(cancel: CancellationToken) -> (Outbox, OutboxReceiver) {
+    /// A new outbox; `overflows` counts the connections closed because
+    /// their queue was full, in the caller's metrics registry.
+    pub fn new(cancel: CancellationToken, overflows: IntCounter) -> (Outbox, OutboxReceiver) {
         let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
         let shared = Arc::new(Shared {
             close_reason: Mutex::new(None),
@@ -94,6 +96,7 @@ impl Outbox {
                 id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
                 tx,
                 shared: shared.clone(),
+                overflows,
             },
             OutboxReceiver { rx, shared },
         )
@@ -122,16 +125,12 @@ impl Outbox {
         match self.tx.try_send(frame) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                METRICS.client_outbox_overflow_total.inc();
+                self.overflows.inc();
                 self.abort(CLOSE_SLOW_CLIENT.0, CLOSE_SLOW_CLIENT.1);
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
-    }
-
-    pub fn send(&self, msg: &ServerMessage) -> bool {
-        self.send_text(Arc::from(msg.to_json()))
     }
 
     /// Queues a close frame after everything already queued.
@@ -161,12 +160,14 @@ mod tests {
 
     #[test]
     fn full_outbox_closes_with_reason() {
-        let (outbox, rx) = Outbox::new(CancellationToken::new());
+        let overflows = IntCounter::new("overflows", "test").unwrap();
+        let (outbox, rx) = Outbox::new(CancellationToken::new(), overflows.clone());
         for _ in 0..OUTBOX_CAPACITY {
             assert!(outbox.send_text(Arc::from("{}")));
         }
         assert!(!outbox.send_text(Arc::from("{}")));
         assert!(outbox.is_closed());
+        assert_eq!(overflows.get(), 1);
         assert_eq!(
             rx.close_reason(),
             Some((CLOSE_SLOW_CLIENT.0, CLOSE_SLOW_CLIENT.1.to_string()))

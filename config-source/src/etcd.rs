@@ -11,7 +11,33 @@ use etcd_client::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::config::EtcdConfig;
+use std::path::PathBuf;
+
+use crate::Reader;
+
+/// `[etcd]`: the same section in `server.conf` and `proxy.conf`.
+#[derive(Debug, Clone, Default)]
+pub struct EtcdConfig {
+    pub endpoints: Vec<String>,
+    pub discovery_srv: Option<String>,
+    pub discovery_service: Option<String>,
+    pub client_key: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl EtcdConfig {
+    pub fn read(r: &Reader<'_>) -> EtcdConfig {
+        EtcdConfig {
+            endpoints: r.list("etcd", "endpoints"),
+            discovery_srv: r.str("etcd", "discoverysrv"),
+            discovery_service: r.str("etcd", "discoveryservice"),
+            client_key: r.str("etcd", "clientkey").map(PathBuf::from),
+            client_cert: r.str("etcd", "clientcert").map(PathBuf::from),
+            ca_cert: r.str("etcd", "cacert").map(PathBuf::from),
+        }
+    }
+}
 
 const RETRY_START: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(8);

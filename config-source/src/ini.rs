@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::ConfigError;
+use crate::ConfigError;
 
 /// The parsed file: section -> key -> (value, line).
 #[derive(Debug, Default, Clone)]

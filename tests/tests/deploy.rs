@@ -1,0 +1,96 @@
+//! The files in `deploy/` stay true to the binaries: the Helm chart's
+//! configurations load without errors or unknown keys, the example
+//! `proxy.conf` loads, and every metric the Grafana dashboard queries is
+//! exported by the server, the SFU bridge or the proxy.
+
+use config_source::ini::Env;
+use signaling_proxy::config::ProxyConfig;
+
+struct NoEnv;
+impl Env for NoEnv {
+    fn var(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+
+use std::path::{Path, PathBuf};
+
+fn deploy(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(file)
+}
+
+/// The block scalar `<key>: |` inside the top-level `<section>:` of a
+/// Helm values file, dedented.
+fn values_block(text: &str, section: &str, key: &str) -> String {
+    let mut lines = text
+        .lines()
+        .skip_while(|l| *l != format!("{section}:"))
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with(' '))
+        .skip_while(|l| l.trim() != format!("{key}: |"));
+    let header = lines.next().unwrap_or_default();
+    let indent = header.len() - header.trim_start().len() + 2;
+    lines
+        .take_while(|l| l.is_empty() || l.len() - l.trim_start().len() >= indent)
+        .map(|l| l.get(indent..).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The configurations the Helm chart ships are read without errors or
+/// unknown keys.
+#[test]
+fn helm_chart_configs_load() {
+    let values = std::fs::read_to_string(deploy("helm/signaling/values.yaml")).unwrap();
+    let server = values_block(&values, "signaling", "config");
+    assert!(server.contains("[sessions]"), "{server}");
+    let c = signaling::config::Config::from_ini_str(&server, &NoEnv).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(c.http.listen.len(), 1);
+    let proxy = values_block(&values, "proxy", "config");
+    assert!(proxy.contains("[tokens]"), "{proxy}");
+    let p = ProxyConfig::from_ini_str(&proxy, &NoEnv).unwrap();
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    assert_eq!(p.tokens.len(), 1);
+}
+
+/// Every metric the Grafana dashboard queries is one we export.
+#[test]
+fn dashboard_metrics_exist() {
+    let dashboard = std::fs::read_to_string(deploy("grafana/signaling.json")).unwrap();
+    let mut sources = String::new();
+    for file in [
+        "../signaling/src/metrics.rs",
+        "../sfu-bridge/src/metrics.rs",
+        "../proxy/src/metrics.rs",
+    ] {
+        sources.push_str(
+            &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap(),
+        );
+    }
+    let mut checked = 0;
+    for part in dashboard.split("signaling_").skip(1) {
+        let name: String = part
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect();
+        let name = name.trim_end_matches("_bucket");
+        assert!(
+            sources.contains(&format!("\"signaling_{name}\"")),
+            "signaling_{name} is not exported"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} metrics found");
+}
+
+/// The shipped example must stay loadable.
+#[test]
+fn example_config_loads() {
+    let path = deploy("proxy.conf.example");
+    let c = ProxyConfig::load(&path).unwrap();
+    assert_eq!(c.tokens.len(), 1);
+    assert_eq!(c.listen.len(), 1);
+}

@@ -1,0 +1,176 @@
+//! The one task that writes to a connection's socket. It drains the
+//! [`Outbox`](super::Outbox) in batches (one flush for everything that
+//! is waiting), pings on a timer, bounds every write by a deadline, and
+//! ends with the close frame the connection was closed with.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::SplitSink;
+use futures_util::SinkExt;
+use prometheus::IntCounter;
+use tokio::time::timeout;
+
+use super::outbox::{OutFrame, OutboxReceiver};
+use super::{CLOSE_INTERNAL, PING_PERIOD, WRITE_WAIT};
+
+/// Most frames written with one flush.
+const WRITE_BATCH: usize = 64;
+
+/// Counters a writer adds to for each text frame it writes.
+#[derive(Clone)]
+pub struct WriteCounters {
+    pub frames: IntCounter,
+    pub bytes: IntCounter,
+}
+
+/// How a writer behaves.
+#[derive(Clone)]
+pub struct Writer {
+    /// Ping period; `None` never pings.
+    pub ping_period: Option<Duration>,
+    /// Longest time for one write or flush.
+    pub write_wait: Duration,
+    pub counters: Option<WriteCounters>,
+}
+
+impl Default for Writer {
+    fn default() -> Self {
+        Writer {
+            ping_period: Some(PING_PERIOD),
+            write_wait: WRITE_WAIT,
+            counters: None,
+        }
+    }
+}
+
+impl Writer {
+    /// Writes until the outbox closes or is cancelled, or a write fails;
+    /// then cancels the outbox's token, so the reader stops too. Pings
+    /// carry the send time in nanoseconds, for the reader to measure the
+    /// round trip from the pong.
+    pub async fn run(self, mut sink: SplitSink<WebSocket, Message>, mut rx: OutboxReceiver) {
+        // The first tick fires at once: the reference pings right after
+        // connecting. Without a period the timer is never polled.
+        let mut ping = tokio::time::interval(self.ping_period.unwrap_or(PING_PERIOD));
+        let token = rx.token();
+        let cancelled = token.cancelled();
+        tokio::pin!(cancelled);
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut cancelled => {
+                    if let Some((code, reason)) = rx.close_reason() {
+                        let _ = timeout(Duration::from_secs(1), send_close(&mut sink, code, &reason)).await;
+                    }
+                    break;
+                }
+                frame = rx.rx.recv() => match frame {
+                    Some(OutFrame::Close { code, reason }) => {
+                        let _ = timeout(self.write_wait, send_close(&mut sink, code, &reason)).await;
+                        break;
+                    }
+                    Some(first) => {
+                        let (ok, close) = self.write_batch(&mut sink, &mut rx, first).await;
+                        if !ok {
+                            let _ = timeout(Duration::from_secs(1), send_close(&mut sink, CLOSE_INTERNAL, "")).await;
+                            break;
+                        }
+                        if let Some((code, reason)) = close {
+                            let _ = timeout(self.write_wait, send_close(&mut sink, code, &reason)).await;
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                _ = ping.tick(), if self.ping_period.is_some() => {
+                    let payload = now_nanos().to_string();
+                    let sent = timeout(self.write_wait, sink.send(Message::Ping(payload.into_bytes().into()))).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        break;
+                    }
+                }
+            }
+        }
+        token.cancel();
+    }
+
+    /// Writes `first` and whatever else is waiting (up to [`WRITE_BATCH`]
+    /// entries), then flushes once. Returns whether that worked and a
+    /// close frame found among the waiting entries.
+    async fn write_batch(
+        &self,
+        sink: &mut SplitSink<WebSocket, Message>,
+        rx: &mut OutboxReceiver,
+        first: OutFrame,
+    ) -> (bool, Option<(u16, String)>) {
+        let mut close = None;
+        let mut ok = self.feed_frame(sink, first).await;
+        let mut batch = 1;
+        while ok && batch < WRITE_BATCH {
+            match rx.rx.try_recv() {
+                Ok(OutFrame::Close { code, reason }) => {
+                    close = Some((code, reason));
+                    break;
+                }
+                Ok(frame) => {
+                    ok = self.feed_frame(sink, frame).await;
+                    batch += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        if ok {
+            ok = matches!(timeout(self.write_wait, sink.flush()).await, Ok(Ok(())));
+        }
+        (ok, close)
+    }
+
+    /// Queues a text frame or a batch of them without flushing.
+    async fn feed_frame(&self, sink: &mut SplitSink<WebSocket, Message>, frame: OutFrame) -> bool {
+        match frame {
+            OutFrame::Text(text) => self.feed_text(sink, &text).await,
+            OutFrame::Batch(frames) => {
+                for text in frames {
+                    if !self.feed_text(sink, &text).await {
+                        return false;
+                    }
+                }
+                true
+            }
+            // Handled by the caller.
+            OutFrame::Close { .. } => true,
+        }
+    }
+
+    async fn feed_text(&self, sink: &mut SplitSink<WebSocket, Message>, text: &str) -> bool {
+        let fed = timeout(self.write_wait, sink.feed(Message::Text(text.into()))).await;
+        let ok = matches!(fed, Ok(Ok(())));
+        if let (true, Some(c)) = (ok, &self.counters) {
+            c.frames.inc();
+            c.bytes.inc_by(text.len() as u64);
+        }
+        ok
+    }
+}
+
+/// Nanoseconds since the epoch, the payload of our pings.
+pub fn now_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+async fn send_close(
+    sink: &mut SplitSink<WebSocket, Message>,
+    code: u16,
+    reason: &str,
+) -> Result<(), axum::Error> {
+    sink.send(Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    })))
+    .await?;
+    sink.close().await
+}
