@@ -693,8 +693,16 @@ impl Hub {
         subject: &crate::cluster::Subject,
         msg: crate::cluster::BusMessage,
     ) {
-        if let Err(e) = self.inner.bus.publish(subject, Arc::new(msg)) {
-            tracing::warn!(subject = %subject.to_subject_string(), error = %e, "could not publish on the bus");
+        match self.inner.bus.publish(subject, Arc::new(msg)) {
+            Ok(()) => {}
+            // Counted in signaling_nats_publish_dropped_total; a warning
+            // per message would flood the log exactly when NATS is slow.
+            Err(crate::cluster::bus::BusError::Overloaded) => {
+                tracing::debug!(subject = %subject.to_subject_string(), "bus queue full, message dropped");
+            }
+            Err(e) => {
+                tracing::warn!(subject = %subject.to_subject_string(), error = %e, "could not publish on the bus");
+            }
         }
     }
 

@@ -52,6 +52,7 @@ pub struct Metrics {
     pub client_outbox_overflow_total: IntCounter,
     pub client_protocol_errors_total: IntCounterVec,
     pub session_pending_dropped_total: IntCounter,
+    pub nats_publish_dropped_total: IntCounter,
     pub grpc_clients: prometheus::IntGauge,
     pub grpc_client_calls_total: IntCounterVec,
     pub grpc_server_calls_total: IntCounterVec,
@@ -207,6 +208,15 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             let c = IntCounter::new(
                 "signaling_session_pending_dropped_total",
                 "Messages dropped from the full queue of a disconnected session (oldest first)",
+            )
+            .unwrap_or_else(|e| unreachable!("{e}"));
+            let _ = r.register(Box::new(c.clone()));
+            c
+        },
+        nats_publish_dropped_total: {
+            let c = IntCounter::new(
+                "signaling_nats_publish_dropped_total",
+                "Messages not published because the queue to the NATS server was full",
             )
             .unwrap_or_else(|e| unreachable!("{e}"));
             let _ = r.register(Box::new(c.clone()));

@@ -391,3 +391,61 @@ async fn three_nodes_exactly_once() {
         client.expect_silence(Duration::from_millis(300)).await;
     }
 }
+
+/// The queue to NATS is bounded: while nats-server is frozen (SIGSTOP,
+/// so the TCP connection stays and nothing is read), a node keeps serving
+/// its clients, drops what does not fit and counts it in
+/// `signaling_nats_publish_dropped_total`; once NATS reads again, messages
+/// flow across nodes as before.
+#[tokio::test]
+async fn frozen_nats_does_not_grow_the_queue() {
+    const SIGSTOP: i32 = 19;
+    const SIGCONT: i32 = 18;
+    let c = cluster().await;
+    let mut a = user(&c.a, &c.talk, &c.alice).await;
+    let b = user(&c.b, &c.talk, &c.bob).await;
+    let to_b = |n: usize| {
+        json!({"type": "message", "message": {
+            "recipient": {"type": "session", "sessionid": b.session_id},
+            "data": {"n": n, "pad": "x".repeat(1024)},
+        }})
+        .to_string()
+    };
+    c._nats.process.signal(SIGSTOP);
+    // More than the queue (16 Ki) plus what async-nats and the socket
+    // buffers take.
+    for n in 0..60_000 {
+        a.send_raw(&to_b(n)).await;
+    }
+    let dropped = tests::wait::eventually(Duration::from_secs(30), || async {
+        let d = c.a.metric("signaling_nats_publish_dropped_total ").await;
+        (d > 0.0).then_some(d)
+    })
+    .await;
+    // The node still serves clients while NATS is frozen.
+    let welcome = tests::server::get_json(&format!("{}api/v1/welcome", c.a.http_url())).await;
+    c._nats.process.signal(SIGCONT);
+    assert!(
+        dropped.is_some(),
+        "nothing dropped: the queue is not bounded"
+    );
+    assert!(welcome["version"].is_string(), "{welcome}");
+    drop(b);
+    // Fresh sessions: messages cross again.
+    let mut a2 = user(&c.a, &c.talk, &c.alice).await;
+    let mut b2 = user(&c.b, &c.talk, &c.bob).await;
+    let msg = json!({"type": "message", "message": {
+        "recipient": {"type": "session", "sessionid": b2.session_id},
+        "data": {"after": true},
+    }});
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut crossed = false;
+    while !crossed && tokio::time::Instant::now() < deadline {
+        a2.send(&msg).await;
+        crossed = matches!(
+            b2.try_recv_within(Duration::from_millis(500)).await,
+            Ok(Some(v)) if v["message"]["data"]["after"] == true
+        );
+    }
+    assert!(crossed, "messages do not cross after NATS recovered");
+}

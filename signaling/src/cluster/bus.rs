@@ -245,6 +245,8 @@ impl std::fmt::Debug for Subscription {
 pub enum BusError {
     #[error("event bus is closed")]
     Closed,
+    #[error("event bus queue is full, message dropped")]
+    Overloaded,
 }
 
 /// Everything that would cross nodes goes through this trait.

@@ -1,11 +1,16 @@
 //! The event bus over a NATS server (`[nats] url = nats://...`).
 //!
-//! One worker task owns the NATS client and handles subscribe, unsubscribe
-//! and publish requests in the order they were made, so a subscription
-//! made before a publish is in place on the server before that publish
-//! arrives. One NATS subscription serves every local sink of a subject.
-//! async-nats reconnects with backoff and restores the subscriptions after
-//! a NATS restart.
+//! One worker task owns the NATS client. Publishes and barriers go to it
+//! through a bounded queue ([`PUBLISH_QUEUE`]; when NATS cannot keep up
+//! for that long, further publishes fail and are counted in
+//! `signaling_nats_publish_dropped_total` instead of growing memory).
+//! Subscription changes are not queued: a subject whose local sinks
+//! changed is marked, and the worker makes NATS match the sinks before it
+//! takes the next queued item, so a subscription made before a publish is
+//! in place on the server before that publish arrives, and the marks are
+//! bounded by the number of subjects. One NATS subscription serves every
+//! local sink of a subject. async-nats reconnects with backoff and
+//! restores the subscriptions after a NATS restart.
 //!
 //! Order: this node's subscribers get this node's messages at once, in
 //! `publish` (as on the loopback bus); the copy NATS echoes back is
@@ -22,12 +27,13 @@ use std::task::Poll;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use super::bus::{BusError, BusMessage, BusSink, EventBus, Subject, Subscription};
 use super::order::Ordered;
 use super::sinks::Sinks;
 use super::wire;
+use crate::metrics::METRICS;
 
 /// `<publisher id in hex>.<sequence number>` on every message we publish.
 const ORDER_HEADER: &str = "Signaling-Order";
@@ -35,10 +41,17 @@ const ORDER_HEADER: &str = "Signaling-Order";
 /// Most messages handed to sinks between two looks at new subscriptions.
 const DISPATCH_BATCH: usize = 1024;
 
+/// Publishes (and barriers) waiting for the worker. About ten seconds of
+/// a busy node's traffic: enough to ride out a NATS hiccup, small enough
+/// that an outage cannot grow memory without bound.
+pub const PUBLISH_QUEUE: usize = 16 * 1024;
+
+/// Subscription changes between the worker and the dispatcher: one per
+/// subject the worker (un)subscribed; the dispatcher takes them at once.
+const SLOT_QUEUE: usize = 256;
+
 enum Command {
     Barrier(tokio::sync::oneshot::Sender<()>),
-    Subscribe(String),
-    Unsubscribe(String),
     Publish {
         subject: String,
         payload: Vec<u8>,
@@ -52,8 +65,27 @@ enum Slot {
     Remove(String),
 }
 
+/// Subjects whose local sinks changed since the worker last looked.
+#[derive(Default)]
+struct Marks {
+    subjects: Mutex<HashSet<String>>,
+    wake: Notify,
+}
+
+impl Marks {
+    fn mark(&self, subject: String) {
+        self.subjects.lock().insert(subject);
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> HashSet<String> {
+        std::mem::take(&mut *self.subjects.lock())
+    }
+}
+
 pub struct NatsBus {
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::Sender<Command>,
+    marks: Arc<Marks>,
     sinks: Arc<Sinks<String>>,
     /// The last sequence number; locked while a publish is queued so that
     /// numbers and queue order agree.
@@ -71,7 +103,7 @@ pub struct ConnectError {
 
 struct Unsubscribe {
     sinks: Weak<Sinks<String>>,
-    commands: mpsc::UnboundedSender<Command>,
+    marks: Arc<Marks>,
     subject: String,
     id: u64,
 }
@@ -82,9 +114,7 @@ impl Drop for Unsubscribe {
             return;
         };
         if sinks.remove(&self.subject, self.id) {
-            let _ = self
-                .commands
-                .send(Command::Unsubscribe(self.subject.clone()));
+            self.marks.mark(std::mem::take(&mut self.subject));
         }
     }
 }
@@ -132,9 +162,17 @@ impl NatsBus {
         connected.store(true, Ordering::Relaxed);
         let sinks: Arc<Sinks<String>> = Arc::default();
         let origin: u64 = rand::random();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (slots_tx, slots_rx) = mpsc::unbounded_channel();
-        tokio::spawn(worker(client, rx, Arc::downgrade(&sinks), slots_tx, origin));
+        let (tx, rx) = mpsc::channel(PUBLISH_QUEUE);
+        let (slots_tx, slots_rx) = mpsc::channel(SLOT_QUEUE);
+        let marks = Arc::new(Marks::default());
+        tokio::spawn(worker(
+            client,
+            rx,
+            marks.clone(),
+            Arc::downgrade(&sinks),
+            slots_tx,
+            origin,
+        ));
         // Unconstrained: tokio's task budget would make a subscription
         // look empty in the middle of a drain and break the order.
         tokio::spawn(tokio::task::unconstrained(dispatcher(
@@ -144,6 +182,7 @@ impl NatsBus {
         )));
         Ok(NatsBus {
             commands: tx,
+            marks,
             sinks,
             seq: Mutex::new(0),
             urls: urls.to_vec(),
@@ -154,43 +193,53 @@ impl NatsBus {
 
 async fn worker(
     client: async_nats::Client,
-    mut rx: mpsc::UnboundedReceiver<Command>,
+    mut rx: mpsc::Receiver<Command>,
+    marks: Arc<Marks>,
     sinks: Weak<Sinks<String>>,
-    slots: mpsc::UnboundedSender<Slot>,
+    slots: mpsc::Sender<Slot>,
     origin: u64,
 ) {
     let mut subscribed: HashSet<String> = HashSet::new();
-    while let Some(cmd) = rx.recv().await {
-        match cmd {
-            Command::Subscribe(subject) => {
-                if subscribed.contains(&subject) {
-                    continue;
-                }
+    loop {
+        let cmd = tokio::select! {
+            biased;
+            _ = marks.wake.notified() => None,
+            cmd = rx.recv() => match cmd {
+                Some(cmd) => Some(cmd),
+                None => return,
+            },
+        };
+        // Subscriptions first: whatever was marked before this command
+        // was queued is in place before it runs.
+        let Some(sinks) = sinks.upgrade() else { return };
+        for subject in marks.take() {
+            let wanted = sinks.contains(&subject);
+            if wanted && !subscribed.contains(&subject) {
                 match client.subscribe(subject.clone()).await {
                     Ok(sub) => {
                         subscribed.insert(subject.clone());
-                        let _ = slots.send(Slot::Add(subject, sub));
+                        let _ = slots.send(Slot::Add(subject, sub)).await;
                     }
                     Err(e) => tracing::error!(subject, error = %e, "NATS subscribe failed"),
                 }
+            } else if !wanted && subscribed.remove(&subject) {
+                let _ = slots.send(Slot::Remove(subject)).await;
             }
-            Command::Barrier(done) => {
+        }
+        drop(sinks);
+        match cmd {
+            None => {}
+            Some(Command::Barrier(done)) => {
                 if let Err(e) = client.flush().await {
                     tracing::warn!(error = %e, "NATS flush failed");
                 }
                 let _ = done.send(());
             }
-            Command::Unsubscribe(subject) => {
-                let still_wanted = sinks.upgrade().is_some_and(|s| s.contains(&subject));
-                if !still_wanted && subscribed.remove(&subject) {
-                    let _ = slots.send(Slot::Remove(subject));
-                }
-            }
-            Command::Publish {
+            Some(Command::Publish {
                 subject,
                 payload,
                 seq,
-            } => {
+            }) => {
                 let mut headers = async_nats::HeaderMap::new();
                 headers.insert(ORDER_HEADER, format!("{origin:x}.{seq}"));
                 if let Err(e) = client
@@ -219,11 +268,7 @@ fn order_key(msg: &async_nats::Message) -> (u64, u64) {
 
 /// Reads every subscription and hands messages to the sinks, each
 /// publisher's in its order.
-async fn dispatcher(
-    mut slots: mpsc::UnboundedReceiver<Slot>,
-    sinks: Weak<Sinks<String>>,
-    origin: u64,
-) {
+async fn dispatcher(mut slots: mpsc::Receiver<Slot>, sinks: Weak<Sinks<String>>, origin: u64) {
     let mut subs: Ordered<async_nats::Subscriber> = Ordered::default();
     let mut ids: HashMap<String, u64> = HashMap::new();
     let mut batch = Vec::new();
@@ -276,26 +321,30 @@ impl EventBus for NatsBus {
         let payload = wire::encode(&msg);
         let mut seq = self.seq.lock();
         *seq += 1;
-        self.commands
-            .send(Command::Publish {
-                subject,
-                payload,
-                seq: *seq,
-            })
-            .map_err(|_| BusError::Closed)
+        let queued = self.commands.try_send(Command::Publish {
+            subject,
+            payload,
+            seq: *seq,
+        });
+        match queued {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                METRICS.nats_publish_dropped_total.inc();
+                Err(BusError::Overloaded)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(BusError::Closed),
+        }
     }
 
     fn subscribe(&self, subject: &Subject, sink: BusSink) -> Result<Subscription, BusError> {
         let name = subject.to_subject_string();
         let (id, first) = self.sinks.add(&name, sink);
         if first {
-            self.commands
-                .send(Command::Subscribe(name.clone()))
-                .map_err(|_| BusError::Closed)?;
+            self.marks.mark(name.clone());
         }
         Ok(Subscription::new(Unsubscribe {
             sinks: Arc::downgrade(&self.sinks),
-            commands: self.commands.clone(),
+            marks: self.marks.clone(),
             subject: name,
             id,
         }))
@@ -303,7 +352,9 @@ impl EventBus for NatsBus {
 
     fn barrier(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let sent = self.commands.send(Command::Barrier(tx)).is_ok();
+        // A full queue makes the barrier resolve at once: the caller goes
+        // on as it would after the timeout below.
+        let sent = self.commands.try_send(Command::Barrier(tx)).is_ok();
         Box::pin(async move {
             if sent {
                 // Bounded: a NATS outage must not hang clients forever.
