@@ -28,7 +28,9 @@ pub enum TokenStoreError {
 struct EtcdSource {
     config: EtcdConfig,
     formats: Vec<String>,
-    client: tokio::sync::Mutex<Option<etcd_client::Client>>,
+    /// The connected client; cloned out (a cheap handle), never locked
+    /// across a request, so hellos do not wait for each other.
+    client: Mutex<Option<etcd_client::Client>>,
     /// etcd key -> (bytes, parsed key).
     cache: Mutex<HashMap<String, (Vec<u8>, TokenKey)>>,
 }
@@ -78,7 +80,7 @@ impl TokenStore {
             source: Source::Etcd(Box::new(EtcdSource {
                 config,
                 formats,
-                client: tokio::sync::Mutex::new(None),
+                client: Mutex::new(None),
                 cache: Mutex::default(),
             })),
         }
@@ -113,17 +115,20 @@ impl TokenStore {
                     client,
                     cache,
                 } = etcd.as_ref();
-                let mut guard = client.lock().await;
-                if guard.is_none() {
-                    match config_source::etcd::connect(config).await {
-                        Ok(c) => *guard = Some(c),
+                let connected = client.lock().clone();
+                let mut c = match connected {
+                    Some(c) => c,
+                    None => match config_source::etcd::connect(config).await {
+                        Ok(c) => {
+                            *client.lock() = Some(c.clone());
+                            c
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "etcd for token keys unavailable");
                             return None;
                         }
-                    }
-                }
-                let c = guard.as_mut()?;
+                    },
+                };
                 for format in formats {
                     let key = format.replace("%s", id);
                     let got =
@@ -133,7 +138,7 @@ impl TokenStore {
                         Ok(Ok(resp)) => resp.kvs().first().map(|kv| kv.value().to_vec()),
                         Ok(Err(e)) => {
                             tracing::warn!(key, error = %e, "reading token key from etcd failed");
-                            *guard = None;
+                            *client.lock() = None;
                             return None;
                         }
                         Err(_) => {

@@ -9,6 +9,11 @@ use crate::sfu::{Request, SfuError};
 #[derive(Default)]
 pub(crate) struct RequestQueue {
     closed: AtomicBool,
+    /// The client's turn. The one lock in the workspace held across a
+    /// network request, on purpose: it only orders this client's own
+    /// requests (an answer must not overtake its offer), and tokio's
+    /// mutex is fair, so they run in the order they were made. No other
+    /// client or shared state waits on it.
     order: tokio::sync::Mutex<()>,
 }
 

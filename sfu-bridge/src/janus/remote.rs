@@ -30,6 +30,37 @@ pub trait RemoteController: Send + Sync {
 
 pub(crate) type RemoteKey = (String, StreamType);
 
+/// The shared remote publisher of one key while subscribers hold it. The
+/// SFU's map of these is a plain mutex, never held across a request:
+/// creating the publisher (a Janus room, a call to the source proxy) runs
+/// in the entry's cell, so only subscribers of the same publisher wait
+/// for it.
+#[derive(Default)]
+pub(crate) struct RemoteEntry {
+    cell: tokio::sync::OnceCell<Arc<RemotePublisher>>,
+    /// Subscribers holding (or about to hold) it; changed only under the
+    /// map lock.
+    refs: parking_lot::Mutex<usize>,
+}
+
+pub(crate) type RemoteMap =
+    parking_lot::Mutex<std::collections::HashMap<RemoteKey, Arc<RemoteEntry>>>;
+
+/// Drops one hold on the entry of `key`; returns whether it was the last
+/// one (the entry is then gone from the map).
+fn unhold(map: &RemoteMap, key: &RemoteKey, entry: &Arc<RemoteEntry>) -> bool {
+    let mut map = map.lock();
+    let mut refs = entry.refs.lock();
+    *refs = refs.saturating_sub(1);
+    if *refs > 0 {
+        return false;
+    }
+    if map.get(key).is_some_and(|e| Arc::ptr_eq(e, entry)) {
+        map.remove(key);
+    }
+    true
+}
+
 pub struct RemotePublisher {
     key: RemoteKey,
     pub room: u64,
@@ -38,8 +69,6 @@ pub struct RemotePublisher {
     rtcp_port: u16,
     handle: Handle,
     controller: Arc<dyn RemoteController>,
-    /// Subscribers holding it; changed only under the SFU's map lock.
-    refs: parking_lot::Mutex<usize>,
     sfu: Weak<Inner>,
 }
 
@@ -106,7 +135,6 @@ impl RemotePublisher {
             rtcp_port,
             handle,
             controller,
-            refs: parking_lot::Mutex::new(0),
             sfu: Arc::downgrade(sfu),
         };
         if let Err(e) = publisher.controller.start_publishing(port, rtcp_port).await {
@@ -129,18 +157,14 @@ impl RemotePublisher {
         let Some(sfu) = self.sfu.upgrade() else {
             return;
         };
-        {
-            let mut map = sfu.remote_publishers.lock().await;
-            let mut refs = self.refs.lock();
-            *refs = refs.saturating_sub(1);
-            if *refs > 0 {
-                return;
-            }
-            if map.get(&self.key).is_some_and(|p| std::ptr::eq(&**p, self)) {
-                map.remove(&self.key);
-            }
+        let entry = sfu.remote_publishers.lock().get(&self.key).cloned();
+        let Some(entry) = entry.filter(|e| e.cell.get().is_some_and(|p| std::ptr::eq(&**p, self)))
+        else {
+            return;
+        };
+        if unhold(&sfu.remote_publishers, &self.key, &entry) {
+            self.destroy().await;
         }
-        self.destroy().await;
     }
 
     async fn destroy(&self) {
@@ -176,18 +200,26 @@ pub(crate) async fn new_remote_subscriber(
         return Err(SfuError::RemoteUnsupported);
     }
     let key = (controller.publisher_id().to_owned(), stream);
-    let remote = {
-        let mut map = sfu.remote_publishers.lock().await;
-        let remote = match map.get(&key) {
-            Some(r) => r.clone(),
-            None => {
-                let r = Arc::new(RemotePublisher::create(sfu, controller, stream).await?);
-                map.insert(key.clone(), r.clone());
-                r
-            }
-        };
-        *remote.refs.lock() += 1;
-        remote
+    let entry = {
+        let mut map = sfu.remote_publishers.lock();
+        let entry = map.entry(key.clone()).or_default().clone();
+        *entry.refs.lock() += 1;
+        entry
+    };
+    let created = entry
+        .cell
+        .get_or_try_init(|| async {
+            RemotePublisher::create(sfu, controller, stream)
+                .await
+                .map(Arc::new)
+        })
+        .await;
+    let remote = match created {
+        Ok(r) => r.clone(),
+        Err(e) => {
+            unhold(&sfu.remote_publishers, &key, &entry);
+            return Err(e);
+        }
     };
     let sub = JanusSubscriber::create_in_room(
         sfu,

@@ -45,8 +45,7 @@ pub(crate) struct Inner {
     publishers: Mutex<HashMap<(String, StreamType), Arc<JanusPublisher>>>,
     /// Publishers of other Janus servers received here (facts 5.8); the
     /// lock is held while one is made so it is made once.
-    pub remote_publishers:
-        tokio::sync::Mutex<HashMap<super::remote::RemoteKey, Arc<super::remote::RemotePublisher>>>,
+    pub(crate) remote_publishers: super::remote::RemoteMap,
     /// Every open client, to close them when Janus goes away.
     clients: Mutex<HashMap<u64, Weak<dyn Client>>>,
     /// Woken when a publisher appears or gets media, and on reconnects.
