@@ -269,74 +269,264 @@ pub mod codes {
     pub const UNSUPPORTED_SUBSCRIBER: &str = "unsupported_subscriber";
 }
 
+/// A client message, decoded and validated once: what the proxy acts on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientRequest {
+    pub id: Option<String>,
+    pub body: ClientBody,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientBody {
+    Hello(HelloClient),
+    Bye,
+    Command(Command),
+    Payload(PayloadRequest),
+}
+
+/// Where a remote subscriber's publisher lives (facts 6.7).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteSource {
+    pub url: String,
+    pub token: String,
+}
+
+/// Where `publish-remote` sends a publisher's RTP.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RemoteTarget {
+    pub hostname: String,
+    pub port: u16,
+    pub rtcp_port: u16,
+}
+
+/// The `command` message types (facts 6.2), each with the fields it needs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    CreatePublisher {
+        sid: String,
+        stream_type: String,
+        /// `publisherSettings`, with the deprecated top-level `bitrate` and
+        /// `mediatypes` filled in where it has none.
+        settings: PublisherSettings,
+    },
+    CreateSubscriber {
+        sid: String,
+        publisher_id: String,
+        stream_type: String,
+        remote: Option<RemoteSource>,
+    },
+    DeletePublisher {
+        client_id: String,
+    },
+    DeleteSubscriber {
+        client_id: String,
+    },
+    GetPublisherStreams {
+        client_id: String,
+    },
+    PublishRemote {
+        client_id: String,
+        target: RemoteTarget,
+    },
+    UnpublishRemote {
+        client_id: String,
+        target: RemoteTarget,
+    },
+    /// A type this proxy does not know; answered with `bad_request`.
+    Unsupported(String),
+}
+
+impl Command {
+    /// The wire name, as counted in `signaling_proxy_command_messages_total`.
+    pub fn name(&self) -> &str {
+        match self {
+            Command::CreatePublisher { .. } => "create-publisher",
+            Command::CreateSubscriber { .. } => "create-subscriber",
+            Command::DeletePublisher { .. } => "delete-publisher",
+            Command::DeleteSubscriber { .. } => "delete-subscriber",
+            Command::GetPublisherStreams { .. } => "get-publisher-streams",
+            Command::PublishRemote { .. } => "publish-remote",
+            Command::UnpublishRemote { .. } => "unpublish-remote",
+            Command::Unsupported(kind) => kind,
+        }
+    }
+}
+
+/// The `payload` message types (facts 6.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadKind {
+    Offer,
+    Answer,
+    Candidate,
+    EndOfCandidates,
+    RequestOffer,
+    SendOffer,
+    SelectStream,
+    /// Answered with `unsupported_payload`.
+    Unsupported(String),
+}
+
+impl PayloadKind {
+    pub fn parse(kind: &str) -> PayloadKind {
+        match kind {
+            "offer" => PayloadKind::Offer,
+            "answer" => PayloadKind::Answer,
+            "candidate" => PayloadKind::Candidate,
+            "endOfCandidates" => PayloadKind::EndOfCandidates,
+            "requestoffer" => PayloadKind::RequestOffer,
+            "sendoffer" => PayloadKind::SendOffer,
+            "selectStream" => PayloadKind::SelectStream,
+            other => PayloadKind::Unsupported(other.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            PayloadKind::Offer => "offer",
+            PayloadKind::Answer => "answer",
+            PayloadKind::Candidate => "candidate",
+            PayloadKind::EndOfCandidates => "endOfCandidates",
+            PayloadKind::RequestOffer => "requestoffer",
+            PayloadKind::SendOffer => "sendoffer",
+            PayloadKind::SelectStream => "selectStream",
+            PayloadKind::Unsupported(kind) => kind,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PayloadRequest {
+    pub kind: PayloadKind,
+    pub client_id: String,
+    pub sid: String,
+    /// Present (not null) for offers, answers and candidates.
+    pub payload: Option<Value>,
+}
+
 impl ClientMessage {
-    /// Decodes and validates one frame (facts 6.2).
-    pub fn decode(frame: &[u8]) -> Result<ClientMessage, (Option<String>, WireError)> {
+    /// Decodes and validates one frame (facts 6.2); an error carries the
+    /// message id when there was one.
+    pub fn decode(frame: &[u8]) -> Result<ClientRequest, (Option<String>, WireError)> {
         let msg: ClientMessage = serde_json::from_slice(frame)
             .map_err(|_| (None, WireError::new(ErrorCode::InvalidFormat)))?;
-        let invalid = |m: &ClientMessage, why: &str| {
+        let id = msg.id;
+        let invalid = |why: &str| {
             let mut e = WireError::new(ErrorCode::InvalidFormat);
             e.message = why.to_owned();
-            (m.id.clone(), e)
+            (id.clone(), e)
         };
-        match msg.kind.as_str() {
+        let body = match msg.kind.as_str() {
             "hello" => {
-                let Some(h) = &msg.hello else {
-                    return Err(invalid(&msg, "hello missing"));
+                let Some(h) = msg.hello else {
+                    return Err(invalid("hello missing"));
                 };
                 if h.version != PROXY_VERSION {
-                    return Err(invalid(&msg, "unsupported hello version"));
+                    return Err(invalid("unsupported hello version"));
                 }
                 if h.resumeid.is_empty() && h.token.is_empty() {
-                    return Err(invalid(&msg, "token missing"));
+                    return Err(invalid("token missing"));
                 }
+                ClientBody::Hello(h)
             }
-            "bye" => {}
+            "bye" => ClientBody::Bye,
             "command" => {
-                let Some(c) = &msg.command else {
-                    return Err(invalid(&msg, "command missing"));
+                let Some(c) = msg.command else {
+                    return Err(invalid("command missing"));
                 };
                 if c.kind.is_empty() {
-                    return Err(invalid(&msg, "type missing"));
+                    return Err(invalid("type missing"));
                 }
-                let missing = match c.kind.as_str() {
-                    "create-publisher" => c.stream_type.is_empty(),
-                    "create-subscriber" => {
-                        c.publisher_id.is_empty()
-                            || c.stream_type.is_empty()
-                            || (!c.remote_url.is_empty() && c.remote_token.is_empty())
-                    }
-                    "delete-publisher" | "delete-subscriber" | "get-publisher-streams" => {
-                        c.client_id.is_empty()
-                    }
-                    "publish-remote" | "unpublish-remote" => {
-                        c.client_id.is_empty()
-                            || c.hostname.is_empty()
-                            || c.port.is_none()
-                            || c.rtcp_port.is_none()
-                    }
-                    _ => false,
-                };
-                if missing {
-                    return Err(invalid(&msg, "required field missing"));
-                }
+                ClientBody::Command(
+                    c.into_command()
+                        .ok_or_else(|| invalid("required field missing"))?,
+                )
             }
             "payload" => {
-                let Some(p) = &msg.payload else {
-                    return Err(invalid(&msg, "payload missing"));
+                let Some(p) = msg.payload else {
+                    return Err(invalid("payload missing"));
                 };
                 if p.client_id.is_empty() {
-                    return Err(invalid(&msg, "clientId missing"));
+                    return Err(invalid("clientId missing"));
                 }
-                if matches!(p.kind.as_str(), "offer" | "answer" | "candidate")
-                    && p.payload.as_ref().is_none_or(|v| v.is_null())
+                let kind = PayloadKind::parse(&p.kind);
+                let payload = p.payload.filter(|v| !v.is_null());
+                if matches!(
+                    kind,
+                    PayloadKind::Offer | PayloadKind::Answer | PayloadKind::Candidate
+                ) && payload.is_none()
                 {
-                    return Err(invalid(&msg, "payload missing"));
+                    return Err(invalid("payload missing"));
+                }
+                ClientBody::Payload(PayloadRequest {
+                    kind,
+                    client_id: p.client_id,
+                    sid: p.sid,
+                    payload,
+                })
+            }
+            _ => return Err(invalid("unsupported message type")),
+        };
+        Ok(ClientRequest { id, body })
+    }
+}
+
+impl CommandClient {
+    /// The typed command; `None` when a field it needs is missing.
+    fn into_command(self) -> Option<Command> {
+        let required = |s: String| (!s.is_empty()).then_some(s);
+        let target = |c: &CommandClient| {
+            Some(RemoteTarget {
+                hostname: required(c.hostname.clone())?,
+                port: c.port?,
+                rtcp_port: c.rtcp_port?,
+            })
+        };
+        Some(match self.kind.as_str() {
+            "create-publisher" => {
+                let mut settings = self.publisher_settings.unwrap_or_default();
+                settings.bitrate = settings.bitrate.or(self.bitrate);
+                settings.mediatypes = settings.mediatypes.or(self.mediatypes);
+                Command::CreatePublisher {
+                    sid: self.sid,
+                    stream_type: required(self.stream_type)?,
+                    settings,
                 }
             }
-            _ => return Err(invalid(&msg, "unsupported message type")),
-        }
-        Ok(msg)
+            "create-subscriber" => {
+                let remote = if self.remote_url.is_empty() {
+                    None
+                } else {
+                    Some(RemoteSource {
+                        url: self.remote_url,
+                        token: required(self.remote_token)?,
+                    })
+                };
+                Command::CreateSubscriber {
+                    sid: self.sid,
+                    publisher_id: required(self.publisher_id)?,
+                    stream_type: required(self.stream_type)?,
+                    remote,
+                }
+            }
+            "delete-publisher" => Command::DeletePublisher {
+                client_id: required(self.client_id)?,
+            },
+            "delete-subscriber" => Command::DeleteSubscriber {
+                client_id: required(self.client_id)?,
+            },
+            "get-publisher-streams" => Command::GetPublisherStreams {
+                client_id: required(self.client_id)?,
+            },
+            "publish-remote" => Command::PublishRemote {
+                target: target(&self)?,
+                client_id: required(self.client_id)?,
+            },
+            "unpublish-remote" => Command::UnpublishRemote {
+                target: target(&self)?,
+                client_id: required(self.client_id)?,
+            },
+            _ => Command::Unsupported(self.kind),
+        })
     }
 }
 
@@ -379,9 +569,57 @@ mod tests {
         }
         let ok =
             r#"{"id":"7","type":"payload","payload":{"type":"endOfCandidates","clientId":"c"}}"#;
-        assert_eq!(
-            ClientMessage::decode(ok.as_bytes()).unwrap().id.as_deref(),
-            Some("7")
+        let r = ClientMessage::decode(ok.as_bytes()).unwrap();
+        assert_eq!(r.id.as_deref(), Some("7"));
+        assert!(matches!(
+            r.body,
+            ClientBody::Payload(PayloadRequest {
+                kind: PayloadKind::EndOfCandidates,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn commands_are_typed() {
+        let decode = |s: &str| match ClientMessage::decode(s.as_bytes()).unwrap().body {
+            ClientBody::Command(c) => c,
+            other => panic!("{other:?}"),
+        };
+        // Deprecated top-level fields fill in missing publisherSettings.
+        let c = decode(
+            r#"{"type":"command","command":{"type":"create-publisher","streamType":"video","bitrate":5,"mediatypes":3,"publisherSettings":{"bitrate":7}}}"#,
         );
+        let Command::CreatePublisher { settings, .. } = c else {
+            panic!("{c:?}")
+        };
+        assert_eq!((settings.bitrate, settings.mediatypes), (Some(7), Some(3)));
+        let c = decode(
+            r#"{"type":"command","command":{"type":"publish-remote","clientId":"c","hostname":"h","port":1,"rtcpPort":2}}"#,
+        );
+        assert_eq!(
+            c,
+            Command::PublishRemote {
+                client_id: "c".into(),
+                target: RemoteTarget {
+                    hostname: "h".into(),
+                    port: 1,
+                    rtcp_port: 2
+                }
+            }
+        );
+        let c = decode(
+            r#"{"type":"command","command":{"type":"create-subscriber","publisherId":"p","streamType":"screen","remoteUrl":"wss://x","remoteToken":"t"}}"#,
+        );
+        assert!(matches!(
+            c,
+            Command::CreateSubscriber {
+                remote: Some(_),
+                ..
+            }
+        ));
+        let c = decode(r#"{"type":"command","command":{"type":"frobnicate"}}"#);
+        assert_eq!(c, Command::Unsupported("frobnicate".into()));
+        assert_eq!(c.name(), "frobnicate");
     }
 }

@@ -4,11 +4,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use signaling_proxy::config::ProxyConfig;
-use signaling_proxy::server::{router, AppState, Proxy};
+use signaling_proxy::router::router;
+use signaling_proxy::state::Proxy;
 use signaling_proxy::tokens::TokenStore;
 use tokio_util::sync::CancellationToken;
 
@@ -49,10 +51,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let shutdown = CancellationToken::new();
     let proxy = Proxy::new(config, tokens, shutdown.clone());
-    tokio::spawn(proxy.clone().report_load());
-    tokio::spawn(proxy.clone().expire_sessions());
-    tokio::spawn(signals(proxy.clone(), cli.config.clone()));
-    let app = router(AppState(proxy.clone()));
+    proxy.start_background();
+    proxy
+        .tasks
+        .spawn(signals(proxy.clone(), cli.config.clone()));
+    let app = router(proxy.clone());
     let timeouts = proxy.config.lock().http_timeouts;
     let mut servers = tokio::task::JoinSet::new();
     for l in listeners {
@@ -66,9 +69,23 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!(version = proto::SERVER_VERSION, "signaling proxy started");
     while servers.join_next().await.is_some() {}
+    // Sessions end (their Janus clients close) while Janus is still
+    // connected; then the tasks get the grace period to finish.
+    proxy.close_all();
+    proxy.tasks.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, proxy.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("tasks still running after the grace period");
+    }
+    proxy.stop_sfu();
     tracing::info!("signaling proxy stopped");
     Ok(())
 }
+
+/// How long connections and clean-ups get after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 async fn signals(proxy: Arc<Proxy>, path: PathBuf) {
     use tokio::signal::unix::{signal, SignalKind};

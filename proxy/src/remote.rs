@@ -16,7 +16,8 @@ use sfu_bridge::proxy::connection::{ProxyClientEvents, ProxyConnection};
 use sfu_bridge::sfu::SfuError;
 use tokio_util::sync::CancellationToken;
 
-use crate::server::Proxy;
+use crate::config::ProxyConfig;
+use crate::tokens::now_secs;
 
 /// How this proxy signs in to others and where their RTP must go.
 pub struct RemoteIdentity {
@@ -25,6 +26,55 @@ pub struct RemoteIdentity {
     pub hostname: String,
     /// `wss://` proxies: how their certificates are checked.
     pub tls: Arc<rustls::ClientConfig>,
+}
+
+impl RemoteIdentity {
+    /// `[app] token_id`, `token_key` and the hostname, when remote streams
+    /// are possible; why not is logged.
+    pub fn from_config(config: &ProxyConfig) -> Option<RemoteIdentity> {
+        let (Some(token_id), Some(key_file)) = (&config.token_id, &config.token_key) else {
+            tracing::info!("no [app] token_id/token_key: remote streams are disabled");
+            return None;
+        };
+        let token_key = match proto::proxy_token::read_private_key(key_file) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(file = %key_file.display(), error = %e, "[app] token_key unusable: remote streams are disabled");
+                return None;
+            }
+        };
+        let Some(hostname) = config
+            .hostname
+            .clone()
+            .or_else(crate::localip::first_non_loopback)
+        else {
+            tracing::warn!("could not determine [app] hostname: remote streams are disabled");
+            return None;
+        };
+        let tls = match sfu_bridge::tls::client_config(config.skip_verify) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "no TLS for other proxies: remote streams are disabled");
+                return None;
+            }
+        };
+        if config.skip_verify {
+            tracing::warn!("skipverify: certificates of other proxies are not checked");
+        }
+        tracing::info!(token_id, hostname, "remote streams enabled");
+        Some(RemoteIdentity {
+            token_id: token_id.clone(),
+            token_key,
+            hostname,
+            tls,
+        })
+    }
+}
+
+/// What the source side of a remote publisher tells this proxy.
+pub trait RemoteEvents: Send + Sync {
+    /// The publisher left its proxy (or that proxy is gone).
+    fn publisher_gone(&self, publisher_id: &str);
 }
 
 struct Remote {
@@ -51,9 +101,8 @@ impl RemoteConnections {
         let mut map = self.by_url.lock();
         let remote = map.entry(url.to_owned()).or_insert_with(|| {
             let (id, key) = (identity.token_id.clone(), identity.token_key.clone());
-            let make_token: Box<dyn Fn() -> Option<String> + Send + Sync> = Box::new(move || {
-                proto::proxy_token::sign(&id, None, &key, crate::server::now_secs()).ok()
-            });
+            let make_token: Box<dyn Fn() -> Option<String> + Send + Sync> =
+                Box::new(move || proto::proxy_token::sign(&id, None, &key, now_secs()).ok());
             let stop = shutdown.child_token();
             tracing::info!(url, "connecting to remote proxy");
             Remote {
@@ -93,7 +142,8 @@ impl RemoteConnections {
 
 /// The source side of one remote publisher: its proxy and its id there.
 pub struct RemotePublisherController {
-    proxy: Weak<Proxy>,
+    events: Weak<dyn RemoteEvents>,
+    remotes: Arc<RemoteConnections>,
     url: String,
     publisher_id: String,
     hostname: String,
@@ -108,26 +158,29 @@ pub struct RemotePublisherController {
 }
 
 impl RemotePublisherController {
+    /// A controller for `publisher_id` on the proxy at `url`, sharing
+    /// that proxy's connection.
     pub fn new(
-        proxy: &Arc<Proxy>,
+        remotes: &Arc<RemoteConnections>,
+        events: Weak<dyn RemoteEvents>,
         identity: &RemoteIdentity,
-        url: &str,
-        publisher_id: &str,
+        target: (&str, &str),
+        timeout: Duration,
+        shutdown: &CancellationToken,
     ) -> Arc<RemotePublisherController> {
-        let timeout = proxy.config.lock().timeout;
-        let conn = proxy
-            .remotes
-            .acquire(url, identity, timeout, &proxy.shutdown);
+        let (url, publisher_id) = target;
+        let conn = remotes.acquire(url, identity, timeout, shutdown);
         Arc::new_cyclic(|me: &Weak<RemotePublisherController>| {
-            let events: Weak<dyn ProxyClientEvents> = me.clone();
+            let own: Weak<dyn ProxyClientEvents> = me.clone();
             RemotePublisherController {
-                proxy: Arc::downgrade(proxy),
+                events,
+                remotes: remotes.clone(),
                 url: url.to_owned(),
                 publisher_id: publisher_id.to_owned(),
                 hostname: identity.hostname.clone(),
                 conn,
                 timeout,
-                me: events,
+                me: own,
                 registered: AtomicBool::new(false),
             }
         })
@@ -163,9 +216,7 @@ impl Drop for RemotePublisherController {
         if self.registered.load(Ordering::Acquire) {
             self.conn.unregister_exact(&self.publisher_id, &self.me);
         }
-        if let Some(p) = self.proxy.upgrade() {
-            p.remotes.release(&self.url);
-        }
+        self.remotes.release(&self.url);
     }
 }
 
@@ -212,13 +263,13 @@ impl ProxyClientEvents for RemotePublisherController {
     /// The publisher left its proxy (or that proxy is gone): our
     /// subscribers of it close, which tells their signaling servers.
     fn on_closed_by_proxy(&self) {
-        if let Some(p) = self.proxy.upgrade() {
+        if let Some(events) = self.events.upgrade() {
             tracing::info!(
                 url = self.url,
                 publisher = self.publisher_id,
                 "remote publisher closed"
             );
-            p.close_subscribers_of(&self.publisher_id);
+            events.publisher_gone(&self.publisher_id);
         }
     }
 }

@@ -4,12 +4,11 @@
 //! are queued.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
-use proto::proxy::{EventServer, PayloadServer, ServerMessage};
-use serde_json::{json, Value};
-use sfu_bridge::sfu::{Client, ClientRef, Listener};
+use proto::proxy::{EventServer, RemoteTarget, ServerMessage};
+use sfu_bridge::sfu::Client;
 use tokio::time::Instant;
 use transport::ws::Outbox;
 
@@ -28,9 +27,6 @@ struct State {
     remote: HashMap<String, Vec<RemoteTarget>>,
     closed: bool,
 }
-
-/// Where `publish-remote` sends a publisher's RTP: host, port, RTCP port.
-pub type RemoteTarget = (String, u16, u16);
 
 pub struct ProxySession {
     pub id: String,
@@ -196,9 +192,9 @@ impl ProxySession {
         )
     }
 
-    /// Ends the session: its clients close; returns the attached
-    /// connection, if any.
-    pub fn close(&self) -> Option<Outbox> {
+    /// Ends the session: returns the attached connection, if any, and
+    /// its clients, which the caller closes.
+    pub fn close(&self) -> (Option<Outbox>, Vec<Arc<dyn Client>>) {
         let (clients, outbox) = {
             let mut s = self.state.lock();
             s.closed = true;
@@ -209,12 +205,7 @@ impl ProxySession {
         for c in &clients {
             count(c, -1);
         }
-        tokio::spawn(async move {
-            for c in clients {
-                c.close().await;
-            }
-        });
-        outbox
+        (outbox, clients)
     }
 }
 
@@ -231,66 +222,5 @@ fn count(client: &Arc<dyn Client>, delta: i64) {
     gauge.with_label_values(&[r.stream.as_str()]).add(delta);
     if delta > 0 {
         total.with_label_values(&[r.stream.as_str()]).inc();
-    }
-}
-
-/// What Janus tells one client of a session.
-pub struct ClientListener {
-    pub session: Weak<ProxySession>,
-    pub proxy: Weak<crate::server::Proxy>,
-    pub client_id: String,
-}
-
-impl Listener for ClientListener {
-    fn on_update_offer(&self, _: &ClientRef, _: &str, jsep: Value) {
-        if let Some(s) = self.session.upgrade() {
-            s.send(&payload("offer", &self.client_id, json!({ "offer": jsep })));
-        }
-    }
-
-    fn on_ice_candidate(&self, _: &ClientRef, _: &str, candidate: Value) {
-        if let Some(s) = self.session.upgrade() {
-            s.send(&payload(
-                "candidate",
-                &self.client_id,
-                json!({ "candidate": candidate }),
-            ));
-        }
-    }
-
-    fn on_closed(&self, client: &ClientRef) {
-        if client.is_publisher {
-            if let Some(p) = self.proxy.upgrade() {
-                p.publisher_deleted(&self.client_id);
-            }
-        }
-        let Some(s) = self.session.upgrade() else {
-            return;
-        };
-        let known = if client.is_publisher {
-            s.remove_publisher(&self.client_id).is_some()
-        } else {
-            s.remove_subscriber(&self.client_id).is_some()
-        };
-        if known {
-            let kind = if client.is_publisher {
-                "publisher-closed"
-            } else {
-                "subscriber-closed"
-            };
-            s.event(kind, &self.client_id);
-        }
-    }
-}
-
-pub fn payload(kind: &str, client_id: &str, payload: Value) -> ServerMessage {
-    ServerMessage {
-        kind: "payload".into(),
-        payload: Some(PayloadServer {
-            kind: kind.into(),
-            client_id: client_id.into(),
-            payload: Some(payload),
-        }),
-        ..Default::default()
     }
 }

@@ -169,3 +169,11 @@ impl TokenStore {
         }
     }
 }
+
+/// Seconds since the epoch, for issuing and checking tokens.
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -362,6 +362,43 @@ async fn sigusr1_drains() {
     );
 }
 
+/// SIGTERM: the proxy ends its sessions before it exits: the signaling
+/// server gets `bye`, and the publisher's room is gone from Janus (the
+/// clean-up runs in tracked tasks that the exit waits for, while the
+/// Janus connection is still up).
+#[tokio::test]
+async fn sigterm_cleans_up_janus() {
+    let janus = Janus::start(JanusOptions::default()).await;
+    let rooms_before = janus.rooms().await.len();
+    let mut proxy = ProxyServer::start(&janus.url, "").await;
+    let mut c = Conn::open(&proxy).await;
+    assert_eq!(c.hello(&proxy.token(), "").await["type"], "hello");
+    publish(&mut c).await;
+    assert_eq!(janus.rooms().await.len(), rooms_before + 1);
+    proxy.process.signal(15); // SIGTERM
+    let bye = loop {
+        let v = c.recv().await;
+        if v["type"] == "bye" {
+            break v;
+        }
+    };
+    assert_eq!(bye["bye"]["reason"], "shutdown", "{bye}");
+    let exited = tests::wait::eventually(Duration::from_secs(15), || {
+        let status = proxy.process.try_exit_status();
+        async move { status }
+    })
+    .await;
+    assert!(
+        exited.is_some_and(|s| s.success()),
+        "proxy did not exit cleanly"
+    );
+    assert_eq!(
+        janus.rooms().await.len(),
+        rooms_before,
+        "the publisher's room outlived the proxy"
+    );
+}
+
 /// `[app] tokentype = etcd`: a signaling server's key is found in etcd
 /// under `[tokens] keyformat`, and only once it is there.
 #[tokio::test]
