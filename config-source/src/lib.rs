@@ -17,7 +17,7 @@ pub mod ini;
 mod reader;
 
 pub use etcd::EtcdConfig;
-pub use reader::{parse_net, parse_socket_addr, split_list, ListenAddr, Reader};
+pub use reader::{parse_net, parse_socket_addr, split_list, ListenAddr, Reader, SourceType};
 
 /// A configuration error, naming the section and key where it can.
 #[derive(Debug, thiserror::Error)]

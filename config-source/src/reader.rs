@@ -117,6 +117,20 @@ impl<'a> Reader<'a> {
             .collect()
     }
 
+    /// `static` (the default) or `etcd`: where a list of backends,
+    /// proxies, gRPC targets or token keys comes from.
+    pub fn source_type(&self, section: &str, key: &str) -> Result<SourceType, ConfigError> {
+        match self.str(section, key).as_deref() {
+            None | Some("static") => Ok(SourceType::Static),
+            Some("etcd") => Ok(SourceType::Etcd),
+            Some(other) => Err(ConfigError::invalid(
+                section,
+                key,
+                format!("unknown type {other:?}"),
+            )),
+        }
+    }
+
     pub fn warn(&mut self, message: String) {
         self.warnings.push(message);
     }
@@ -148,6 +162,14 @@ pub fn parse_socket_addr(a: &str) -> Option<SocketAddr> {
         return format!("0.0.0.0:{port}").parse().ok();
     }
     a.to_socket_addrs().ok()?.next()
+}
+
+/// Where a list comes from: the configuration file, or etcd (watched).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceType {
+    #[default]
+    Static,
+    Etcd,
 }
 
 /// A listener address: TCP or Unix socket path.

@@ -1,13 +1,37 @@
-//! `proxy.conf` (upstream facts 4.2), read with the server's INI reader.
+//! `proxy.conf` (upstream facts 4.2), read with the INI dialect both
+//! processes share (`config-source`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config_source::ini::{Env, Ini, ProcessEnv};
-use config_source::{ConfigError, EtcdConfig, Reader};
+use config_source::{ConfigError, EtcdConfig, Reader, SourceType};
 use ipnet::IpNet;
 
+/// `[app] tokentype` and what it needs.
+#[derive(Debug, Clone)]
+pub enum TokenSource {
+    /// `[tokens]`: token id -> RSA public key file.
+    Static(Vec<(String, PathBuf)>),
+    /// The `[tokens] keyformat` patterns, looked up in `[etcd]`.
+    Etcd {
+        formats: Vec<String>,
+        etcd: EtcdConfig,
+    },
+}
+
+impl TokenSource {
+    /// The static entries (none for etcd).
+    pub fn static_keys(&self) -> &[(String, PathBuf)] {
+        match self {
+            TokenSource::Static(keys) => keys,
+            TokenSource::Etcd { .. } => &[],
+        }
+    }
+}
+
+/// The whole `proxy.conf`.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     pub listen: Vec<SocketAddr>,
@@ -15,10 +39,8 @@ pub struct ProxyConfig {
     pub http_timeouts: transport::http_serve::HttpTimeouts,
     pub country: Option<String>,
     pub trusted_proxies: Vec<IpNet>,
-    /// `[tokens]`: token id -> RSA public key file (`tokentype = static`).
-    pub tokens: Vec<(String, PathBuf)>,
-    /// `tokentype = etcd`: the `[tokens] keyformat` patterns and `[etcd]`.
-    pub etcd_tokens: Option<(Vec<String>, EtcdConfig)>,
+    /// Where the signaling servers' public keys come from.
+    pub tokens: TokenSource,
     pub janus_url: String,
     pub timeout: Duration,
     pub max_stream_bitrate: u64,
@@ -80,9 +102,14 @@ impl ProxyConfig {
                 ))
             }
         };
-        let etcd_tokens = match r.str("app", "tokentype").as_deref() {
-            None | Some("static") => None,
-            Some("etcd") => {
+        let tokens = match r.source_type("app", "tokentype")? {
+            SourceType::Static => TokenSource::Static(
+                ini.keys("tokens")
+                    .filter(|(k, _)| *k != "keyformat")
+                    .map(|(k, v)| (k.to_owned(), PathBuf::from(v)))
+                    .collect(),
+            ),
+            SourceType::Etcd => {
                 let mut formats = r.list("tokens", "keyformat");
                 if formats.is_empty() {
                     formats.push("/%s".into());
@@ -95,21 +122,9 @@ impl ProxyConfig {
                         "required for tokentype = etcd",
                     ));
                 }
-                Some((formats, etcd))
-            }
-            Some(other) => {
-                return Err(ConfigError::invalid(
-                    "app",
-                    "tokentype",
-                    format!("unknown type {other:?}"),
-                ))
+                TokenSource::Etcd { formats, etcd }
             }
         };
-        let tokens = ini
-            .keys("tokens")
-            .filter(|(k, _)| *k != "keyformat")
-            .map(|(k, v)| (k.to_owned(), PathBuf::from(v)))
-            .collect();
         match r.str("mcu", "type").as_deref() {
             None | Some("janus") => {}
             Some(other) => {
@@ -147,12 +162,7 @@ impl ProxyConfig {
                 "trustedproxies",
                 transport::realip::DEFAULT_TRUSTED_PROXIES,
             )?,
-            tokens: if etcd_tokens.is_some() {
-                Vec::new()
-            } else {
-                tokens
-            },
-            etcd_tokens,
+            tokens,
             janus_url,
             timeout: Duration::from_secs(r.positive_int("mcu", "timeout", 10)?),
             max_stream_bitrate: r.positive_int("mcu", "maxstreambitrate", 1_048_576)?,
@@ -210,8 +220,8 @@ mod tests {
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.country.as_deref(), Some("DE"));
         assert_eq!(
-            c.tokens,
-            vec![(
+            c.tokens.static_keys(),
+            [(
                 "server1".to_owned(),
                 PathBuf::from("/etc/proxy/server1.pem")
             )]
@@ -223,6 +233,16 @@ mod tests {
                 .is_err()
         );
         assert!(ProxyConfig::from_ini_str("[http]\nlisten = 127.0.0.1:1\n", &NoEnv).is_err());
+        let err =
+            ProxyConfig::from_ini_str("[app]\ntokentype = ldap\n[mcu]\nurl = ws://x\n", &NoEnv)
+                .unwrap_err();
+        assert_eq!(err.to_string(), "[app] tokentype: unknown type \"ldap\"");
+        let c = ProxyConfig::from_ini_str(
+            "[app]\ntokentype = etcd\n[etcd]\nendpoints = http://127.0.0.1:2379\n[mcu]\nurl = ws://x\n",
+            &NoEnv,
+        )
+        .unwrap();
+        assert!(matches!(c.tokens, TokenSource::Etcd { ref formats, .. } if formats == &["/%s"]));
     }
 
     #[test]

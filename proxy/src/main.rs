@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use signaling_proxy::config::ProxyConfig;
+use signaling_proxy::config::{ProxyConfig, TokenSource};
 use signaling_proxy::router::router;
 use signaling_proxy::state::Proxy;
 use signaling_proxy::tokens::TokenStore;
@@ -37,9 +37,9 @@ async fn main() -> anyhow::Result<()> {
     if config.listen.is_empty() {
         anyhow::bail!("[http] listen: no listener configured");
     }
-    let tokens = match &config.etcd_tokens {
-        Some((formats, etcd)) => TokenStore::etcd(etcd.clone(), formats.clone()),
-        None => TokenStore::load(&config.tokens)?,
+    let tokens = match &config.tokens {
+        TokenSource::Etcd { formats, etcd } => TokenStore::etcd(etcd.clone(), formats.clone()),
+        TokenSource::Static(keys) => TokenStore::load(keys)?,
     };
     let mut listeners = Vec::new();
     for addr in &config.listen {
@@ -106,7 +106,7 @@ async fn signals(proxy: Arc<Proxy>, path: PathBuf) {
             _ = usr1.recv() => proxy.drain(),
             _ = hup.recv() => match ProxyConfig::load(&path) {
                 Ok(c) => {
-                    proxy.tokens.reload(&c.tokens);
+                    proxy.tokens.reload(c.tokens.static_keys());
                     let mut current = proxy.config.lock();
                     current.stats_allowed = c.stats_allowed;
                     current.incoming_limit = c.incoming_limit;

@@ -76,7 +76,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let housekeeping = tokio::spawn(hub.clone().run_housekeeping(shutdown.clone()));
-    if config.backend.backend_type == config::BackendType::Etcd {
+    if config.backend.backend_type == config_source::SourceType::Etcd {
         let prefix = config.backend.backend_prefix.clone().unwrap_or_default();
         tokio::spawn(backend::etcd::watch(
             hub.clone(),

@@ -3,6 +3,7 @@
 //! address, `dnsdiscovery`), or the documents below `[mcu] keyprefix` in
 //! etcd (`urltype = etcd`).
 
+use config_source::SourceType;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -42,7 +43,7 @@ impl ProxyDiscovery {
             list: Mutex::default(),
             shutdown,
         });
-        if mcu.url_type == "etcd" {
+        if mcu.url_type == SourceType::Etcd {
             // `[mcu] keyprefix`; upstream's default is the literal "/%s".
             let prefix = mcu.key_prefix.clone().unwrap_or_else(|| "/%s".into());
             let sfu = d.sfu.clone();
@@ -60,7 +61,7 @@ impl ProxyDiscovery {
 
     /// SIGHUP: a new static URL list (etcd URLs follow etcd).
     pub fn reload(self: &Arc<Self>, mcu: &McuConfig) {
-        if mcu.url_type != "etcd" {
+        if mcu.url_type != SourceType::Etcd {
             self.apply_static(mcu);
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use config_source::{parse_net, parse_socket_addr, split_list, EtcdConfig, Reader};
+use config_source::{parse_net, parse_socket_addr, split_list, EtcdConfig, Reader, SourceType};
 
 use super::{Config, ConfigError, ListenAddr, Secret};
 
@@ -68,12 +68,6 @@ pub struct FederationConfig {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackendType {
-    Static,
-    Etcd,
-}
-
 /// One configured Nextcloud (facts 2.7).
 #[derive(Debug, Clone)]
 pub struct BackendEntry {
@@ -95,7 +89,7 @@ pub struct BackendEntry {
 /// `[backend]` plus the per-backend sections.
 #[derive(Debug, Clone)]
 pub struct BackendConfig {
-    pub backend_type: BackendType,
+    pub backend_type: SourceType,
     pub backend_prefix: Option<String>,
     pub allow_all: bool,
     /// The common secret.
@@ -143,7 +137,8 @@ pub struct McuConfig {
     pub blocked_candidates: Vec<IpNet>,
     pub timeout: Duration,
     pub proxy_timeout: Duration,
-    pub url_type: String,
+    /// `urltype`: where the proxies come from.
+    pub url_type: SourceType,
     pub skip_verify: bool,
     pub token_id: Option<String>,
     pub token_key: Option<PathBuf>,
@@ -185,7 +180,8 @@ pub struct GrpcConfig {
     pub client_certificate: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
     pub client_ca: Option<PathBuf>,
-    pub target_type: String,
+    /// `targettype`: where the gRPC targets come from.
+    pub target_type: SourceType,
     pub targets: Vec<String>,
     pub dns_discovery: bool,
     pub target_prefix: Option<String>,
@@ -470,17 +466,7 @@ pub(crate) fn normalize_backend_url(
 }
 
 fn read_backend(r: &mut Reader<'_>) -> Result<BackendConfig, ConfigError> {
-    let backend_type = match r.str("backend", "backendtype").as_deref() {
-        None | Some("static") => BackendType::Static,
-        Some("etcd") => BackendType::Etcd,
-        Some(other) => {
-            return Err(ConfigError::invalid(
-                "backend",
-                "backendtype",
-                format!("unknown type {other:?}"),
-            ))
-        }
-    };
+    let backend_type = r.source_type("backend", "backendtype")?;
     let secret = Secret::new(r.str_env("backend", "secret").unwrap_or_default());
     let allow_all = r.bool("backend", "allowall")?;
     let limits = |r: &Reader<'_>, section: &str| -> Result<(u64, u64, u64), ConfigError> {
@@ -492,7 +478,7 @@ fn read_backend(r: &mut Reader<'_>) -> Result<BackendConfig, ConfigError> {
     };
     let mut backends: Vec<BackendEntry> = Vec::new();
     let mut compat = None;
-    if backend_type == BackendType::Static {
+    if backend_type == SourceType::Static {
         let mut ids = r.list("backend", "backends");
         let mut seen = std::collections::HashSet::new();
         ids.retain(|id| seen.insert(id.clone()));
@@ -604,14 +590,7 @@ fn read_mcu(r: &mut Reader<'_>) -> Result<McuConfig, ConfigError> {
         Some(McuType::Proxy) => split_list(&urls_raw.unwrap_or_default(), ' '),
         _ => urls_raw.into_iter().collect(),
     };
-    let url_type = r.str("mcu", "urltype").unwrap_or_else(|| "static".into());
-    if !matches!(url_type.as_str(), "static" | "etcd") {
-        return Err(ConfigError::invalid(
-            "mcu",
-            "urltype",
-            format!("unknown type {url_type:?}"),
-        ));
-    }
+    let url_type = r.source_type("mcu", "urltype")?;
     Ok(McuConfig {
         kind,
         urls,
@@ -689,16 +668,7 @@ fn read_grpc(r: &Reader<'_>) -> Result<GrpcConfig, ConfigError> {
             ConfigError::invalid("grpc", "listen", format!("invalid address {a:?}"))
         })?),
     };
-    let target_type = r
-        .str("grpc", "targettype")
-        .unwrap_or_else(|| "static".into());
-    if !matches!(target_type.as_str(), "static" | "etcd") {
-        return Err(ConfigError::invalid(
-            "grpc",
-            "targettype",
-            format!("unknown type {target_type:?}"),
-        ));
-    }
+    let target_type = r.source_type("grpc", "targettype")?;
     Ok(GrpcConfig {
         listen,
         server_certificate: r.str("grpc", "servercertificate").map(PathBuf::from),

@@ -107,6 +107,8 @@ fn invalid_values_name_section_and_key() {
         ),
         ("[stats]\nallowed_ips = 1.2.3.4.5\n", "[stats] allowed_ips:"),
         ("[mcu]\ntype = mediasoup\n", "[mcu] type:"),
+        ("[mcu]\ntype = proxy\nurltype = consul\n", "[mcu] urltype:"),
+        ("[grpc]\ntargettype = dns\n", "[grpc] targettype:"),
         ("[turn]\nservers = turn:x\n", "[turn] apikey:"),
         ("[https]\nlisten = 127.0.0.1:8443\n", "[https] certificate:"),
         (

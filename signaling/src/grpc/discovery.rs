@@ -2,6 +2,7 @@
 //! name optionally resolved every second to one peer per address
 //! (`dnsdiscovery`), or the documents below `[grpc] targetprefix` in etcd.
 
+use config_source::SourceType;
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Weak};
@@ -37,7 +38,7 @@ impl Discovery {
             static_tasks: parking_lot::Mutex::new(shutdown.child_token()),
             shutdown,
         });
-        if grpc.target_type == "etcd" {
+        if grpc.target_type == SourceType::Etcd {
             match &grpc.target_prefix {
                 Some(prefix) if !prefix.is_empty() => {
                     let peers = d.peers.clone();
@@ -67,7 +68,7 @@ impl Discovery {
 
     /// SIGHUP: a new static target list (etcd targets follow etcd).
     pub fn reload(self: &Arc<Self>, grpc: &GrpcConfig) {
-        if grpc.target_type != "etcd" {
+        if grpc.target_type != SourceType::Etcd {
             self.apply_static(grpc);
         }
     }

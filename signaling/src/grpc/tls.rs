@@ -217,7 +217,9 @@ impl ClientTls {
             &config.server_ca,
         ]);
         let tls = client_config(config)?;
-        if tls.is_none() && (!config.targets.is_empty() || config.target_type == "etcd") {
+        if tls.is_none()
+            && (!config.targets.is_empty() || config.target_type == config_source::SourceType::Etcd)
+        {
             tracing::warn!("no [grpc] client certificate or CA: expecting unencrypted connections");
         }
         Ok((
