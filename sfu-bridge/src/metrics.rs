@@ -29,6 +29,9 @@ pub struct SfuMetrics {
     pub media_retransmissions_total: IntCounterVec,
     pub media_bytes_total: IntCounterVec,
     pub media_lost_total: IntCounterVec,
+    /// Connections to Janus or a proxy closed because their outgoing
+    /// queue was full (the peer stopped reading).
+    pub outbox_overflow_total: IntCounterVec,
 }
 
 /// A labelled counter registered in `r` (shared by the binaries' own
@@ -187,6 +190,12 @@ pub static METRICS: LazyLock<SfuMetrics> = LazyLock::new(|| {
             "signaling_mcu_media_lost_total",
             "The total number of lost media packets",
             &["media", "origin"],
+        ),
+        outbox_overflow_total: counter(
+            &r,
+            "signaling_mcu_outbox_overflow_total",
+            "Connections to Janus or a proxy closed because their outgoing queue was full",
+            &["peer"],
         ),
         registry: r,
     }

@@ -11,19 +11,20 @@ pub mod rewrite;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use crate::metrics::METRICS;
+use futures_util::StreamExt;
 use parking_lot::Mutex;
 use proto::error::{ErrorCode, WireError};
 use proto::server::{ServerBody, ServerMessage};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::session::Session;
 use dial::RemoteSocket;
 use rewrite::Ids;
-use transport::ws::{PING_PERIOD, PONG_WAIT, WRITE_WAIT};
+use transport::ws::writer::Writer;
+use transport::ws::{Outbox, CLOSE_NORMAL, PING_PERIOD, PONG_WAIT, WRITE_WAIT};
 
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(8);
@@ -45,7 +46,7 @@ pub struct Target {
 
 #[derive(Default)]
 struct State {
-    tx: Option<mpsc::Sender<String>>,
+    tx: Option<Outbox>,
     remote_id: Option<String>,
     resume_id: Option<String>,
     /// The client's `room` request id, until the remote answered it.
@@ -150,7 +151,7 @@ impl Federation {
 
     fn send_raw(&self, text: String) -> bool {
         let tx = self.state.lock().tx.clone();
-        tx.is_some_and(|tx| tx.try_send(text).is_ok())
+        tx.is_some_and(|tx| tx.send_text(text.into()))
     }
 
     fn send_join(&self) {
@@ -175,7 +176,7 @@ impl Federation {
         let mut s = self.state.lock();
         if s.hello_done {
             if let Some(tx) = &s.tx {
-                if tx.try_send(text).is_ok() {
+                if tx.send_text(text.into()) {
                     return;
                 }
             }
@@ -271,45 +272,42 @@ impl Federation {
     }
 
     async fn serve(&self, ws: RemoteSocket, reconnect: bool, backoff: &mut Duration) -> Ended {
-        let (mut sink, mut stream) = ws.split();
-        let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
+        let (sink, mut stream) = ws.split();
+        // A remote that does not read is disconnected (and resumed), as
+        // any other peer: the shared writer and bounded outbox.
+        let (tx, rx) = Outbox::with_capacity(
+            CancellationToken::new(),
+            METRICS.federation_outbox_overflow_total.clone(),
+            QUEUE,
+        );
         self.state.lock().tx = Some(tx.clone());
-        let cancel = self.cancel.clone();
-        let writer = async move {
-            let mut ping = tokio::time::interval(PING_PERIOD);
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => {
-                        // Flush what is queued (a bye), then close.
-                        while let Ok(text) = rx.try_recv() {
-                            let _ = tokio::time::timeout(WRITE_WAIT, sink.send(Message::Text(text.into()))).await;
-                        }
-                        let _ = tokio::time::timeout(WRITE_WAIT, sink.close()).await;
-                        return;
-                    }
-                    text = rx.recv() => match text {
-                        Some(text) => {
-                            if !matches!(tokio::time::timeout(WRITE_WAIT, sink.send(Message::Text(text.into()))).await, Ok(Ok(()))) {
-                                return;
-                            }
-                        }
-                        None => return,
-                    },
-                    _ = ping.tick() => {
-                        if !matches!(tokio::time::timeout(WRITE_WAIT, sink.send(Message::Ping(Vec::new().into()))).await, Ok(Ok(()))) {
-                            return;
-                        }
-                    }
-                }
-            }
-        };
+        let writer = Writer {
+            ping_period: Some(PING_PERIOD),
+            write_wait: WRITE_WAIT,
+            counters: None,
+        }
+        .run(sink, rx);
         let mut writer = std::pin::pin!(writer);
+        let mut closing = false;
         let mut got_welcome = false;
         let mut hello_id = String::new();
         let mut resuming = false;
         loop {
             let next = tokio::select! {
-                _ = &mut writer => return Ended::Lost,
+                _ = &mut writer => {
+                    return if self.cancel.is_cancelled() {
+                        Ended::Closed
+                    } else {
+                        Ended::Lost
+                    };
+                }
+                // Closing: the queued bye goes out first, then the close
+                // frame; reading goes on until the writer is done.
+                _ = self.cancel.cancelled(), if !closing => {
+                    closing = true;
+                    tx.close(CLOSE_NORMAL, "");
+                    continue;
+                }
                 n = tokio::time::timeout(PONG_WAIT, stream.next()) => n,
             };
             let text = match next {
@@ -345,7 +343,7 @@ impl Federation {
                 }
                 hello_id = format!("{:08x}", rand::random::<u32>());
                 resuming = self.state.lock().resume_id.is_some();
-                let _ = tx.try_send(self.hello_message(&hello_id).to_string());
+                tx.send_text(self.hello_message(&hello_id).to_string().into());
                 continue;
             }
             let id = msg
@@ -384,7 +382,7 @@ impl Federation {
                         }
                         if resumed {
                             for q in queued {
-                                let _ = tx.try_send(q);
+                                tx.send_text(q.into());
                             }
                         }
                         if join {
@@ -403,7 +401,7 @@ impl Federation {
                         }
                         resuming = false;
                         hello_id = format!("{:08x}", rand::random::<u32>());
-                        let _ = tx.try_send(self.hello_message(&hello_id).to_string());
+                        tx.send_text(self.hello_message(&hello_id).to_string().into());
                     }
                     "error" => {
                         let error: WireError = serde_json::from_value(msg["error"].clone())
@@ -414,7 +412,7 @@ impl Federation {
                     }
                     _ => {
                         hello_id = format!("{:08x}", rand::random::<u32>());
-                        let _ = tx.try_send(self.hello_message(&hello_id).to_string());
+                        tx.send_text(self.hello_message(&hello_id).to_string().into());
                     }
                 }
                 continue;

@@ -53,6 +53,7 @@ pub struct Metrics {
     pub client_protocol_errors_total: IntCounterVec,
     pub session_pending_dropped_total: IntCounter,
     pub nats_publish_dropped_total: IntCounter,
+    pub federation_outbox_overflow_total: IntCounter,
     pub grpc_clients: prometheus::IntGauge,
     pub grpc_client_calls_total: IntCounterVec,
     pub grpc_server_calls_total: IntCounterVec,
@@ -217,6 +218,15 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             let c = IntCounter::new(
                 "signaling_nats_publish_dropped_total",
                 "Messages not published because the queue to the NATS server was full",
+            )
+            .unwrap_or_else(|e| unreachable!("{e}"));
+            let _ = r.register(Box::new(c.clone()));
+            c
+        },
+        federation_outbox_overflow_total: {
+            let c = IntCounter::new(
+                "signaling_federation_outbox_overflow_total",
+                "Federation connections closed because the remote server did not read its messages",
             )
             .unwrap_or_else(|e| unreachable!("{e}"));
             let _ = r.register(Box::new(c.clone()));

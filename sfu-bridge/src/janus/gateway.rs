@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -18,6 +18,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
+use transport::ws::writer::Writer;
+use transport::ws::{Outbox, CLOSE_NORMAL};
 
 use super::error::{codes, JanusError};
 
@@ -67,11 +69,19 @@ struct Pending {
     tx: oneshot::Sender<Result<Value, JanusError>>,
 }
 
+/// Requests waiting to be written to Janus. Each waits for its reply, so
+/// this many in flight means Janus stopped reading: the connection is
+/// closed (and reconnected) instead of queueing more.
+const OUTBOX_CAPACITY: usize = 4096;
+
+/// Events of one handle waiting for its task.
+const HANDLE_EVENTS: usize = 1024;
+
 struct Shared {
-    out: mpsc::UnboundedSender<Message>,
+    out: Outbox,
     next_transaction: AtomicU64,
     pending: Mutex<HashMap<String, Pending>>,
-    handles: Mutex<HashMap<u64, mpsc::UnboundedSender<HandleEvent>>>,
+    handles: Mutex<HashMap<u64, mpsc::Sender<HandleEvent>>>,
     closed: CancellationToken,
     timeout: Duration,
 }
@@ -99,37 +109,30 @@ impl Gateway {
             .await
             .map_err(|_| JanusError::Connect("timed out".into()))?
             .map_err(|e| JanusError::Connect(e.to_string()))?;
-        let (mut sink, mut stream) = ws.split();
-        let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
+        let (sink, mut stream) = ws.split();
+        let closed = CancellationToken::new();
+        let (out, out_rx) = Outbox::with_capacity(
+            closed.clone(),
+            crate::metrics::METRICS
+                .outbox_overflow_total
+                .with_label_values(&["janus"]),
+            OUTBOX_CAPACITY,
+        );
         let shared = Arc::new(Shared {
             out,
             next_transaction: AtomicU64::new(1),
             pending: Mutex::default(),
             handles: Mutex::default(),
-            closed: CancellationToken::new(),
+            closed,
             timeout,
         });
-        let closed = shared.closed.clone();
-        tokio::spawn(async move {
-            let mut ping = tokio::time::interval(PING_PERIOD);
-            ping.tick().await;
-            loop {
-                let msg = tokio::select! {
-                    _ = closed.cancelled() => break,
-                    _ = ping.tick() => Message::Ping(Vec::new().into()),
-                    m = out_rx.recv() => match m {
-                        Some(m) => m,
-                        None => break,
-                    },
-                };
-                if let Err(e) = sink.send(msg).await {
-                    tracing::warn!(error = %e, "writing to janus failed");
-                    break;
-                }
-            }
-            let _ = sink.close().await;
-            closed.cancel();
-        });
+        // The shared writer: pings, a write deadline, and the close frame;
+        // when it ends it cancels `closed`, which stops the reader.
+        let writer = Writer {
+            ping_period: Some(PING_PERIOD),
+            ..Writer::default()
+        };
+        tokio::spawn(writer.run(sink, out_rx));
         let reader = shared.clone();
         tokio::spawn(async move {
             loop {
@@ -163,8 +166,9 @@ impl Gateway {
 
     /// Closes the connection.
     pub fn close(&self) {
-        let _ = self.shared.out.send(Message::Close(None));
-        self.shared.closed.cancel();
+        // Closed at once (requests fail with `Disconnected`); the writer
+        // still sends the close frame.
+        self.shared.out.abort(CLOSE_NORMAL, "");
     }
 
     async fn call(&self, mut req: Map<String, Value>, reply: Reply) -> Result<Value, JanusError> {
@@ -182,7 +186,7 @@ impl Gateway {
             .lock()
             .insert(transaction.clone(), Pending { reply, tx });
         let text = Value::Object(req).to_string();
-        if s.out.send(Message::Text(text.into())).is_err() {
+        if !s.out.send_text(text.into()) {
             s.pending.lock().remove(&transaction);
             return Err(JanusError::Disconnected);
         }
@@ -329,7 +333,11 @@ impl Shared {
         };
         let handles = self.handles.lock();
         if let Some(tx) = handles.get(&sender) {
-            let _ = tx.send(event);
+            if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(event) {
+                // Its task reads events as they come; this many waiting
+                // means it is stuck, and more would only grow memory.
+                tracing::warn!(sender, "janus handle events not read, event dropped");
+            }
         }
     }
 
@@ -339,7 +347,8 @@ impl Shared {
             let _ = p.tx.send(Err(JanusError::Disconnected));
         }
         for (_, tx) in self.handles.lock().drain() {
-            let _ = tx.send(HandleEvent::Disconnected);
+            // A full queue still ends: the sender is dropped here.
+            let _ = tx.try_send(HandleEvent::Disconnected);
         }
     }
 }
@@ -363,12 +372,12 @@ impl JanusSession {
     pub async fn attach(
         &self,
         plugin: &str,
-    ) -> Result<(Handle, mpsc::UnboundedReceiver<HandleEvent>), JanusError> {
+    ) -> Result<(Handle, mpsc::Receiver<HandleEvent>), JanusError> {
         let mut req = self.request("attach");
         req.insert("plugin".into(), Value::String(plugin.into()));
         let reply = self.gateway.call(req, Reply::First).await?;
         let id = reply_id(&reply)?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(HANDLE_EVENTS);
         self.gateway.shared.handles.lock().insert(id, tx);
         Ok((
             Handle {

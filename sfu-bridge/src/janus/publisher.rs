@@ -231,10 +231,7 @@ pub(crate) async fn create_room(
     })
 }
 
-async fn event_loop(
-    p: std::sync::Weak<JanusPublisher>,
-    mut events: mpsc::UnboundedReceiver<HandleEvent>,
-) {
+async fn event_loop(p: std::sync::Weak<JanusPublisher>, mut events: mpsc::Receiver<HandleEvent>) {
     while let Some(event) = events.recv().await {
         let Some(p) = p.upgrade() else { return };
         match event {

@@ -182,10 +182,7 @@ impl JanusSubscriber {
     }
 }
 
-async fn event_loop(
-    s: std::sync::Weak<JanusSubscriber>,
-    mut events: mpsc::UnboundedReceiver<HandleEvent>,
-) {
+async fn event_loop(s: std::sync::Weak<JanusSubscriber>, mut events: mpsc::Receiver<HandleEvent>) {
     while let Some(event) = events.recv().await {
         let Some(s) = s.upgrade() else { return };
         match event {

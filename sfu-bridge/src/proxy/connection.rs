@@ -9,13 +9,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use parking_lot::Mutex;
 use proto::proxy::{ClientMessage, EventBandwidth, HelloClient, ServerMessage, PROXY_VERSION};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
+use transport::ws::writer::Writer;
+use transport::ws::{Outbox, CLOSE_NORMAL};
 
 use crate::sfu::SfuError;
 
@@ -43,7 +45,7 @@ pub struct ConnectionStatus {
 struct Shared {
     session_id: Option<String>,
     status: ConnectionStatus,
-    out: Option<mpsc::UnboundedSender<Message>>,
+    out: Option<Outbox>,
 }
 
 pub struct ProxyConnection {
@@ -151,10 +153,7 @@ impl ProxyConnection {
         self.pending.lock().insert(id.clone(), tx);
         let sent = {
             let s = self.shared.lock();
-            s.status.connected
-                && s.out
-                    .as_ref()
-                    .is_some_and(|o| o.send(Message::Text(text.into())).is_ok())
+            s.status.connected && s.out.as_ref().is_some_and(|o| o.send_text(text.into()))
         };
         if !sent {
             self.pending.lock().remove(&id);
@@ -327,6 +326,10 @@ async fn dial(
         .map_err(|e| e.to_string())
 }
 
+/// Requests waiting to be written to the proxy; more means it stopped
+/// reading, and the connection is closed and dialled again.
+const OUTBOX_CAPACITY: usize = 4096;
+
 /// The port of a `ws://` or `wss://` URL, explicit or the scheme's.
 fn url_port(url: &str) -> Option<u16> {
     let (scheme, rest) = url.split_once("://")?;
@@ -348,20 +351,17 @@ async fn connect_once(c: &Arc<ProxyConnection>, stop: &CancellationToken) -> Res
     let (ws, _) = tokio::time::timeout(c.timeout, dial(&c.url, c.ip, &c.tls))
         .await
         .map_err(|_| "handshake timed out".to_owned())??;
-    let (mut sink, mut stream) = ws.split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
-    let writer = tokio::spawn(async move {
-        let mut ping = tokio::time::interval(Duration::from_secs(54));
-        loop {
-            let m = tokio::select! {
-                m = rx.recv() => match m { Some(m) => m, None => break },
-                _ = ping.tick() => Message::Ping(Vec::new().into()),
-            };
-            if sink.send(m).await.is_err() {
-                break;
-            }
-        }
-    });
+    let (sink, mut stream) = ws.split();
+    // Cancelled when the writer ends (write failed, queue full).
+    let writer_gone = CancellationToken::new();
+    let (tx, out_rx) = Outbox::with_capacity(
+        writer_gone.clone(),
+        crate::metrics::METRICS
+            .outbox_overflow_total
+            .with_label_values(&["proxy"]),
+        OUTBOX_CAPACITY,
+    );
+    let mut writer = tokio::spawn(Writer::default().run(sink, out_rx));
     let send_hello = |resume: Option<String>| -> Result<(), String> {
         let token = if resume.is_some() {
             String::new()
@@ -380,14 +380,18 @@ async fn connect_once(c: &Arc<ProxyConnection>, stop: &CancellationToken) -> Res
             ..Default::default()
         };
         let text = serde_json::to_string(&hello).map_err(|e| e.to_string())?;
-        tx.send(Message::Text(text.into()))
-            .map_err(|e| e.to_string())
+        if tx.send_text(text.into()) {
+            Ok(())
+        } else {
+            Err("connection closed".to_owned())
+        }
     };
     let resume = c.shared.lock().session_id.clone();
     send_hello(resume)?;
     let result = loop {
         let next = tokio::select! {
             _ = stop.cancelled() => break Ok(()),
+            _ = writer_gone.cancelled() => break Err("writing to the proxy failed".into()),
             m = tokio::time::timeout(Duration::from_secs(60), stream.next()) => m,
         };
         let text = match next {
@@ -429,7 +433,14 @@ async fn connect_once(c: &Arc<ProxyConnection>, stop: &CancellationToken) -> Res
         }
         c.dispatch(msg);
     };
-    writer.abort();
+    tx.close(CLOSE_NORMAL, "");
+    drop(tx);
+    if tokio::time::timeout(Duration::from_secs(1), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
     result
 }
 

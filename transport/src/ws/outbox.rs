@@ -86,7 +86,16 @@ impl Outbox {
     /// A new outbox; `overflows` counts the connections closed because
     /// their queue was full, in the caller's metrics registry.
     pub fn new(cancel: CancellationToken, overflows: IntCounter) -> (Outbox, OutboxReceiver) {
-        let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
+        Self::with_capacity(cancel, overflows, OUTBOX_CAPACITY)
+    }
+
+    /// [`Outbox::new`] holding up to `capacity` entries.
+    pub fn with_capacity(
+        cancel: CancellationToken,
+        overflows: IntCounter,
+        capacity: usize,
+    ) -> (Outbox, OutboxReceiver) {
+        let (tx, rx) = mpsc::channel(capacity);
         let shared = Arc::new(Shared {
             close_reason: Mutex::new(None),
             cancel,

@@ -1,21 +1,59 @@
 //! The one task that writes to a connection's socket. It drains the
 //! [`Outbox`](super::Outbox) in batches (one flush for everything that
 //! is waiting), pings on a timer, bounds every write by a deadline, and
-//! ends with the close frame the connection was closed with.
+//! ends with the close frame the connection was closed with. The same
+//! writer serves accepted connections (axum) and the ones we dial
+//! (tungstenite: Janus, other proxies), through [`WsFrame`].
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::stream::SplitSink;
-use futures_util::SinkExt;
+use futures_util::{Sink, SinkExt};
 use prometheus::IntCounter;
 use tokio::time::timeout;
+use tokio_tungstenite::tungstenite;
 
 use super::outbox::{OutFrame, OutboxReceiver};
 use super::{CLOSE_INTERNAL, PING_PERIOD, WRITE_WAIT};
 
 /// Most frames written with one flush.
 const WRITE_BATCH: usize = 64;
+
+/// The frames a writer sends, for either WebSocket library.
+pub trait WsFrame: Sized {
+    fn text(text: &str) -> Self;
+    fn ping(payload: Vec<u8>) -> Self;
+    fn close(code: u16, reason: &str) -> Self;
+}
+
+impl WsFrame for axum::extract::ws::Message {
+    fn text(text: &str) -> Self {
+        Self::Text(text.into())
+    }
+    fn ping(payload: Vec<u8>) -> Self {
+        Self::Ping(payload.into())
+    }
+    fn close(code: u16, reason: &str) -> Self {
+        Self::Close(Some(axum::extract::ws::CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
+    }
+}
+
+impl WsFrame for tungstenite::Message {
+    fn text(text: &str) -> Self {
+        Self::Text(text.into())
+    }
+    fn ping(payload: Vec<u8>) -> Self {
+        Self::Ping(payload.into())
+    }
+    fn close(code: u16, reason: &str) -> Self {
+        Self::Close(Some(tungstenite::protocol::CloseFrame {
+            code: code.into(),
+            reason: reason.into(),
+        }))
+    }
+}
 
 /// Counters a writer adds to for each text frame it writes.
 #[derive(Clone)]
@@ -49,7 +87,11 @@ impl Writer {
     /// then cancels the outbox's token, so the reader stops too. Pings
     /// carry the send time in nanoseconds, for the reader to measure the
     /// round trip from the pong.
-    pub async fn run(self, mut sink: SplitSink<WebSocket, Message>, mut rx: OutboxReceiver) {
+    pub async fn run<S, M>(self, mut sink: S, mut rx: OutboxReceiver)
+    where
+        S: Sink<M> + Unpin,
+        M: WsFrame,
+    {
         // The first tick fires at once: the reference pings right after
         // connecting. Without a period the timer is never polled.
         let mut ping = tokio::time::interval(self.ping_period.unwrap_or(PING_PERIOD));
@@ -85,7 +127,7 @@ impl Writer {
                 },
                 _ = ping.tick(), if self.ping_period.is_some() => {
                     let payload = now_nanos().to_string();
-                    let sent = timeout(self.write_wait, sink.send(Message::Ping(payload.into_bytes().into()))).await;
+                    let sent = timeout(self.write_wait, sink.send(M::ping(payload.into_bytes()))).await;
                     if !matches!(sent, Ok(Ok(()))) {
                         break;
                     }
@@ -98,12 +140,16 @@ impl Writer {
     /// Writes `first` and whatever else is waiting (up to [`WRITE_BATCH`]
     /// entries), then flushes once. Returns whether that worked and a
     /// close frame found among the waiting entries.
-    async fn write_batch(
+    async fn write_batch<S, M>(
         &self,
-        sink: &mut SplitSink<WebSocket, Message>,
+        sink: &mut S,
         rx: &mut OutboxReceiver,
         first: OutFrame,
-    ) -> (bool, Option<(u16, String)>) {
+    ) -> (bool, Option<(u16, String)>)
+    where
+        S: Sink<M> + Unpin,
+        M: WsFrame,
+    {
         let mut close = None;
         let mut ok = self.feed_frame(sink, first).await;
         let mut batch = 1;
@@ -127,7 +173,11 @@ impl Writer {
     }
 
     /// Queues a text frame or a batch of them without flushing.
-    async fn feed_frame(&self, sink: &mut SplitSink<WebSocket, Message>, frame: OutFrame) -> bool {
+    async fn feed_frame<S, M>(&self, sink: &mut S, frame: OutFrame) -> bool
+    where
+        S: Sink<M> + Unpin,
+        M: WsFrame,
+    {
         match frame {
             OutFrame::Text(text) => self.feed_text(sink, &text).await,
             OutFrame::Batch(frames) => {
@@ -143,8 +193,12 @@ impl Writer {
         }
     }
 
-    async fn feed_text(&self, sink: &mut SplitSink<WebSocket, Message>, text: &str) -> bool {
-        let fed = timeout(self.write_wait, sink.feed(Message::Text(text.into()))).await;
+    async fn feed_text<S, M>(&self, sink: &mut S, text: &str) -> bool
+    where
+        S: Sink<M> + Unpin,
+        M: WsFrame,
+    {
+        let fed = timeout(self.write_wait, sink.feed(M::text(text))).await;
         let ok = matches!(fed, Ok(Ok(())));
         if let (true, Some(c)) = (ok, &self.counters) {
             c.frames.inc();
@@ -162,15 +216,11 @@ pub fn now_nanos() -> u128 {
         .unwrap_or(0)
 }
 
-async fn send_close(
-    sink: &mut SplitSink<WebSocket, Message>,
-    code: u16,
-    reason: &str,
-) -> Result<(), axum::Error> {
-    sink.send(Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    })))
-    .await?;
+async fn send_close<S, M>(sink: &mut S, code: u16, reason: &str) -> Result<(), S::Error>
+where
+    S: Sink<M> + Unpin,
+    M: WsFrame,
+{
+    sink.send(M::close(code, reason)).await?;
     sink.close().await
 }
