@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use sfu_bridge::sfu::Sfu;
 use signaling_proxy::config::{ProxyConfig, TokenSource};
 use signaling_proxy::router::router;
 use signaling_proxy::state::Proxy;
@@ -80,6 +81,13 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!("tasks still running after the grace period");
     }
     proxy.stop_sfu();
+    let stopped = async {
+        proxy.sfu.stopped().await;
+        proxy.remotes.stopped().await;
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, stopped).await.is_err() {
+        tracing::warn!("janus or remote proxy connections still open after the grace period");
+    }
     tracing::info!("signaling proxy stopped");
     Ok(())
 }

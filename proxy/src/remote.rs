@@ -15,6 +15,7 @@ use sfu_bridge::janus::remote::RemoteController;
 use sfu_bridge::proxy::connection::{ProxyClientEvents, ProxyConnection};
 use sfu_bridge::sfu::SfuError;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::ProxyConfig;
 use crate::tokens::now_secs;
@@ -88,6 +89,8 @@ struct Remote {
 #[derive(Default)]
 pub struct RemoteConnections {
     by_url: Mutex<HashMap<String, Remote>>,
+    /// The connections' tasks, awaited at exit.
+    tasks: TaskTracker,
 }
 
 impl RemoteConnections {
@@ -112,7 +115,7 @@ impl RemoteConnections {
                     identity.tls.clone(),
                     make_token,
                     timeout,
-                    stop.clone(),
+                    (stop.clone(), &self.tasks),
                 ),
                 stop,
                 users: 0,
@@ -133,6 +136,12 @@ impl RemoteConnections {
             remote.stop.cancel();
             map.remove(url);
         }
+    }
+
+    /// Waits until every connection's task ended (after `shutdown`).
+    pub async fn stopped(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 
     pub fn count(&self) -> usize {

@@ -252,6 +252,9 @@ pub trait Sfu: Send + Sync {
     fn server_info(&self) -> Value;
     /// Where janus-events frames go, if this SFU takes them.
     fn events(&self) -> Option<Arc<crate::janus::events::EventsHandler>>;
+    /// Waits until every task of the SFU has ended; call after its stop
+    /// token fired.
+    async fn stopped(&self);
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ const HELLO: &str = r#"{"id":"1","type":"hello","hello":{"version":"1.0","featur
 
 fn session(backends: &Backends, n: u64) -> (Arc<Session>, OutboxReceiver) {
     let s = Arc::new(Session::new(NewSession {
+        tasks: tokio_util::task::TaskTracker::new(),
         index: n,
         public_id: PublicSessionId(format!("public-{n}")),
         private_id: PrivateSessionId(format!("private-{n}")),

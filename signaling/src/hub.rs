@@ -449,10 +449,18 @@ impl Hub {
     }
 
     /// Waits for background requests to Talk to finish.
+    /// The tasks the hub owns; [`Hub::drain`] waits for them.
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.inner.tasks
+    }
+
     pub async fn drain(&self) {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
+        if let Some(sfu) = self.sfu() {
+            sfu.stopped().await;
+        }
     }
 
     // === connection events ===

@@ -78,7 +78,7 @@ pub async fn run(
     let housekeeping = tokio::spawn(hub.clone().run_housekeeping(shutdown.clone()));
     if config.backend.backend_type == config_source::SourceType::Etcd {
         let prefix = config.backend.backend_prefix.clone().unwrap_or_default();
-        tokio::spawn(backend::etcd::watch(
+        hub.inner.tasks.spawn(backend::etcd::watch(
             hub.clone(),
             config.etcd.clone(),
             prefix,
@@ -86,7 +86,9 @@ pub async fn run(
         ));
     }
     if let Some(url) = geoip::source(&config.geoip) {
-        tokio::spawn(hub.inner.geoip.clone().run(url, shutdown.clone()));
+        hub.inner
+            .tasks
+            .spawn(hub.inner.geoip.clone().run(url, shutdown.clone()));
     }
     if let Some(sfu) = &hub.inner.proxy_sfu {
         let proxies = proxies::ProxyDiscovery::start(
@@ -94,6 +96,7 @@ pub async fn run(
             &config.mcu,
             &config.etcd,
             shutdown.clone(),
+            hub.inner.tasks.clone(),
         );
         let _ = hub.inner.proxy_discovery.set(proxies);
     }
@@ -103,6 +106,7 @@ pub async fn run(
         &config.grpc,
         &config.etcd,
         shutdown.clone(),
+        hub.inner.tasks.clone(),
     );
     let _ = hub.inner.discovery.set(discovery);
     let state = server::AppState::new(

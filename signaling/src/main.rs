@@ -85,7 +85,8 @@ async fn main() -> anyhow::Result<()> {
     let listeners = bind(&config.http.listen).await?;
 
     let shutdown = CancellationToken::new();
-    tokio::spawn(signals(shutdown.clone(), hub.clone(), cli.config.clone()));
+    hub.tasks()
+        .spawn(signals(shutdown.clone(), hub.clone(), cli.config.clone()));
     tracing::info!(version = proto::SERVER_VERSION, "signaling server started");
     signaling::run(&config, hub, listeners, shutdown).await?;
     tracing::info!("signaling server stopped");
@@ -110,6 +111,7 @@ async fn signals(
     };
     loop {
         tokio::select! {
+            _ = shutdown.cancelled() => return,
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {

@@ -11,10 +11,13 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use sfu_bridge::proxy::{ProxySfu, ProxyTarget};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::{EtcdConfig, McuConfig};
 
 pub struct ProxyDiscovery {
+    /// Owns the watchers; the hub waits for them at shutdown.
+    tasks: TaskTracker,
     sfu: ProxySfu,
     list: Mutex<StaticList>,
     shutdown: CancellationToken,
@@ -37,8 +40,10 @@ impl ProxyDiscovery {
         mcu: &McuConfig,
         etcd: &EtcdConfig,
         shutdown: CancellationToken,
+        tasks: TaskTracker,
     ) -> Arc<ProxyDiscovery> {
         let d = Arc::new(ProxyDiscovery {
+            tasks: tasks.clone(),
             sfu,
             list: Mutex::default(),
             shutdown,
@@ -47,7 +52,7 @@ impl ProxyDiscovery {
             // `[mcu] keyprefix`; upstream's default is the literal "/%s".
             let prefix = mcu.key_prefix.clone().unwrap_or_else(|| "/%s".into());
             let sfu = d.sfu.clone();
-            tokio::spawn(config_source::etcd::watch_prefix(
+            d.tasks.spawn(config_source::etcd::watch_prefix(
                 etcd.clone(),
                 prefix,
                 d.shutdown.clone(),
@@ -81,16 +86,17 @@ impl ProxyDiscovery {
                     let me = Arc::downgrade(self);
                     let url = url.clone();
                     let stop = token.clone();
-                    tokio::spawn(crate::dns::watch(dial, token.clone(), move |addrs| {
-                        let Some(d) = me.upgrade() else { return };
-                        let mut list = d.list.lock();
-                        if stop.is_cancelled() {
-                            return;
-                        }
-                        let ips = addrs.iter().map(|a| Some(a.ip())).collect();
-                        list.resolved.insert(url.clone(), ips);
-                        d.apply(&list);
-                    }));
+                    self.tasks
+                        .spawn(crate::dns::watch(dial, token.clone(), move |addrs| {
+                            let Some(d) = me.upgrade() else { return };
+                            let mut list = d.list.lock();
+                            if stop.is_cancelled() {
+                                return;
+                            }
+                            let ips = addrs.iter().map(|a| Some(a.ip())).collect();
+                            list.resolved.insert(url.clone(), ips);
+                            d.apply(&list);
+                        }));
                 }
                 None => {
                     resolved.insert(url.clone(), vec![None]);

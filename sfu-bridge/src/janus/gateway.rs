@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use transport::ws::writer::Writer;
 use transport::ws::{Outbox, CLOSE_NORMAL};
 
@@ -84,6 +85,8 @@ struct Shared {
     handles: Mutex<HashMap<u64, mpsc::Sender<HandleEvent>>>,
     closed: CancellationToken,
     timeout: Duration,
+    /// The reader and the writer.
+    tasks: TaskTracker,
 }
 
 /// A connection to Janus; cheap to clone.
@@ -125,6 +128,7 @@ impl Gateway {
             handles: Mutex::default(),
             closed,
             timeout,
+            tasks: TaskTracker::new(),
         });
         // The shared writer: pings, a write deadline, and the close frame;
         // when it ends it cancels `closed`, which stops the reader.
@@ -132,9 +136,9 @@ impl Gateway {
             ping_period: Some(PING_PERIOD),
             ..Writer::default()
         };
-        tokio::spawn(writer.run(sink, out_rx));
+        shared.tasks.spawn(writer.run(sink, out_rx));
         let reader = shared.clone();
-        tokio::spawn(async move {
+        shared.tasks.spawn(async move {
             loop {
                 let next = tokio::select! {
                     _ = reader.closed.cancelled() => break,
@@ -158,6 +162,13 @@ impl Gateway {
     /// Fires when the connection is gone.
     pub fn closed(&self) -> CancellationToken {
         self.shared.closed.clone()
+    }
+
+    /// Waits until the reader and the writer have ended (after
+    /// [`Gateway::close`] or a lost connection).
+    pub async fn stopped(&self) {
+        self.shared.tasks.close();
+        self.shared.tasks.wait().await;
     }
 
     pub fn is_closed(&self) -> bool {

@@ -89,7 +89,8 @@ impl JanusPublisher {
         m.publishers_total
             .with_label_values(&[stream.as_str()])
             .inc();
-        tokio::spawn(event_loop(Arc::downgrade(&publisher), events));
+        sfu.tasks
+            .spawn(event_loop(Arc::downgrade(&publisher), events));
         tracing::debug!(
             session = public_id,
             stream = stream.as_str(),

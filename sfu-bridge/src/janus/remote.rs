@@ -126,7 +126,8 @@ impl RemotePublisher {
         };
         // Nothing on this handle needs an answer; the subscribers see
         // the room's fate themselves.
-        tokio::spawn(async move { while events.recv().await.is_some() {} });
+        sfu.tasks
+            .spawn(async move { while events.recv().await.is_some() {} });
         let publisher = RemotePublisher {
             key: (publisher_id, stream),
             room,

@@ -11,6 +11,7 @@ use parking_lot::{Mutex, RwLock};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::error::codes;
 use super::gateway::{Gateway, JanusSession};
@@ -53,6 +54,9 @@ pub(crate) struct Inner {
     next_id: AtomicU64,
     pub events: Arc<super::events::EventsHandler>,
     connected_since: Mutex<Option<std::time::SystemTime>>,
+    /// Every task of this SFU (connection, event loops of clients);
+    /// [`Sfu::stopped`] waits for them.
+    pub(crate) tasks: TaskTracker,
 }
 
 /// The Janus SFU; cheap to clone.
@@ -76,13 +80,15 @@ impl JanusSfu {
                 next_id: AtomicU64::new(1),
                 events: Arc::default(),
                 connected_since: Mutex::new(None),
+                tasks: TaskTracker::new(),
             }),
         };
-        tokio::spawn(update_bandwidth(
+        let tasks = &sfu.inner.tasks;
+        tasks.spawn(update_bandwidth(
             Arc::downgrade(&sfu.inner),
             shutdown.clone(),
         ));
-        tokio::spawn(run(Arc::downgrade(&sfu.inner), shutdown));
+        tasks.spawn(run(Arc::downgrade(&sfu.inner), shutdown));
         sfu
     }
 
@@ -210,12 +216,16 @@ async fn run(inner: Weak<Inner>, shutdown: CancellationToken) {
                 *sfu.connected_since.lock() = Some(std::time::SystemTime::now());
                 drop(sfu);
                 keepalive(&gateway, &session, &shutdown).await;
+                if shutdown.is_cancelled() {
+                    // While the connection is still up.
+                    let _ = session.destroy().await;
+                }
                 gateway.close();
+                gateway.stopped().await;
                 let Some(sfu) = inner.upgrade() else { return };
                 *sfu.conn.write() = None;
                 *sfu.connected_since.lock() = None;
                 if shutdown.is_cancelled() {
-                    let _ = session.destroy().await;
                     return;
                 }
                 tracing::warn!(url, "connection to janus lost");
@@ -318,6 +328,11 @@ pub(crate) fn cap(requested: u64, max: u64) -> u64 {
 
 #[async_trait::async_trait]
 impl Sfu for JanusSfu {
+    async fn stopped(&self) {
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
     async fn new_publisher(
         &self,
         listener: Arc<dyn Listener>,

@@ -114,7 +114,7 @@ impl JanusSubscriber {
         m.subscribers_total
             .with_label_values(&[stream.as_str()])
             .inc();
-        tokio::spawn(event_loop(Arc::downgrade(&sub), events));
+        sfu.tasks.spawn(event_loop(Arc::downgrade(&sub), events));
         Ok(sub)
     }
 
@@ -156,7 +156,7 @@ impl JanusSubscriber {
                     let (fresh, events) = session.attach(VIDEOROOM).await?;
                     let old = std::mem::replace(&mut self.state.lock().handle, fresh);
                     let _ = old.detach().await;
-                    tokio::spawn(event_loop(self.me.clone(), events));
+                    sfu.tasks.spawn(event_loop(self.me.clone(), events));
                 }
                 Err(e) if e.is_plugin(videoroom::NO_SUCH_ROOM) => {
                     self.close().await;

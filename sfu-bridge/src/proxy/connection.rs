@@ -16,6 +16,7 @@ use serde_json::Value;
 use tokio::sync::{oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use transport::ws::writer::Writer;
 use transport::ws::{Outbox, CLOSE_NORMAL};
 
@@ -67,14 +68,15 @@ pub struct ProxyConnection {
 }
 
 impl ProxyConnection {
-    /// Starts connecting to `base_url` (`.../` + `proxy`) until `stop`.
+    /// Starts connecting to `base_url` (`.../` + `proxy`) until `stop`,
+    /// in a task of `tasks`.
     pub fn start(
         base_url: &str,
         ip: Option<std::net::IpAddr>,
         tls: Arc<rustls::ClientConfig>,
         make_token: Box<dyn Fn() -> Option<String> + Send + Sync>,
         timeout: Duration,
-        stop: CancellationToken,
+        (stop, tasks): (CancellationToken, &TaskTracker),
     ) -> Arc<ProxyConnection> {
         let mut url = base_url.trim_end_matches('/').to_owned();
         url.push_str("/proxy");
@@ -101,7 +103,7 @@ impl ProxyConnection {
             next_id: AtomicU64::new(1),
             connected: watch::channel(false).0,
         });
-        tokio::spawn(run(Arc::downgrade(&conn), stop));
+        tasks.spawn(run(Arc::downgrade(&conn), stop));
         conn
     }
 

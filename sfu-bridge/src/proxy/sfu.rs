@@ -15,6 +15,7 @@ use proto::proxy::{
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::connection::{ConnectionStatus, ProxyClientEvents, ProxyConnection};
 use crate::sfu::{
@@ -137,6 +138,9 @@ struct Inner {
     publishers: Mutex<HashMap<(String, StreamType), PublisherHome>>,
     publishers_changed: Notify,
     next_id: std::sync::atomic::AtomicU64,
+    /// The connections to the proxies and the retiring of old ones;
+    /// [`Sfu::stopped`] waits for them.
+    tasks: TaskTracker,
 }
 
 #[derive(Clone)]
@@ -166,10 +170,13 @@ impl ProxySfu {
                 publishers: Mutex::default(),
                 publishers_changed: Notify::new(),
                 next_id: std::sync::atomic::AtomicU64::new(1),
+                tasks: TaskTracker::new(),
             }),
         };
         sfu.set_urls(&urls);
-        tokio::spawn(retire(Arc::downgrade(&sfu.inner), stop));
+        sfu.inner
+            .tasks
+            .spawn(retire(Arc::downgrade(&sfu.inner), stop));
         sfu
     }
 
@@ -196,7 +203,7 @@ impl ProxySfu {
                 c.tls.clone(),
                 make_token,
                 c.timeout,
-                stop.clone(),
+                (stop.clone(), &self.inner.tasks),
             ),
             base_url: target.url.clone(),
             stop,
@@ -411,6 +418,11 @@ impl ProxySfu {
 
 #[async_trait::async_trait]
 impl Sfu for ProxySfu {
+    async fn stopped(&self) {
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
     async fn new_publisher(
         &self,
         listener: Arc<dyn Listener>,

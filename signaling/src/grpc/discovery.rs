@@ -9,6 +9,7 @@ use std::sync::{Arc, Weak};
 
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::peers::{Peers, Target};
 use crate::config::{EtcdConfig, GrpcConfig};
@@ -18,6 +19,8 @@ const ETCD_GROUP: &str = "etcd";
 
 /// Runs target discovery; `reload` applies a changed static list.
 pub struct Discovery {
+    /// Owns the watchers; the hub waits for them at shutdown.
+    tasks: TaskTracker,
     peers: Arc<Peers>,
     /// Stops the DNS monitors of the current static list.
     static_tasks: parking_lot::Mutex<CancellationToken>,
@@ -31,9 +34,11 @@ impl Discovery {
         grpc: &GrpcConfig,
         etcd: &EtcdConfig,
         shutdown: CancellationToken,
+        tasks: TaskTracker,
     ) -> Arc<Discovery> {
-        tokio::spawn(peers.clone().watch_tls(shutdown.clone()));
+        tasks.spawn(peers.clone().watch_tls(shutdown.clone()));
         let d = Arc::new(Discovery {
+            tasks: tasks.clone(),
             peers,
             static_tasks: parking_lot::Mutex::new(shutdown.child_token()),
             shutdown,
@@ -42,7 +47,7 @@ impl Discovery {
             match &grpc.target_prefix {
                 Some(prefix) if !prefix.is_empty() => {
                     let peers = d.peers.clone();
-                    tokio::spawn(config_source::etcd::watch_prefix(
+                    d.tasks.spawn(config_source::etcd::watch_prefix(
                         etcd.clone(),
                         prefix.clone(),
                         d.shutdown.clone(),
@@ -96,7 +101,8 @@ impl Discovery {
             }
         }
         for t in names {
-            tokio::spawn(monitor_dns(Arc::downgrade(self), t, token.clone()));
+            self.tasks
+                .spawn(monitor_dns(Arc::downgrade(self), t, token.clone()));
         }
     }
 }

@@ -22,6 +22,7 @@ use sfu_bridge::sfu::{
     StreamType,
 };
 use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
 
 use super::session::{ClientType, Session};
 use super::{Hub, Inner};
@@ -81,12 +82,21 @@ struct Clients {
 }
 
 /// A session's publishers and subscribers.
-#[derive(Default)]
 pub struct MediaClients {
     inner: Mutex<Clients>,
+    /// The hub's tasks: work for these clients (queued requests,
+    /// closing) runs there, so shutdown waits for it.
+    tasks: TaskTracker,
 }
 
 impl MediaClients {
+    pub(crate) fn new(tasks: TaskTracker) -> Self {
+        MediaClients {
+            inner: Mutex::default(),
+            tasks,
+        }
+    }
+
     pub(crate) fn publisher(&self, stream: StreamType) -> Option<Arc<dyn Client>> {
         self.inner.lock().publishers.get(&stream).cloned()
     }
@@ -143,11 +153,11 @@ impl MediaClients {
 }
 
 /// Closes a session's clients in the background.
-fn close_clients(clients: Vec<Arc<dyn Client>>) {
+fn close_clients(session: &Session, clients: Vec<Arc<dyn Client>>) {
     if clients.is_empty() {
         return;
     }
-    tokio::spawn(async move {
+    session.media.tasks.spawn(async move {
         for c in clients {
             c.close().await;
         }
@@ -156,12 +166,12 @@ fn close_clients(clients: Vec<Arc<dyn Client>>) {
 
 /// The session left its room or the call: its media ends.
 pub(crate) fn close_all(session: &Session) {
-    close_clients(session.media.take_all(false));
+    close_clients(session, session.media.take_all(false));
 }
 
 /// The session is gone for good.
 pub(crate) fn shut_down(session: &Session) {
-    close_clients(session.media.take_all(true));
+    close_clients(session, session.media.take_all(true));
 }
 
 /// Permissions changed: publishers that are no longer allowed close
@@ -182,7 +192,7 @@ pub(crate) fn permissions_changed(session: &Session) {
             gone.extend(session.media.take_publisher(StreamType::Video));
         }
     }
-    close_clients(gone);
+    close_clients(session, gone);
 }
 
 fn error(code: ErrorCode, message: &str) -> WireError {
@@ -219,7 +229,8 @@ pub(crate) fn submit(
     if data.kind == "requestoffer" {
         // May wait for the publisher: not in the session's queue.
         let (hub, session) = (hub.clone(), session.clone());
-        tokio::spawn(async move { process(&hub, &session, Job { id, target, data }).await });
+        let tasks = session.media.tasks.clone();
+        tasks.spawn(async move { process(&hub, &session, Job { id, target, data }).await });
         return;
     }
     let mut c = session.media.inner.lock();
@@ -228,7 +239,10 @@ pub(crate) fn submit(
     }
     let queue = c.queue.get_or_insert_with(|| {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(worker(hub.clone(), Arc::downgrade(session), rx));
+        session
+            .media
+            .tasks
+            .spawn(worker(hub.clone(), Arc::downgrade(session), rx));
         tx
     });
     if let Err(e) = queue.try_send(Job { id, target, data }) {
@@ -408,7 +422,7 @@ async fn offer(
             let mut c = session.media.inner.lock();
             if c.closed {
                 drop(c);
-                close_clients(vec![p]);
+                close_clients(session, vec![p]);
                 return Ok(None);
             }
             // A racing offer may have created one meanwhile: keep the first.
@@ -416,7 +430,7 @@ async fn offer(
                 Some(existing) => {
                     let existing = existing.clone();
                     drop(c);
-                    close_clients(vec![p]);
+                    close_clients(session, vec![p]);
                     existing
                 }
                 None => {
@@ -523,7 +537,7 @@ async fn subscriber_for(
     let mut c = session.media.inner.lock();
     if c.closed {
         drop(c);
-        close_clients(vec![s]);
+        close_clients(session, vec![s]);
         return Ok(None);
     }
     // A racing request may have created one meanwhile: keep the first.
@@ -531,7 +545,7 @@ async fn subscriber_for(
         Some(existing) => {
             let existing = existing.clone();
             drop(c);
-            close_clients(vec![s]);
+            close_clients(session, vec![s]);
             Ok(Some(existing))
         }
         None => {
@@ -696,11 +710,12 @@ impl Listener for SessionListener {
 /// unless the session shares again meanwhile (facts 4.3).
 pub(crate) fn unshare_screen(session: &Arc<Session>) {
     let weak = Arc::downgrade(session);
-    tokio::spawn(async move {
+    session.media.tasks.spawn(async move {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         if let Some(s) = weak.upgrade() {
             if !s.is_closed() {
                 close_clients(
+                    &s,
                     s.media
                         .take_publisher(StreamType::Screen)
                         .into_iter()

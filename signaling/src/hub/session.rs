@@ -170,6 +170,8 @@ impl std::fmt::Debug for Session {
 
 /// Everything needed to create a session.
 pub struct NewSession {
+    /// The hub's tasks, for the session's media work.
+    pub tasks: tokio_util::task::TaskTracker,
     pub index: u64,
     pub public_id: PublicSessionId,
     pub private_id: PrivateSessionId,
@@ -197,7 +199,7 @@ impl Session {
             user_data: n.user_data,
             features: n.features,
             virtual_owner: n.virtual_owner,
-            media: Default::default(),
+            media: super::media::MediaClients::new(n.tasks),
             published_media: Default::default(),
             country: Mutex::new(None),
             state: Mutex::new(State {

@@ -227,6 +227,7 @@ async fn register(
     };
     let codec = &hub.inner.codec;
     let session = Arc::new(Session::new(NewSession {
+        tasks: hub.inner.tasks.clone(),
         index,
         public_id: codec.encode_public(&data),
         private_id: codec.encode_private(&data),

@@ -104,6 +104,7 @@ async fn add_session(hub: &Hub, owner: &Arc<Session>, a: AddSessionWire) -> Resu
         .map(|o| (o.actor_id.clone(), o.actor_type.clone()));
     let codec = &hub.inner.codec;
     let session = Arc::new(Session::new(NewSession {
+        tasks: hub.inner.tasks.clone(),
         index,
         public_id: codec.encode_public(&data),
         private_id: codec.encode_private(&data),

@@ -58,7 +58,10 @@ pub(crate) fn send_offer(
             return;
         }
         let (hub, publisher) = (hub.clone(), sender.public_id.clone());
-        tokio::spawn(async move { offer_to(&hub, &recipient, publisher, id, parsed).await });
+        hub.inner
+            .tasks
+            .clone()
+            .spawn(async move { offer_to(&hub, &recipient, publisher, id, parsed).await });
         return;
     }
     let other_backend = hub
@@ -97,7 +100,10 @@ pub(crate) fn send_offer_received(
         return;
     };
     let (hub, recipient) = (hub.clone(), recipient.clone());
-    tokio::spawn(async move { offer_to(&hub, &recipient, sender, message_id, parsed).await });
+    hub.inner
+        .tasks
+        .clone()
+        .spawn(async move { offer_to(&hub, &recipient, sender, message_id, parsed).await });
 }
 
 /// Subscribes `recipient` to `publisher`'s stream and sends it the SFU's
