@@ -159,6 +159,26 @@ async fn publishers(p: &ProxyServer) -> f64 {
 }
 
 /// Waits until the proxies report `expect` video publishers each.
+/// Waits until the server's view of its proxies (`serverinfo`) satisfies
+/// `pred` for some proxy: load reports and drain notices arrive
+/// asynchronously.
+async fn wait_proxy_view(w: &World, what: &str, pred: impl Fn(&Value) -> bool) {
+    let seen = eventually(Duration::from_secs(15), || {
+        let info = w.server.serverinfo();
+        let pred = &pred;
+        async move {
+            let info = info.await;
+            let proxies = info["sfu"]["proxies"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            proxies.iter().any(pred).then_some(())
+        }
+    })
+    .await;
+    assert!(seen.is_some(), "the server never saw {what}");
+}
+
 async fn expect_publishers(w: &World, expect: [f64; 2]) {
     let ok = eventually(Duration::from_secs(10), || async {
         let got = [
@@ -197,9 +217,12 @@ async fn load_and_draining_steer_publishers() {
     expect[first] = 1.0;
     expect_publishers(&w, expect).await;
 
-    // The load report of the first proxy reaches the server within a
-    // second or two; the next publisher goes to the idle proxy.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Once the first proxy's load report reached the server, the next
+    // publisher goes to the idle proxy.
+    wait_proxy_view(&w, "a proxy with load", |p| {
+        p["load"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
     let mut b = user(&w.server, &w.talk, &w.users[1]).await;
     b.join_ok("room1", "tb").await;
     let v = publish(&mut b, "video").await;
@@ -210,7 +233,7 @@ async fn load_and_draining_steer_publishers() {
     // The proxy of the first publisher drains: the next one must go to
     // the other even though loads are equal.
     w.proxies[first].process.signal(10);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_proxy_view(&w, "a draining proxy", |p| p["shutdown"] == true).await;
     let mut c = user(&w.server, &w.talk, &w.users[2]).await;
     c.join_ok("room1", "tc").await;
     let v = publish(&mut c, "video").await;
@@ -284,7 +307,10 @@ async fn country_before_load() {
     assert_eq!(v["message"]["data"]["type"], "answer", "{v}");
     expect_publishers(&w, [0.0, 1.0]).await;
     // The US proxy now reports more load; the country still wins.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    wait_proxy_view(&w, "load on the US proxy", |p| {
+        p["country"] == "US" && p["load"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
     let mut b = user(&w.server, &w.talk, &w.users[1]).await;
     b.join_ok("room1", "tb").await;
     let v = publish(&mut b, "video").await;
