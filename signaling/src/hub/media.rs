@@ -6,30 +6,31 @@
 //! Janus in that order); `requestoffer` runs on its own because it may
 //! wait for the publisher.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
-use parking_lot::Mutex;
 use proto::error::{ErrorCode, WireError};
 use proto::ids::PublicSessionId;
 use proto::permissions::Permission;
-use proto::server::{MessageDelivery, MessageSender, ServerBody, ServerMessage};
+use proto::server::ServerMessage;
 use proto::RawJson;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sfu_bridge::sfu::{
-    media, Client, ClientRef, Listener, PublisherSettings, Request, Sfu, SfuError, StreamSelection,
-    StreamType,
+    media, Client, PublisherSettings, Request, Sfu, SfuError, StreamSelection, StreamType,
 };
 use tokio::sync::mpsc;
-use tokio_util::task::TaskTracker;
 
 use super::session::{ClientType, Session};
-use super::{Hub, Inner};
+use super::Hub;
 use crate::metrics::METRICS;
 
+mod clients;
+mod listener;
 mod sdp;
 mod send_offer;
+
+pub use clients::MediaClients;
+use listener::{listener, sfu_message};
 
 pub(crate) use send_offer::{send_offer, send_offer_received};
 
@@ -71,85 +72,6 @@ struct Job {
     id: Option<String>,
     target: PublicSessionId,
     data: SfuData,
-}
-
-#[derive(Default)]
-struct Clients {
-    publishers: HashMap<StreamType, Arc<dyn Client>>,
-    subscribers: HashMap<(PublicSessionId, StreamType), Arc<dyn Client>>,
-    queue: Option<mpsc::Sender<Job>>,
-    closed: bool,
-}
-
-/// A session's publishers and subscribers.
-pub struct MediaClients {
-    inner: Mutex<Clients>,
-    /// The hub's tasks: work for these clients (queued requests,
-    /// closing) runs there, so shutdown waits for it.
-    tasks: TaskTracker,
-}
-
-impl MediaClients {
-    pub(crate) fn new(tasks: TaskTracker) -> Self {
-        MediaClients {
-            inner: Mutex::default(),
-            tasks,
-        }
-    }
-
-    pub(crate) fn publisher(&self, stream: StreamType) -> Option<Arc<dyn Client>> {
-        self.inner.lock().publishers.get(&stream).cloned()
-    }
-
-    fn subscriber(
-        &self,
-        publisher: &PublicSessionId,
-        stream: StreamType,
-    ) -> Option<Arc<dyn Client>> {
-        self.inner
-            .lock()
-            .subscribers
-            .get(&(publisher.clone(), stream))
-            .cloned()
-    }
-
-    /// Forgets a client the SFU closed.
-    fn forget(&self, client: &ClientRef) {
-        let mut c = self.inner.lock();
-        if client.is_publisher {
-            if c.publishers
-                .get(&client.stream)
-                .is_some_and(|p| p.client_ref().id == client.id)
-            {
-                c.publishers.remove(&client.stream);
-            }
-        } else {
-            let key = (PublicSessionId(client.publisher.clone()), client.stream);
-            if c.subscribers
-                .get(&key)
-                .is_some_and(|s| s.client_ref().id == client.id)
-            {
-                c.subscribers.remove(&key);
-            }
-        }
-    }
-
-    /// Removes every client; with `end`, no new ones are accepted (the
-    /// session is closing).
-    fn take_all(&self, end: bool) -> Vec<Arc<dyn Client>> {
-        let mut c = self.inner.lock();
-        if end {
-            c.closed = true;
-            c.queue = None;
-        }
-        let mut all: Vec<_> = c.publishers.drain().map(|(_, p)| p).collect();
-        all.extend(c.subscribers.drain().map(|(_, s)| s));
-        all
-    }
-
-    fn take_publisher(&self, stream: StreamType) -> Option<Arc<dyn Client>> {
-        self.inner.lock().publishers.remove(&stream)
-    }
 }
 
 /// Closes a session's clients in the background.
@@ -408,7 +330,7 @@ async fn offer(
             };
             let p = sfu
                 .new_publisher(
-                    listener(hub, session),
+                    listener(session),
                     &session.public_id.0,
                     &data.sid,
                     stream,
@@ -503,7 +425,7 @@ async fn request_offer(
         ));
     }
     let selection = StreamSelection::from_payload(&data.payload).map_err(sfu_error)?;
-    let subscriber = match subscriber_for(hub, sfu, session, target, stream).await {
+    let subscriber = match subscriber_for(sfu, session, target, stream).await {
         Ok(Some(s)) => s,
         Ok(None) => return Ok(None),
         Err(e) => {
@@ -521,7 +443,6 @@ async fn request_offer(
 /// `session`'s subscriber of `publisher`'s stream, created if there is
 /// none yet; `None` if the session closed meanwhile.
 async fn subscriber_for(
-    hub: &Hub,
     sfu: &Arc<dyn Sfu>,
     session: &Arc<Session>,
     publisher: &PublicSessionId,
@@ -532,7 +453,7 @@ async fn subscriber_for(
     }
     let country = session.country.lock().clone();
     let s = sfu
-        .new_subscriber(listener(hub, session), &publisher.0, stream, country)
+        .new_subscriber(listener(session), &publisher.0, stream, country)
         .await?;
     let mut c = session.media.inner.lock();
     if c.closed {
@@ -610,100 +531,6 @@ async fn forward(
         .await
         .map(|_| None)
         .map_err(sfu_error)
-}
-
-/// `{"type":"message","message":{"sender":...,"data":{to, from, type,
-/// roomType, payload, sid}}}` (facts 4.3 responses).
-fn sfu_message(
-    id: Option<String>,
-    session: &Session,
-    from: &PublicSessionId,
-    kind: &str,
-    stream: StreamType,
-    payload: Value,
-    sid: &str,
-) -> ServerMessage {
-    let data = json!({
-        "to": session.public_id,
-        "from": from,
-        "type": kind,
-        "roomType": stream.as_str(),
-        "payload": payload,
-        "sid": sid,
-    });
-    let userid = if *from == session.public_id {
-        session.effective_user_id()
-    } else {
-        String::new()
-    };
-    ServerMessage::reply(
-        id,
-        ServerBody::Message {
-            message: MessageDelivery {
-                sender: Some(MessageSender {
-                    kind: "session".into(),
-                    sessionid: from.clone(),
-                    userid,
-                }),
-                recipient: None,
-                data: serde_json::value::to_raw_value(&data).unwrap_or_else(|_| {
-                    serde_json::value::to_raw_value(&Value::Null).unwrap_or_default()
-                }),
-            },
-        },
-    )
-}
-
-fn listener(hub: &Hub, session: &Arc<Session>) -> Arc<dyn Listener> {
-    Arc::new(SessionListener {
-        _hub: Arc::downgrade(&hub.inner),
-        session: Arc::downgrade(session),
-    })
-}
-
-/// What the SFU tells a session.
-struct SessionListener {
-    _hub: Weak<Inner>,
-    session: Weak<Session>,
-}
-
-impl Listener for SessionListener {
-    fn on_update_offer(&self, client: &ClientRef, sid: &str, jsep: Value) {
-        if let Some(s) = self.session.upgrade() {
-            let from = PublicSessionId(client.publisher.clone());
-            s.send(&sfu_message(
-                None,
-                &s,
-                &from,
-                "offer",
-                client.stream,
-                jsep,
-                sid,
-            ));
-        }
-    }
-
-    fn on_ice_candidate(&self, client: &ClientRef, sid: &str, candidate: Value) {
-        if let Some(s) = self.session.upgrade() {
-            let from = PublicSessionId(client.publisher.clone());
-            let payload = json!({"candidate": candidate});
-            s.send(&sfu_message(
-                None,
-                &s,
-                &from,
-                "candidate",
-                client.stream,
-                payload,
-                sid,
-            ));
-        }
-    }
-
-    fn on_closed(&self, client: &ClientRef) {
-        if let Some(s) = self.session.upgrade() {
-            s.media.forget(client);
-        }
-    }
 }
 
 /// `unshareScreen` to oneself: the screen publisher closes after a second

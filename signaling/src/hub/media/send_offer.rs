@@ -119,7 +119,7 @@ async fn offer_to(
         return;
     };
     let stream = StreamType::parse(&data.room_type).unwrap_or(StreamType::Video);
-    let subscriber = match subscriber_for(hub, &sfu, recipient, &publisher, stream).await {
+    let subscriber = match subscriber_for(&sfu, recipient, &publisher, stream).await {
         Ok(Some(s)) => s,
         Ok(None) => return,
         Err(e) => {
