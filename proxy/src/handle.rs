@@ -53,10 +53,12 @@ pub async fn command(
             publisher_streams::handle(proxy, id, client_id).await
         }
         Command::PublishRemote { client_id, target } => {
-            publish_remote::publish(proxy, session, id, client_id, target).await
+            let action = publish_remote::Action::Publish;
+            publish_remote::handle(proxy, session, id, client_id, target, action).await
         }
         Command::UnpublishRemote { client_id, target } => {
-            publish_remote::unpublish(proxy, session, id, client_id, target).await
+            let action = publish_remote::Action::Unpublish;
+            publish_remote::handle(proxy, session, id, client_id, target, action).await
         }
         Command::Unsupported(kind) => other_error(
             id,

@@ -15,6 +15,7 @@
 pub mod geo;
 pub mod janus;
 pub mod metrics;
+mod outbox;
 pub mod proxy;
 pub mod sfu;
 pub mod tls;

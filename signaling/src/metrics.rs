@@ -59,20 +59,25 @@ pub struct Metrics {
     pub grpc_server_calls_total: IntCounterVec,
 }
 
+/// An unlabelled counter registered in `r`.
+fn plain_counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
+    let _ = r.register(Box::new(c.clone()));
+    c
+}
+
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let r = Registry::new();
-    let resume_failed = IntCounter::new(
+    let resume_failed = plain_counter(
+        &r,
         "signaling_hub_sessions_resume_failed_total",
         "The total number of failed session resume requests",
-    )
-    .unwrap_or_else(|e| unreachable!("{e}"));
-    let _ = r.register(Box::new(resume_failed.clone()));
-    let overflow = IntCounter::new(
+    );
+    let overflow = plain_counter(
+        &r,
         "signaling_client_outbox_overflow_total",
         "Connections closed because the client did not read its messages",
-    )
-    .unwrap_or_else(|e| unreachable!("{e}"));
-    let _ = r.register(Box::new(overflow.clone()));
+    );
     let grpc_clients = prometheus::IntGauge::new(
         "signaling_grpc_clients",
         "The current number of GRPC clients",
@@ -205,33 +210,21 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "Client connections closed for a WebSocket protocol error, by close code",
             &["code"],
         ),
-        session_pending_dropped_total: {
-            let c = IntCounter::new(
-                "signaling_session_pending_dropped_total",
-                "Messages dropped from the full queue of a disconnected session (oldest first)",
-            )
-            .unwrap_or_else(|e| unreachable!("{e}"));
-            let _ = r.register(Box::new(c.clone()));
-            c
-        },
-        nats_publish_dropped_total: {
-            let c = IntCounter::new(
-                "signaling_nats_publish_dropped_total",
-                "Messages not published because the queue to the NATS server was full",
-            )
-            .unwrap_or_else(|e| unreachable!("{e}"));
-            let _ = r.register(Box::new(c.clone()));
-            c
-        },
-        federation_outbox_overflow_total: {
-            let c = IntCounter::new(
-                "signaling_federation_outbox_overflow_total",
-                "Federation connections closed because the remote server did not read its messages",
-            )
-            .unwrap_or_else(|e| unreachable!("{e}"));
-            let _ = r.register(Box::new(c.clone()));
-            c
-        },
+        session_pending_dropped_total: plain_counter(
+            &r,
+            "signaling_session_pending_dropped_total",
+            "Messages dropped from the full queue of a disconnected session (oldest first)",
+        ),
+        nats_publish_dropped_total: plain_counter(
+            &r,
+            "signaling_nats_publish_dropped_total",
+            "Messages not published because the queue to the NATS server was full",
+        ),
+        federation_outbox_overflow_total: plain_counter(
+            &r,
+            "signaling_federation_outbox_overflow_total",
+            "Federation connections closed because the remote server did not read its messages",
+        ),
         grpc_clients,
         grpc_client_calls_total: counter(
             &r,

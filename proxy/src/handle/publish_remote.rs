@@ -12,42 +12,37 @@ use crate::reply::{command_done, error_message, unknown_client};
 use crate::session::ProxySession;
 use crate::state::Proxy;
 
-pub async fn publish(
-    proxy: &Arc<Proxy>,
-    session: &ProxySession,
-    id: Option<String>,
-    client_id: String,
-    target: RemoteTarget,
-) -> ServerMessage {
-    let Some(p) = proxy.janus_publisher(&client_id) else {
-        return unknown_client(id, &client_id);
-    };
-    let result = p
-        .publish_remotely(&session.id, &target.hostname, target.port, target.rtcp_port)
-        .await;
-    match result {
-        Ok(()) => {
-            session.add_remote(&client_id, target);
-            command_done(id, client_id)
-        }
-        Err(e) => error_message(id, ErrorCode::InternalError, &e.to_string()),
-    }
+pub enum Action {
+    Publish,
+    Unpublish,
 }
 
-pub async fn unpublish(
+pub async fn handle(
     proxy: &Arc<Proxy>,
     session: &ProxySession,
     id: Option<String>,
     client_id: String,
     target: RemoteTarget,
+    action: Action,
 ) -> ServerMessage {
     let Some(p) = proxy.janus_publisher(&client_id) else {
         return unknown_client(id, &client_id);
     };
-    session.remove_remote(&client_id, &target);
-    let result = p
-        .unpublish_remotely(&session.id, &target.hostname, target.port, target.rtcp_port)
-        .await;
+    let (host, port, rtcp_port) = (&target.hostname, target.port, target.rtcp_port);
+    let result = match action {
+        Action::Publish => {
+            let r = p.publish_remotely(&session.id, host, port, rtcp_port).await;
+            if r.is_ok() {
+                session.add_remote(&client_id, target.clone());
+            }
+            r
+        }
+        Action::Unpublish => {
+            session.remove_remote(&client_id, &target);
+            p.unpublish_remotely(&session.id, host, port, rtcp_port)
+                .await
+        }
+    };
     match result {
         Ok(()) => command_done(id, client_id),
         Err(e) => error_message(id, ErrorCode::InternalError, &e.to_string()),

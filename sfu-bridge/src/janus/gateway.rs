@@ -70,11 +70,6 @@ struct Pending {
     tx: oneshot::Sender<Result<Value, JanusError>>,
 }
 
-/// Requests waiting to be written to Janus. Each waits for its reply, so
-/// this many in flight means Janus stopped reading: the connection is
-/// closed (and reconnected) instead of queueing more.
-const OUTBOX_CAPACITY: usize = 4096;
-
 /// Events of one handle waiting for its task.
 const HANDLE_EVENTS: usize = 1024;
 
@@ -114,13 +109,7 @@ impl Gateway {
             .map_err(|e| JanusError::Connect(e.to_string()))?;
         let (sink, mut stream) = ws.split();
         let closed = CancellationToken::new();
-        let (out, out_rx) = Outbox::with_capacity(
-            closed.clone(),
-            crate::metrics::METRICS
-                .outbox_overflow_total
-                .with_label_values(&["janus"]),
-            OUTBOX_CAPACITY,
-        );
+        let (out, out_rx) = crate::outbox::peer_outbox("janus", closed.clone());
         let shared = Arc::new(Shared {
             out,
             next_transaction: AtomicU64::new(1),

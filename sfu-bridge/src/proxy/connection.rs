@@ -328,10 +328,6 @@ async fn dial(
         .map_err(|e| e.to_string())
 }
 
-/// Requests waiting to be written to the proxy; more means it stopped
-/// reading, and the connection is closed and dialled again.
-const OUTBOX_CAPACITY: usize = 4096;
-
 /// The port of a `ws://` or `wss://` URL, explicit or the scheme's.
 fn url_port(url: &str) -> Option<u16> {
     let (scheme, rest) = url.split_once("://")?;
@@ -356,13 +352,7 @@ async fn connect_once(c: &Arc<ProxyConnection>, stop: &CancellationToken) -> Res
     let (sink, mut stream) = ws.split();
     // Cancelled when the writer ends (write failed, queue full).
     let writer_gone = CancellationToken::new();
-    let (tx, out_rx) = Outbox::with_capacity(
-        writer_gone.clone(),
-        crate::metrics::METRICS
-            .outbox_overflow_total
-            .with_label_values(&["proxy"]),
-        OUTBOX_CAPACITY,
-    );
+    let (tx, out_rx) = crate::outbox::peer_outbox("proxy", writer_gone.clone());
     let mut writer = tokio::spawn(Writer::default().run(sink, out_rx));
     let send_hello = |resume: Option<String>| -> Result<(), String> {
         let token = if resume.is_some() {
