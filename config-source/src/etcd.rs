@@ -4,6 +4,7 @@
 //! next revision; on errors start again with backoff.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
@@ -87,23 +88,67 @@ pub async fn connect(config: &EtcdConfig) -> Result<Client, EtcdError> {
     Ok(Client::connect(&config.endpoints, Some(options)).await?)
 }
 
+/// Whether every prefix watched in etcd is connected, shared by the
+/// watches of one process for readiness and `serverinfo`.
+#[derive(Debug, Clone, Default)]
+pub struct EtcdStatus(Arc<parking_lot::Mutex<StatusInner>>);
+
+#[derive(Debug, Default)]
+struct StatusInner {
+    endpoints: Vec<String>,
+    /// Prefix -> whether its watch is established.
+    watches: BTreeMap<String, bool>,
+}
+
+/// What [`EtcdStatus::snapshot`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdState {
+    pub endpoints: Vec<String>,
+    /// Every watch has read its prefix and is watching it.
+    pub connected: bool,
+}
+
+impl EtcdStatus {
+    fn set(&self, prefix: &str, endpoints: &[String], connected: bool) {
+        let mut s = self.0.lock();
+        s.endpoints = endpoints.to_vec();
+        s.watches.insert(prefix.to_owned(), connected);
+    }
+
+    /// `None` while nothing watches etcd.
+    pub fn snapshot(&self) -> Option<EtcdState> {
+        let s = self.0.lock();
+        if s.watches.is_empty() {
+            return None;
+        }
+        Some(EtcdState {
+            endpoints: s.endpoints.clone(),
+            connected: s.watches.values().all(|c| *c),
+        })
+    }
+}
+
 /// Calls `apply` with every document below `prefix`, first once all are
-/// read and then after each change, until `shutdown`.
+/// read and then after each change, until `shutdown`; `status` follows
+/// whether the watch is established.
 pub async fn watch_prefix(
     config: EtcdConfig,
     prefix: String,
+    status: EtcdStatus,
     shutdown: CancellationToken,
     mut apply: impl FnMut(&Documents) + Send,
 ) {
     let mut delay = RETRY_START;
+    status.set(&prefix, &config.endpoints, false);
     loop {
-        let run = watch_once(&config, &prefix, &mut apply);
+        let run = watch_once(&config, &prefix, &status, &mut apply);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             r = run => if let Err(e) = r {
                 tracing::warn!(prefix, error = %e, "etcd watch failed, retrying");
             },
         }
+        status.set(&prefix, &config.endpoints, false);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}
@@ -115,6 +160,7 @@ pub async fn watch_prefix(
 async fn watch_once(
     config: &EtcdConfig,
     prefix: &str,
+    status: &EtcdStatus,
     apply: &mut (impl FnMut(&Documents) + Send),
 ) -> Result<(), EtcdError> {
     let mut client = connect(config).await?;
@@ -137,6 +183,7 @@ async fn watch_once(
             ),
         )
         .await?;
+    status.set(prefix, &config.endpoints, true);
     while let Some(resp) = stream.message().await? {
         for event in resp.events() {
             let Some(kv) = event.kv() else { continue };

@@ -62,6 +62,9 @@ pub struct ProxyConfig {
     /// The reference documents it in `[app]` but reads `[backend]
     /// skipverify`; either is honoured.
     pub skip_verify: bool,
+    /// `[app] shutdowngrace` (ours): seconds SIGTERM drains like SIGUSR1
+    /// before the remaining sessions are ended; 0 ends them at once.
+    pub shutdown_grace: Duration,
     pub warnings: Vec<String>,
 }
 
@@ -176,6 +179,7 @@ impl ProxyConfig {
             token_key: r.str("app", "token_key").map(PathBuf::from),
             hostname: r.str("app", "hostname"),
             skip_verify: r.bool("app", "skipverify")? || r.bool("backend", "skipverify")?,
+            shutdown_grace: Duration::from_secs(r.positive_int("app", "shutdowngrace", 0)?),
             warnings: Vec::new(),
         };
         let warnings = std::mem::take(&mut r.warnings);

@@ -1,6 +1,6 @@
 //! `signaling-proxy --config proxy.conf`: SIGHUP reloads the token keys,
 //! SIGUSR1 drains (no new publishers, exit when the last client is gone),
-//! SIGINT/SIGTERM stop.
+//! SIGTERM drains for `[app] shutdowngrace` and then stops, SIGINT stops.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,11 +51,12 @@ async fn main() -> anyhow::Result<()> {
         listeners.push(l);
     }
     let shutdown = CancellationToken::new();
+    let grace = config.shutdown_grace;
     let proxy = Proxy::new(config, tokens, shutdown.clone());
     proxy.start_background();
     proxy
         .tasks
-        .spawn(signals(proxy.clone(), cli.config.clone()));
+        .spawn(signals(proxy.clone(), cli.config.clone(), grace));
     let app = router(proxy.clone());
     let timeouts = proxy.config.lock().http_timeouts;
     let mut servers = tokio::task::JoinSet::new();
@@ -95,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
 /// How long connections and clean-ups get after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-async fn signals(proxy: Arc<Proxy>, path: PathBuf) {
+async fn signals(proxy: Arc<Proxy>, path: PathBuf, grace: Duration) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut usr1)) = (
         signal(SignalKind::terminate()),
@@ -106,10 +107,27 @@ async fn signals(proxy: Arc<Proxy>, path: PathBuf) {
         tracing::error!("could not install signal handlers");
         return;
     };
+    let mut deadline: Option<tokio::time::Instant> = None;
     loop {
+        let grace_over = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = proxy.shutdown.cancelled() => return,
-            _ = term.recv() => break,
+            _ = grace_over => {
+                tracing::info!("shutdown grace over, ending the remaining sessions");
+                break;
+            }
+            _ = term.recv() => {
+                if grace.is_zero() || deadline.is_some() {
+                    break;
+                }
+                proxy.drain();
+                deadline = Some(tokio::time::Instant::now() + grace);
+            }
             _ = int.recv() => break,
             _ = usr1.recv() => proxy.drain(),
             _ = hup.recv() => match ProxyConfig::load(&path) {

@@ -33,6 +33,8 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
         .route("/proxy", get(proxy_ws))
         .route("/stats", get(stats))
         .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .layer(axum::middleware::map_response(add_headers))
         .with_state(proxy)
 }
@@ -79,6 +81,16 @@ async fn stats(
         body.to_string(),
     )
         .into_response()
+}
+
+/// Liveness: the process answers HTTP.
+async fn healthz(State(proxy): State<Arc<Proxy>>) -> Response {
+    transport::health::liveness(proxy.is_draining())
+}
+
+/// Readiness: Janus connected, token keys readable, not draining.
+async fn readyz(State(proxy): State<Arc<Proxy>>) -> Response {
+    proxy.readiness().await.into_response()
 }
 
 async fn metrics(

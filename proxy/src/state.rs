@@ -12,7 +12,7 @@ use proto::proxy::{EventBandwidth, EventServer};
 use proto::session_id::SessionIdCodec;
 use sfu_bridge::janus::publisher::JanusPublisher;
 use sfu_bridge::janus::JanusSfu;
-use sfu_bridge::sfu::{Client, StreamType};
+use sfu_bridge::sfu::{Client, Sfu, StreamType};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use transport::ws::Outbox;
@@ -99,6 +99,25 @@ impl Proxy {
     pub fn start_background(self: &Arc<Self>) {
         self.tasks.spawn(self.clone().report_load());
         self.tasks.spawn(self.clone().expire_sessions());
+    }
+
+    /// What `/readyz` reports: Janus, etcd for token keys, draining.
+    pub async fn readiness(&self) -> transport::health::Readiness {
+        use transport::health::Check;
+        let mut checks = vec![if self.sfu.is_connected() {
+            Check::ok("janus", "connected")
+        } else {
+            Check::failed("janus", "not connected")
+        }];
+        match self.tokens.etcd_reachable().await {
+            None => {}
+            Some(Ok(())) => checks.push(Check::ok("etcd", "reachable")),
+            Some(Err(e)) => checks.push(Check::failed("etcd", e)),
+        }
+        transport::health::Readiness {
+            draining: self.is_draining(),
+            checks,
+        }
     }
 
     pub fn is_draining(&self) -> bool {

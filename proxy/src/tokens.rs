@@ -104,6 +104,35 @@ impl TokenStore {
         *current.write() = keys;
     }
 
+    /// `None` for keys from files; for etcd whether it answers now
+    /// (connecting first if needed).
+    pub async fn etcd_reachable(&self) -> Option<Result<(), String>> {
+        let Source::Etcd(etcd) = &self.source else {
+            return None;
+        };
+        let connected = etcd.client.lock().clone();
+        let mut c = match connected {
+            Some(c) => c,
+            None => match config_source::etcd::connect(&etcd.config).await {
+                Ok(c) => {
+                    *etcd.client.lock() = Some(c.clone());
+                    c
+                }
+                Err(e) => return Some(Err(e.to_string())),
+            },
+        };
+        Some(
+            match tokio::time::timeout(Duration::from_secs(1), c.status()).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => {
+                    *etcd.client.lock() = None;
+                    Err(e.to_string())
+                }
+                Err(_) => Err("no answer within 1 s".into()),
+            },
+        )
+    }
+
     /// The key of token id `id`, if any.
     pub async fn get(&self, id: &str) -> Option<TokenKey> {
         match &self.source {

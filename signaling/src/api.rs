@@ -218,8 +218,26 @@ pub async fn serverinfo(
             "nats": app.hub.inner.bus.describe(),
             "grpc": app.hub.inner.peers.describe(),
             "sfu": app.hub.sfu().map(|s| s.server_info()),
+            "etcd": app.hub.inner.etcd.snapshot().map(|s| serde_json::json!({
+                "endpoints": s.endpoints,
+                "connected": s.connected,
+            })),
         }))
     })
+}
+
+/// Liveness: the process answers HTTP.
+pub async fn healthz(State(app): State<AppState>) -> Response {
+    let mut resp = transport::health::liveness(app.hub.is_draining());
+    app.add_headers(&mut resp);
+    resp
+}
+
+/// Readiness: NATS, etcd, backends and the SFU usable, not draining.
+pub async fn readyz(State(app): State<AppState>) -> Response {
+    let mut resp = app.hub.readiness().into_response();
+    app.add_headers(&mut resp);
+    resp
 }
 
 pub async fn metrics(

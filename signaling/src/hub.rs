@@ -11,6 +11,7 @@ pub mod error;
 pub mod filter;
 pub mod handle;
 pub mod housekeeping;
+pub mod lifecycle;
 pub mod media;
 pub mod notify;
 pub mod ping;
@@ -149,6 +150,10 @@ pub(crate) struct Inner {
     pub remote_counts:
         parking_lot::Mutex<std::collections::HashMap<u64, std::collections::HashMap<String, u64>>>,
     next_index: AtomicU64,
+    /// The etcd watches' state (backends, gRPC targets, proxies).
+    pub etcd: config_source::etcd::EtcdStatus,
+    /// SIGUSR1 or SIGTERM with a grace: no new clients, readiness false.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 /// Cheap handle to the hub.
@@ -165,6 +170,11 @@ pub enum HubSetupError {
     Backend(#[from] crate::backend::BackendError),
     #[error(transparent)]
     GrpcTls(#[from] crate::grpc::tls::TlsError),
+    /// `[mcu]` names an SFU that cannot be used. The reference refuses to
+    /// start too; running on without media would report a healthy node
+    /// that cannot serve calls.
+    #[error("[mcu] {0}")]
+    Sfu(String),
 }
 
 impl Hub {
@@ -178,7 +188,7 @@ impl Hub {
                 .map(|k| k.expose().as_bytes()),
         )?;
         let shutdown = CancellationToken::new();
-        let (sfu, proxy_sfu) = sfu_from_config(config, &shutdown);
+        let (sfu, proxy_sfu) = sfu_from_config(config, &shutdown)?;
         let features = ServerFeatures::new(sfu.is_some());
         let client = BackendClient::new(&config.backend, features.header_value())?;
         let peers = crate::grpc::Peers::new(crate::grpc::new_server_id(), &config.grpc)?;
@@ -213,6 +223,8 @@ impl Hub {
                 nodes: parking_lot::Mutex::default(),
                 remote_counts: parking_lot::Mutex::default(),
                 next_index: AtomicU64::new(1),
+                etcd: Default::default(),
+                draining: Default::default(),
             }),
         };
         if let Some(proxies) = &hub.inner.proxy_sfu {
@@ -743,20 +755,21 @@ pub(crate) fn send_bye(outbox: &Outbox, reason: &str) {
 }
 
 /// The SFU `[mcu]` asks for; it connects in the background.
+type ConfiguredSfu = (
+    Option<Arc<dyn sfu_bridge::sfu::Sfu>>,
+    Option<sfu_bridge::proxy::ProxySfu>,
+);
+
 fn sfu_from_config(
     config: &Config,
     shutdown: &CancellationToken,
-) -> (
-    Option<Arc<dyn sfu_bridge::sfu::Sfu>>,
-    Option<sfu_bridge::proxy::ProxySfu>,
-) {
+) -> Result<ConfiguredSfu, HubSetupError> {
     use crate::config::McuType;
     let mcu = &config.mcu;
     match mcu.kind {
         Some(McuType::Janus) => {
             let Some(url) = mcu.urls.first().filter(|u| !u.is_empty()) else {
-                tracing::error!("[mcu] type = janus needs url: running without an SFU");
-                return (None, None);
+                return Err(HubSetupError::Sfu("type = janus needs url".into()));
             };
             let janus = sfu_bridge::janus::JanusSfu::start(
                 sfu_bridge::janus::JanusConfig {
@@ -767,29 +780,19 @@ fn sfu_from_config(
                 },
                 shutdown.child_token(),
             );
-            (Some(Arc::new(janus)), None)
+            Ok((Some(Arc::new(janus)), None))
         }
         Some(McuType::Proxy) => {
             let (Some(token_id), Some(key_file)) = (&mcu.token_id, &mcu.token_key) else {
-                tracing::error!(
-                    "[mcu] type = proxy needs token_id and token_key: running without an SFU"
-                );
-                return (None, None);
+                return Err(HubSetupError::Sfu(
+                    "type = proxy needs token_id and token_key".into(),
+                ));
             };
-            let key = match proto::proxy_token::read_private_key(key_file) {
-                Ok(k) => k,
-                Err(e) => {
-                    tracing::error!(file = %key_file.display(), error = %e, "[mcu] token_key unusable: running without an SFU");
-                    return (None, None);
-                }
-            };
-            let tls = match sfu_bridge::tls::client_config(mcu.skip_verify) {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::error!(error = %e, "no TLS for proxies: running without an SFU");
-                    return (None, None);
-                }
-            };
+            let key = proto::proxy_token::read_private_key(key_file).map_err(|e| {
+                HubSetupError::Sfu(format!("token_key {}: {e}", key_file.display()))
+            })?;
+            let tls = sfu_bridge::tls::client_config(mcu.skip_verify)
+                .map_err(|e| HubSetupError::Sfu(format!("TLS for proxies: {e}")))?;
             if mcu.skip_verify {
                 tracing::warn!("[mcu] skipverify: certificates of proxies are not checked");
             }
@@ -808,8 +811,8 @@ fn sfu_from_config(
                 },
                 shutdown.child_token(),
             );
-            (Some(Arc::new(sfu.clone())), Some(sfu))
+            Ok((Some(Arc::new(sfu.clone())), Some(sfu)))
         }
-        None => (None, None),
+        None => Ok((None, None)),
     }
 }

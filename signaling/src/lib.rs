@@ -95,6 +95,7 @@ pub async fn run(
             sfu.clone(),
             &config.mcu,
             &config.etcd,
+            hub.inner.etcd.clone(),
             shutdown.clone(),
             hub.inner.tasks.clone(),
         );
@@ -105,6 +106,7 @@ pub async fn run(
         hub.inner.peers.clone(),
         &config.grpc,
         &config.etcd,
+        hub.inner.etcd.clone(),
         shutdown.clone(),
         hub.inner.tasks.clone(),
     );

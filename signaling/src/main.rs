@@ -85,35 +85,75 @@ async fn main() -> anyhow::Result<()> {
     let listeners = bind(&config.http.listen).await?;
 
     let shutdown = CancellationToken::new();
-    hub.tasks()
-        .spawn(signals(shutdown.clone(), hub.clone(), cli.config.clone()));
+    hub.tasks().spawn(signals(
+        shutdown.clone(),
+        hub.clone(),
+        cli.config.clone(),
+        config.app.shutdown_grace,
+    ));
     tracing::info!(version = proto::SERVER_VERSION, "signaling server started");
     signaling::run(&config, hub, listeners, shutdown).await?;
     tracing::info!("signaling server stopped");
     Ok(())
 }
 
-/// SIGTERM/SIGINT stop the server; SIGHUP reloads what `Hub::reload`
-/// lists.
+/// SIGINT stops the server at once. SIGUSR1 drains: no new clients,
+/// readiness false, exit once the last client has left. SIGTERM drains
+/// for `grace` (`[app] shutdowngrace`) and then closes the remaining
+/// clients; with no grace, or on a second SIGTERM, it stops at once.
+/// SIGHUP reloads what `Hub::reload` lists.
 async fn signals(
     shutdown: CancellationToken,
     hub: signaling::hub::Hub,
     config_path: Option<PathBuf>,
+    grace: std::time::Duration,
 ) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut usr1)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
         signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
     ) else {
         tracing::error!("could not install signal handlers");
         return;
     };
+    let mut deadline: Option<tokio::time::Instant> = None;
     loop {
+        let grace_over = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let drained = async {
+            if hub.is_draining() {
+                hub.no_clients().await
+            } else {
+                std::future::pending().await
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = term.recv() => break,
+            _ = drained => {
+                tracing::info!("all clients disconnected, shutting down");
+                break;
+            }
+            _ = grace_over => {
+                tracing::info!(sessions = hub.session_count(), "shutdown grace over, closing the remaining clients");
+                break;
+            }
             _ = int.recv() => break,
+            _ = term.recv() => {
+                if grace.is_zero() || deadline.is_some() {
+                    break;
+                }
+                hub.schedule_shutdown();
+                deadline = Some(tokio::time::Instant::now() + grace);
+            }
+            _ = usr1.recv() => {
+                hub.schedule_shutdown();
+            }
             _ = hup.recv() => {
                 let Some(path) = &config_path else { continue };
                 match Config::load(path) {

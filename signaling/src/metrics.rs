@@ -54,6 +54,7 @@ pub struct Metrics {
     pub session_pending_dropped_total: IntCounter,
     pub nats_publish_dropped_total: IntCounter,
     pub federation_outbox_overflow_total: IntCounter,
+    pub client_rejected_draining_total: IntCounter,
     pub grpc_clients: prometheus::IntGauge,
     pub grpc_client_calls_total: IntCounterVec,
     pub grpc_server_calls_total: IntCounterVec,
@@ -224,6 +225,11 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &r,
             "signaling_federation_outbox_overflow_total",
             "Federation connections closed because the remote server did not read its messages",
+        ),
+        client_rejected_draining_total: plain_counter(
+            &r,
+            "signaling_client_rejected_draining_total",
+            "WebSocket connections refused with 503 because the server is draining",
         ),
         grpc_clients,
         grpc_client_calls_total: counter(

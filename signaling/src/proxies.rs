@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{EtcdConfig, McuConfig};
+use config_source::etcd::EtcdStatus;
 
 pub struct ProxyDiscovery {
     /// Owns the watchers; the hub waits for them at shutdown.
@@ -39,6 +40,7 @@ impl ProxyDiscovery {
         sfu: ProxySfu,
         mcu: &McuConfig,
         etcd: &EtcdConfig,
+        etcd_status: EtcdStatus,
         shutdown: CancellationToken,
         tasks: TaskTracker,
     ) -> Arc<ProxyDiscovery> {
@@ -55,6 +57,7 @@ impl ProxyDiscovery {
             d.tasks.spawn(config_source::etcd::watch_prefix(
                 etcd.clone(),
                 prefix,
+                etcd_status,
                 d.shutdown.clone(),
                 move |docs| sfu.set_urls(&sfu_bridge::proxy::sfu::urls_from_etcd(docs)),
             ));

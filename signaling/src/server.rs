@@ -75,6 +75,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/stats", get(api::stats))
         .route("/api/v1/serverinfo", get(api::serverinfo))
         .route("/metrics", get(api::metrics))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
         .with_state(state)
 }
 
@@ -84,6 +86,19 @@ async fn spreed(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    if app.hub.is_draining() && !janus_events::requested(&headers) {
+        // New clients go to another node; this one only serves the
+        // sessions it has until they leave.
+        crate::metrics::METRICS.client_rejected_draining_total.inc();
+        let mut resp = (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "The server is scheduled to shutdown.\n",
+        )
+            .into_response();
+        app.add_headers(&mut resp);
+        return resp;
+    }
     let info = ClientInfo {
         addr: app.hub.policy().client_ip(peer.0, &headers),
         user_agent: headers

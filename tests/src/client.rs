@@ -28,6 +28,16 @@ pub enum Closed {
     Eof,
 }
 
+impl Closed {
+    /// The close code, if a close frame with one arrived.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            Closed::Frame(Some(f)) => Some(u16::from(f.code)),
+            _ => None,
+        }
+    }
+}
+
 /// A client connected to `server` and authenticated as Talk user `u`.
 pub async fn user(server: &TestServer, talk: &Talk, u: &User) -> TestClient {
     let (mut c, _) = TestClient::connect(server).await;
@@ -166,10 +176,17 @@ impl TestClient {
 
     /// Waits for the connection to close and returns the close frame.
     pub async fn expect_closed(&mut self) -> Closed {
+        self.expect_closed_within(STEP).await
+    }
+
+    /// As [`TestClient::expect_closed`], waiting up to `within`.
+    pub async fn expect_closed_within(&mut self, within: Duration) -> Closed {
+        let deadline = tokio::time::Instant::now() + within;
         loop {
-            match self.try_recv_within(STEP).await {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.try_recv_within(left).await {
                 Ok(Some(_)) => continue,
-                Ok(None) => panic!("connection not closed within {STEP:?}"),
+                Ok(None) => panic!("connection not closed within {within:?}"),
                 Err(c) => return c,
             }
         }

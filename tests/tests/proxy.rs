@@ -329,6 +329,10 @@ async fn sigusr1_drains() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(!publisher.is_empty());
+    let ready = reqwest::get(format!("{}readyz", proxy.http_url()))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
     proxy.process.signal(10); // SIGUSR1
     loop {
         let v = c.recv().await;
@@ -344,6 +348,16 @@ async fn sigusr1_drains() {
         proxy.process.try_exit_status().is_none(),
         "exited with a client left"
     );
+    let ready = reqwest::get(format!("{}readyz", proxy.http_url()))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "draining", "{body}");
+    let live = reqwest::get(format!("{}healthz", proxy.http_url()))
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
     let id = c
         .request(json!({"type": "command", "command": {"type": "delete-publisher", "clientId": publisher}}))
         .await;
@@ -422,4 +436,44 @@ async fn token_keys_from_etcd() {
         .await;
     let v = c.hello(&proxy.token(), "").await;
     assert_eq!(v["type"], "hello", "{v}");
+}
+
+/// `/readyz` follows Janus: 503 while the proxy cannot reach it.
+#[tokio::test]
+async fn readyz_follows_janus() {
+    let port = tests::process::free_port();
+    let proxy = ProxyServer::start(&format!("ws://127.0.0.1:{port}"), "").await;
+    let r = reqwest::get(format!("{}readyz", proxy.http_url()))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["checks"]["janus"]["ok"], false, "{body}");
+}
+
+/// SIGTERM with `[app] shutdowngrace`: the proxy drains (sessions get
+/// `shutdown-scheduled`) and ends the rest after the grace.
+#[tokio::test]
+async fn sigterm_drains_for_the_grace_period() {
+    let janus = Janus::start(JanusOptions::default()).await;
+    let mut proxy = ProxyServer::start(&janus.url, "[app]\nshutdowngrace = 2\n").await;
+    let mut c = Conn::open(&proxy).await;
+    assert_eq!(c.hello(&proxy.token(), "").await["type"], "hello");
+    proxy.process.signal(15);
+    loop {
+        let v = c.recv().await;
+        if v["event"]["type"] == "shutdown-scheduled" {
+            break;
+        }
+    }
+    assert!(proxy.process.try_exit_status().is_none());
+    let exited = tests::wait::eventually(Duration::from_secs(10), || {
+        let s = proxy.process.try_exit_status();
+        async move { s }
+    })
+    .await;
+    assert!(
+        exited.is_some_and(|s| s.success()),
+        "proxy did not exit after the grace"
+    );
 }

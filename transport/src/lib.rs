@@ -1,6 +1,7 @@
 //! The layer the signaling server and the proxy share below their
 //! protocols.
 //!
+//! - [`health`]: the `/healthz` and `/readyz` answers.
 //! - [`listener`]: TCP listeners whose sockets have TCP_NODELAY.
 //! - [`http_serve`]: HTTP/1.1 serving with read and write deadlines.
 //! - [`realip`]: the client's address behind trusted proxies.
@@ -9,6 +10,7 @@
 //!   pings, write deadline, close frames), the ping budget, close codes,
 //!   and lingering after a close so the close frame is not lost.
 
+pub mod health;
 pub mod http_serve;
 pub mod listener;
 pub mod realip;

@@ -69,7 +69,8 @@ fn parse(key: &str, value: &[u8]) -> Option<BackendEntry> {
 
 /// Keeps the hub's backends in sync with etcd until `shutdown`.
 pub async fn watch(hub: Hub, etcd: EtcdConfig, prefix: String, shutdown: CancellationToken) {
-    config_source::etcd::watch_prefix(etcd, prefix, shutdown, move |docs| {
+    let status = hub.inner.etcd.clone();
+    config_source::etcd::watch_prefix(etcd, prefix, status, shutdown, move |docs| {
         let entries: Vec<BackendEntry> = docs
             .iter()
             .filter_map(|(key, value)| parse(key, value))

@@ -260,6 +260,9 @@ pub trait EventBus: Send + Sync {
     /// A short description for `/api/v1/serverinfo`.
     fn describe(&self) -> serde_json::Value;
 
+    /// Whether messages reach the other nodes now (readiness).
+    fn is_connected(&self) -> bool;
+
     /// Whether this node is the whole cluster, so a session that is not
     /// here exists nowhere.
     fn is_single_node(&self) -> bool {

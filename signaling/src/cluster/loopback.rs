@@ -61,6 +61,10 @@ impl EventBus for LoopbackBus {
         true
     }
 
+    fn is_connected(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> serde_json::Value {
         serde_json::json!({
             "urls": ["nats://loopback"],

@@ -119,6 +119,9 @@ impl Drop for Unsubscribe {
     }
 }
 
+/// How long start-up waits for the first round trip to the NATS server.
+const FIRST_FLUSH: Duration = Duration::from_secs(2);
+
 impl NatsBus {
     /// Connects (retrying until `timeout`) and starts the worker.
     pub async fn connect(urls: &[String], timeout: Duration) -> Result<NatsBus, ConnectError> {
@@ -157,9 +160,14 @@ impl NatsBus {
             .map_err(|_| err("timeout".into()))?
             .map_err(|e| err(e.to_string()))?;
         // Wait until the connection is really up, so the first requests
-        // do not sit in a queue.
-        let _ = tokio::time::timeout(timeout, client.flush()).await;
-        connected.store(true, Ordering::Relaxed);
+        // do not sit in a queue. If it is not, the server starts anyway
+        // (as the reference does) and reports NATS as disconnected until
+        // the client's `Connected` event.
+        if let Ok(Ok(())) = tokio::time::timeout(FIRST_FLUSH.min(timeout), client.flush()).await {
+            connected.store(true, Ordering::Relaxed);
+        } else {
+            tracing::warn!("NATS not reachable yet: starting disconnected");
+        }
         let sinks: Arc<Sinks<String>> = Arc::default();
         let origin: u64 = rand::random();
         let (tx, rx) = mpsc::channel(PUBLISH_QUEUE);
@@ -361,6 +369,10 @@ impl EventBus for NatsBus {
                 let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
             }
         })
+    }
+
+    fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
     }
 
     fn describe(&self) -> serde_json::Value {

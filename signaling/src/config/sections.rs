@@ -40,6 +40,9 @@ pub struct AppConfig {
     pub allow_subscribe_any: bool,
     /// `trustedproxies`, default loopback only.
     pub trusted_proxies: Vec<IpNet>,
+    /// `shutdowngrace` (ours): seconds SIGTERM drains like SIGUSR1 before
+    /// the remaining clients are closed; 0 (default) closes them at once.
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// `[sessions]`.
@@ -199,7 +202,15 @@ const KNOWN: &[(&str, &[&str])] = &[
             "key",
         ],
     ),
-    ("app", &["debug", "allowsubscribeany", "trustedproxies"]),
+    (
+        "app",
+        &[
+            "debug",
+            "allowsubscribeany",
+            "trustedproxies",
+            "shutdowngrace",
+        ],
+    ),
     ("sessions", &["hashkey", "blockkey"]),
     ("clients", &["internalsecret"]),
     ("federation", &["skipverify", "timeout"]),
@@ -306,6 +317,7 @@ pub(super) fn read_all(r: &mut Reader<'_>) -> Result<Config, ConfigError> {
                 "trustedproxies",
                 transport::realip::DEFAULT_TRUSTED_PROXIES,
             )?,
+            shutdown_grace: secs(r.positive_int("app", "shutdowngrace", 0)?),
         },
         sessions: read_sessions(r)?,
         clients: ClientsConfig {

@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use super::peers::{Peers, Target};
 use crate::config::{EtcdConfig, GrpcConfig};
+use config_source::etcd::EtcdStatus;
 
 const STATIC_GROUP: &str = "static";
 const ETCD_GROUP: &str = "etcd";
@@ -33,6 +34,7 @@ impl Discovery {
         peers: Arc<Peers>,
         grpc: &GrpcConfig,
         etcd: &EtcdConfig,
+        etcd_status: EtcdStatus,
         shutdown: CancellationToken,
         tasks: TaskTracker,
     ) -> Arc<Discovery> {
@@ -50,6 +52,7 @@ impl Discovery {
                     d.tasks.spawn(config_source::etcd::watch_prefix(
                         etcd.clone(),
                         prefix.clone(),
+                        etcd_status,
                         d.shutdown.clone(),
                         move |docs| {
                             let targets = docs

@@ -27,6 +27,9 @@ pub struct Sessions {
     per_backend: Mutex<HashMap<BackendId, u64>>,
     /// Virtual sessions by `<owner public id>|<client id>`.
     virtuals: Mutex<HashMap<String, Arc<Session>>>,
+    /// Sessions other than internal ones: a draining node exits when this
+    /// reaches zero (internal clients reconnect elsewhere on their own).
+    clients: tokio::sync::watch::Sender<usize>,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -37,6 +40,7 @@ impl Default for Sessions {
             room_sessions: Mutex::default(),
             per_backend: Mutex::default(),
             virtuals: Mutex::default(),
+            clients: tokio::sync::watch::Sender::new(0),
             hasher: std::collections::hash_map::RandomState::new(),
         }
     }
@@ -90,6 +94,9 @@ impl Sessions {
             .lock()
             .by_public
             .insert(session.public_id.clone(), session.clone());
+        if session.client_type != ClientType::Internal {
+            self.clients.send_modify(|n| *n += 1);
+        }
         let labels = [session.backend.id.as_str(), session.client_type.as_str()];
         METRICS.hub_sessions.with_label_values(&labels).inc();
         METRICS.hub_sessions_total.with_label_values(&labels).inc();
@@ -118,6 +125,9 @@ impl Sessions {
             .remove(&session.public_id);
         if !removed {
             return;
+        }
+        if session.client_type != ClientType::Internal {
+            self.clients.send_modify(|n| *n = n.saturating_sub(1));
         }
         if counts_for_limit(session.client_type) {
             if let Some(n) = self.per_backend.lock().get_mut(&session.backend.id) {
@@ -166,6 +176,12 @@ impl Sessions {
 
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().by_index.len()).sum()
+    }
+
+    /// Waits until no session but internal ones is left.
+    pub async fn no_clients(&self) {
+        let mut rx = self.clients.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
     }
 
     pub fn is_empty(&self) -> bool {
