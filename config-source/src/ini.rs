@@ -60,6 +60,13 @@ impl Ini {
             .map(|(v, _)| v.as_str())
     }
 
+    /// Removes a key (so its default applies); whether it was there.
+    pub fn remove(&mut self, section: &str, key: &str) -> bool {
+        self.sections
+            .get_mut(section)
+            .is_some_and(|s| s.remove(key).is_some())
+    }
+
     pub fn has_section(&self, section: &str) -> bool {
         self.sections.contains_key(section)
     }

@@ -36,6 +36,9 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+    /// Several errors, one per line.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Many(Vec<ConfigError>),
 }
 
 impl ConfigError {
@@ -45,6 +48,38 @@ impl ConfigError {
             key: key.into(),
             message: message.into(),
         }
+    }
+}
+
+/// Parses `ini` with `parse`, reporting every error rather than the first:
+/// after an error in a key that is set, the key is dropped (its default
+/// applies) and parsing runs again, until it succeeds or an error cannot
+/// be got past (a required key that is missing, say).
+pub fn parse_reporting_all<T>(
+    mut ini: ini::Ini,
+    mut parse: impl FnMut(&ini::Ini) -> Result<T, ConfigError>,
+) -> Result<T, ConfigError> {
+    let mut errors = Vec::new();
+    loop {
+        match parse(&ini) {
+            Ok(value) if errors.is_empty() => return Ok(value),
+            Ok(_) => break,
+            Err(e) => {
+                let dropped = match &e {
+                    ConfigError::Invalid { section, key, .. } => ini.remove(section, key),
+                    _ => false,
+                };
+                errors.push(e);
+                if !dropped {
+                    break;
+                }
+            }
+        }
+    }
+    if errors.len() == 1 {
+        Err(errors.remove(0))
+    } else {
+        Err(ConfigError::Many(errors))
     }
 }
 

@@ -79,9 +79,15 @@ impl ProxyConfig {
         Self::from_ini_str(&text, &ProcessEnv)
     }
 
+    /// Parses INI text, reporting every error (see
+    /// `config_source::parse_reporting_all`).
     pub fn from_ini_str(text: &str, env: &dyn Env) -> Result<ProxyConfig, ConfigError> {
         let ini = Ini::parse(text)?;
-        let mut r = Reader::new(&ini, env);
+        config_source::parse_reporting_all(ini, |ini| Self::read(ini, env))
+    }
+
+    fn read(ini: &Ini, env: &dyn Env) -> Result<ProxyConfig, ConfigError> {
+        let mut r = Reader::new(ini, env);
         let listen = r
             .str_env("http", "listen")
             .unwrap_or_default()
@@ -138,9 +144,6 @@ impl ProxyConfig {
                 ))
             }
         }
-        let janus_url = r
-            .str_env("mcu", "url")
-            .ok_or_else(|| ConfigError::invalid("mcu", "url", "required"))?;
         let mbit = |r: &Reader<'_>, key: &str| -> Result<u64, ConfigError> {
             match r.str("bandwidth", key) {
                 None => Ok(0),
@@ -166,7 +169,6 @@ impl ProxyConfig {
                 transport::realip::DEFAULT_TRUSTED_PROXIES,
             )?,
             tokens,
-            janus_url,
             timeout: Duration::from_secs(r.positive_int("mcu", "timeout", 10)?),
             max_stream_bitrate: r.positive_int("mcu", "maxstreambitrate", 1_048_576)?,
             max_screen_bitrate: r.positive_int("mcu", "maxscreenbitrate", 2_097_152)?,
@@ -181,6 +183,11 @@ impl ProxyConfig {
             skip_verify: r.bool("app", "skipverify")? || r.bool("backend", "skipverify")?,
             shutdown_grace: Duration::from_secs(r.positive_int("app", "shutdowngrace", 0)?),
             warnings: Vec::new(),
+            // Last: a missing URL cannot be got past, so every other error
+            // is reported first.
+            janus_url: r
+                .str_env("mcu", "url")
+                .ok_or_else(|| ConfigError::invalid("mcu", "url", "required"))?,
         };
         let warnings = std::mem::take(&mut r.warnings);
         Ok(ProxyConfig { warnings, ..config })

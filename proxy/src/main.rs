@@ -20,16 +20,57 @@ use tokio_util::sync::CancellationToken;
 struct Cli {
     #[arg(long, default_value = "proxy.conf")]
     config: PathBuf,
+    /// Reads and checks the configuration (and the token key files it
+    /// names), prints it and exits: 0 if it is valid, 1 with every error
+    /// (section and key) otherwise.
+    #[arg(long)]
+    check_config: bool,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// `--check-config`: the exit code.
+fn check_config(path: &std::path::Path) -> std::process::ExitCode {
+    let config = match ProxyConfig::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("configuration invalid:\n{e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    let errors = signaling_proxy::tokens::check_static_keys(config.tokens.static_keys());
+    if !errors.is_empty() {
+        eprintln!("configuration invalid:");
+        for e in errors {
+            eprintln!("{e}");
+        }
+        return std::process::ExitCode::FAILURE;
+    }
+    println!("{config:#?}");
+    eprintln!("configuration OK");
+    std::process::ExitCode::SUCCESS
+}
+
+fn main() -> anyhow::Result<std::process::ExitCode> {
+    let cli = Cli::parse();
+    if cli.check_config {
+        return Ok(check_config(&cli.config));
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the runtime")?
+        .block_on(serve(cli))?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn serve(cli: Cli) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let cli = Cli::parse();
     let config = ProxyConfig::load(&cli.config)
         .with_context(|| format!("invalid configuration {}", cli.config.display()))?;
     for w in &config.warnings {

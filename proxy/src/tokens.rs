@@ -62,6 +62,18 @@ fn read_key(id: &str, path: &PathBuf) -> Result<TokenKey, TokenStoreError> {
     parse_rsa(&pem).map_err(fail)
 }
 
+/// `--check-config`: every `[tokens]` key file that cannot be used.
+pub fn check_static_keys(entries: &[(String, PathBuf)]) -> Vec<config_source::ConfigError> {
+    entries
+        .iter()
+        .filter_map(|(id, path)| {
+            read_key(id, path)
+                .err()
+                .map(|e| config_source::ConfigError::invalid("tokens", id, e.to_string()))
+        })
+        .collect()
+}
+
 impl TokenStore {
     /// Static keys; any bad entry is an error.
     pub fn load(entries: &[(String, PathBuf)]) -> Result<TokenStore, TokenStoreError> {

@@ -2,6 +2,7 @@
 //! `server.conf` (facts 4.1). Each section has its own struct; constructors
 //! elsewhere take these, never the INI.
 
+mod files;
 mod sections;
 
 use std::path::Path;
@@ -46,13 +47,10 @@ impl Config {
     /// Parses INI text with an explicit environment (tests pass a map).
     pub fn from_ini_str(text: &str, env: &dyn Env) -> Result<Config, ConfigError> {
         let ini = Ini::parse(text)?;
-        let mut r = Reader {
-            ini: &ini,
-            env,
-            warnings: Vec::new(),
-        };
-        let config = sections::read_all(&mut r)?;
-        Ok(config)
+        config_source::parse_reporting_all(ini, |ini| {
+            let mut r = Reader::new(ini, env);
+            sections::read_all(&mut r)
+        })
     }
 
     /// The embedded default: one node, in-process bus, no SFU, plain HTTP on

@@ -92,7 +92,8 @@ pub fn source(config: &GeoIpConfig) -> Option<String> {
     }
     config.license.as_ref().filter(|l| !l.is_empty()).map(|l| {
         format!(
-            "https://download.maxmind.com/app/geoip_download?edition_id=GeoLite2-Country&license_key={l}&suffix=tar.gz"
+            "https://download.maxmind.com/app/geoip_download?edition_id=GeoLite2-Country&license_key={}&suffix=tar.gz",
+            l.expose()
         )
     })
 }
@@ -186,7 +187,7 @@ mod tests {
     #[test]
     fn sources() {
         let mut c = GeoIpConfig {
-            license: Some("secret".into()),
+            license: Some(crate::config::Secret::new("secret")),
             url: None,
             overrides: Vec::new(),
             continent_overrides: Vec::new(),

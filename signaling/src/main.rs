@@ -18,6 +18,40 @@ struct Cli {
     /// Replaces `[http] listen` (space separated addresses).
     #[arg(long)]
     listen: Option<String>,
+    /// Reads and checks the configuration (and the files it names),
+    /// prints it with secrets masked and exits: 0 if it is valid,
+    /// 1 with every error (section and key) otherwise.
+    #[arg(long)]
+    check_config: bool,
+}
+
+/// `--check-config`: the exit code.
+fn check_config(path: Option<&std::path::Path>) -> std::process::ExitCode {
+    let loaded = match path {
+        Some(p) => Config::load(p),
+        None => Ok(Config::embedded_default()),
+    };
+    let config = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("configuration invalid:\n{e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let errors = config.check_files();
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !errors.is_empty() {
+        eprintln!("configuration invalid:");
+        for e in errors {
+            eprintln!("{e}");
+        }
+        return std::process::ExitCode::FAILURE;
+    }
+    println!("{config:#?}");
+    eprintln!("configuration OK");
+    std::process::ExitCode::SUCCESS
 }
 
 fn init_logging() {
@@ -49,10 +83,21 @@ async fn bind(addrs: &[ListenAddr]) -> anyhow::Result<Vec<Listener>> {
     Ok(out)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    init_logging();
+fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
+    if cli.check_config {
+        return Ok(check_config(cli.config.as_deref()));
+    }
+    init_logging();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the runtime")?
+        .block_on(serve(cli))?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn serve(cli: Cli) -> anyhow::Result<()> {
     let mut config = match &cli.config {
         Some(path) => Config::load(path)
             .with_context(|| format!("invalid configuration {}", path.display()))?,

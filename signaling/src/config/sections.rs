@@ -160,7 +160,7 @@ pub struct TurnConfig {
 /// `[geoip]`, `[geoip-overrides]`, `[continent-overrides]`.
 #[derive(Debug, Clone)]
 pub struct GeoIpConfig {
-    pub license: Option<String>,
+    pub license: Option<Secret>,
     pub url: Option<String>,
     pub overrides: Vec<(IpNet, String)>,
     pub continent_overrides: Vec<(String, Vec<String>)>,
@@ -319,7 +319,6 @@ pub(super) fn read_all(r: &mut Reader<'_>) -> Result<Config, ConfigError> {
             )?,
             shutdown_grace: secs(r.positive_int("app", "shutdowngrace", 0)?),
         },
-        sessions: read_sessions(r)?,
         clients: ClientsConfig {
             internal_secret: Secret::new(
                 r.str_env("clients", "internalsecret").unwrap_or_default(),
@@ -347,6 +346,9 @@ pub(super) fn read_all(r: &mut Reader<'_>) -> Result<Config, ConfigError> {
         },
         etcd: EtcdConfig::read(r),
         grpc: read_grpc(r)?,
+        // Last: a missing hashkey cannot be got past, so every other
+        // error is reported first (`parse_reporting_all`).
+        sessions: read_sessions(r)?,
         backend,
         warnings: Vec::new(),
     };
@@ -664,7 +666,7 @@ fn read_geoip(r: &Reader<'_>) -> Result<GeoIpConfig, ConfigError> {
         })
         .collect();
     Ok(GeoIpConfig {
-        license: r.str("geoip", "license"),
+        license: r.str("geoip", "license").map(Secret::new),
         url: r
             .str("geoip", "url")
             .filter(|u| u != "default" && u != "none"),
