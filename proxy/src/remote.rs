@@ -52,7 +52,7 @@ impl RemoteIdentity {
             tracing::warn!("could not determine [app] hostname: remote streams are disabled");
             return None;
         };
-        let tls = match sfu_bridge::tls::client_config(config.skip_verify) {
+        let tls = match transport::tls::client_config(config.skip_verify) {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!(error = %e, "no TLS for other proxies: remote streams are disabled");

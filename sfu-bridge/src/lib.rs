@@ -8,7 +8,6 @@
 //! - [`janus`]: the Janus gateway client and the videoroom SFU, with
 //!   remote publishers (streams received from another Janus).
 //! - [`proxy`]: the SFU made of signaling proxies (`[mcu] type = proxy`).
-//! - [`tls`]: TLS for dialled WebSockets (proxies, federation).
 //!
 //! Facts cite `shared/spec/cluster-sfu-facts.md` as "facts N.M".
 
@@ -18,4 +17,3 @@ pub mod metrics;
 mod outbox;
 pub mod proxy;
 pub mod sfu;
-pub mod tls;

@@ -131,7 +131,12 @@ async fn load(url: &str) -> Result<maxminddb::Reader<Vec<u8>>, GeoIpError> {
 
 async fn download(url: &str) -> Result<Vec<u8>, GeoIpError> {
     let err = |e: reqwest::Error| GeoIpError::Download(e.without_url().to_string());
-    let resp = reqwest::Client::new()
+    let tls = transport::tls::client_config(false)
+        .map_err(|e| GeoIpError::Download(e.to_string()))?;
+    let resp = reqwest::Client::builder()
+        .use_preconfigured_tls((*tls).clone())
+        .build()
+        .map_err(err)?
         .get(url)
         .timeout(Duration::from_secs(300))
         .send()

@@ -791,7 +791,7 @@ fn sfu_from_config(
             let key = proto::proxy_token::read_private_key(key_file).map_err(|e| {
                 HubSetupError::Sfu(format!("token_key {}: {e}", key_file.display()))
             })?;
-            let tls = sfu_bridge::tls::client_config(mcu.skip_verify)
+            let tls = transport::tls::client_config(mcu.skip_verify)
                 .map_err(|e| HubSetupError::Sfu(format!("TLS for proxies: {e}")))?;
             if mcu.skip_verify {
                 tracing::warn!("[mcu] skipverify: certificates of proxies are not checked");

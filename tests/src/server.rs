@@ -18,6 +18,7 @@ pub struct TestServerBuilder {
     extra: String,
     port: Option<u16>,
     nats: Option<String>,
+    env: Vec<(String, String)>,
 }
 
 pub struct TestServer {
@@ -34,6 +35,7 @@ impl TestServer {
             extra: String::new(),
             port: None,
             nats: None,
+            env: Vec::new(),
         }
     }
 
@@ -131,6 +133,12 @@ impl TestServerBuilder {
         self
     }
 
+    /// An environment variable of the server process.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
     /// Raw INI text appended to the generated config.
     pub fn extra(mut self, ini: &str) -> Self {
         self.extra.push_str(ini);
@@ -165,7 +173,8 @@ impl TestServerBuilder {
             let mut cmd = Command::new(&bin);
             cmd.arg("--config")
                 .arg(&config)
-                .env("RUST_LOG", "signaling=debug,info");
+                .env("RUST_LOG", "signaling=debug,info")
+                .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             let mut process = ChildGuard::spawn("signaling", cmd, dir).expect("start signaling");
             let url = format!("http://127.0.0.1:{port}/api/v1/welcome");
             let client = reqwest::Client::new();

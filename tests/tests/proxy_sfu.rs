@@ -563,7 +563,9 @@ async fn subscriber_across_nodes(separate_proxies: bool) {
 }
 
 /// A proxy behind TLS (`https://` URL, so `wss://`) with a certificate of
-/// a private CA: refused by default, accepted with `[mcu] skipverify`.
+/// a private CA: refused by default, accepted with `[mcu] skipverify`, and
+/// accepted without it once the CA is in the system trust store (here
+/// through `SSL_CERT_FILE`).
 #[tokio::test]
 async fn wss_proxy_and_skipverify() {
     let certs = tests::certs::Certs::generate();
@@ -602,4 +604,19 @@ async fn wss_proxy_and_skipverify() {
         !proxy_connected(&strict).await,
         "connected despite the certificate"
     );
+
+    let trusting = TestServer::builder()
+        .env("SSL_CERT_FILE", &certs.path("ca.crt").display().to_string())
+        .extra(&format!(
+            "\n[mcu]\ntype = proxy\nurl = https://127.0.0.1:{}/\ntoken_id = {TOKEN_ID}\ntoken_key = {}\n",
+            front.port,
+            key_file.display()
+        ))
+        .start()
+        .await;
+    let trusted = eventually(Duration::from_secs(10), || async {
+        proxy_connected(&trusting).await.then_some(())
+    })
+    .await;
+    assert!(trusted.is_some(), "{}", trusting.serverinfo().await["sfu"]);
 }

@@ -311,7 +311,7 @@ async fn dial(
     ),
     String,
 > {
-    let connector = Some(crate::tls::connector(url, tls));
+    let connector = Some(transport::tls::connector(url, tls));
     let Some(ip) = ip else {
         // `true`: TCP_NODELAY, requests are small and wait for replies.
         return tokio_tungstenite::connect_async_tls_with_config(url, None, true, connector)

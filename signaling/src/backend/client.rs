@@ -66,7 +66,12 @@ impl BackendClient {
             .tcp_nodelay(true)
             // No more idle connections than requests may run at once.
             .pool_max_idle_per_host(slots.per_host())
-            .danger_accept_invalid_certs(config.skip_verify)
+            // The system's trust store, or any certificate with skipverify.
+            .use_preconfigured_tls(
+                (*transport::tls::client_config(config.skip_verify)
+                    .map_err(|e| BackendError::Http(e.to_string()))?)
+                .clone(),
+            )
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
                 // Follow only redirects that keep scheme and host.
                 let same = attempt.previous().last().is_some_and(|prev| {

@@ -73,8 +73,8 @@ pub async fn dial(
         request.headers_mut().insert("User-Agent", v);
     }
     let tls =
-        sfu_bridge::tls::client_config(skip_verify).map_err(|e| DialError::Other(e.to_string()))?;
-    let connector = Some(sfu_bridge::tls::connector(&url, &tls));
+        transport::tls::client_config(skip_verify).map_err(|e| DialError::Other(e.to_string()))?;
+    let connector = Some(transport::tls::connector(&url, &tls));
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE_SIZE))
         .max_frame_size(Some(MAX_MESSAGE_SIZE));

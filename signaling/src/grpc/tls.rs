@@ -250,7 +250,7 @@ fn client_config(config: &GrpcConfig) -> Result<Option<ClientTlsConfig>, TlsErro
     let mut tls = ClientTlsConfig::new();
     tls = match ca {
         Some(ca) => tls.ca_certificate(Certificate::from_pem(ca)),
-        None => tls.with_webpki_roots(),
+        None => tls.with_native_roots(),
     };
     if let Some(id) = id {
         tls = tls.identity(id);

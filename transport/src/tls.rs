@@ -1,9 +1,13 @@
-//! TLS for the WebSocket connections this workspace dials: signaling
-//! proxies, other proxies (remote streams) and federated servers.
-//! Certificates are checked against the web PKI roots unless the operator
-//! set `skipverify` (self-signed certificates in development).
+//! TLS for every connection this workspace dials: Nextcloud backends,
+//! signaling proxies, other proxies (remote streams), federated servers,
+//! the GeoIP download.
+//!
+//! Certificates are checked against the operating system's trust store,
+//! as the reference does, so a Nextcloud behind an internal CA works once
+//! that CA is installed (`update-ca-certificates`, or `SSL_CERT_FILE` /
+//! `SSL_CERT_DIR`); `skipverify` accepts any certificate (development).
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -22,12 +26,31 @@ pub fn client_config(skip_verify: bool) -> Result<Arc<ClientConfig>, rustls::Err
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
             .with_no_client_auth()
     } else {
-        let roots =
-            rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        builder.with_root_certificates(roots).with_no_client_auth()
+        builder
+            .with_root_certificates(SYSTEM_ROOTS.clone())
+            .with_no_client_auth()
     };
     Ok(Arc::new(config))
 }
+
+/// The system's trusted certificates, read once.
+static SYSTEM_ROOTS: LazyLock<Arc<rustls::RootCertStore>> = LazyLock::new(|| {
+    let found = rustls_native_certs::load_native_certs();
+    for e in &found.errors {
+        tracing::warn!(error = %e, "reading the system's trusted certificates");
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, ignored) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        tracing::error!(
+            "no trusted certificates in the system store: TLS connections will fail \
+             (install ca-certificates, or set SSL_CERT_FILE)"
+        );
+    } else {
+        tracing::debug!(added, ignored, "system trust store loaded");
+    }
+    Arc::new(roots)
+});
 
 /// The connector for `url`: ours for `wss://`, plain TCP otherwise.
 pub fn connector(url: &str, config: &Arc<ClientConfig>) -> tokio_tungstenite::Connector {
