@@ -106,6 +106,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             transport::listener::nodelay(l),
             app.clone(),
             timeouts,
+            None,
             |addr: &std::net::SocketAddr| transport::PeerAddr(addr.ip()),
             shutdown.clone(),
         ));

@@ -131,8 +131,8 @@ async fn load(url: &str) -> Result<maxminddb::Reader<Vec<u8>>, GeoIpError> {
 
 async fn download(url: &str) -> Result<Vec<u8>, GeoIpError> {
     let err = |e: reqwest::Error| GeoIpError::Download(e.without_url().to_string());
-    let tls = transport::tls::client_config(false)
-        .map_err(|e| GeoIpError::Download(e.to_string()))?;
+    let tls =
+        transport::tls::client_config(false).map_err(|e| GeoIpError::Download(e.to_string()))?;
     let resp = reqwest::Client::builder()
         .use_preconfigured_tls((*tls).clone())
         .build()

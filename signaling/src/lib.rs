@@ -116,9 +116,15 @@ pub async fn run(
         config.stats.allowed_ips.clone(),
         shutdown.clone(),
     );
-    let timeouts = transport::http_serve::HttpTimeouts {
-        read: config.http.read_timeout,
-        write: config.http.write_timeout,
+    let timeouts = server::ListenerTimeouts {
+        http: transport::http_serve::HttpTimeouts {
+            read: config.http.read_timeout,
+            write: config.http.write_timeout,
+        },
+        https: transport::http_serve::HttpTimeouts {
+            read: config.https.read_timeout,
+            write: config.https.write_timeout,
+        },
     };
     let result = server::serve(state, listeners, timeouts, SHUTDOWN_GRACE).await;
     shutdown.cancel();

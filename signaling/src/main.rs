@@ -83,6 +83,30 @@ async fn bind(addrs: &[ListenAddr]) -> anyhow::Result<Vec<Listener>> {
     Ok(out)
 }
 
+/// `[https] listen` with its certificate (checked here, so a bad one
+/// stops start-up).
+async fn bind_https(https: &signaling::config::HttpsConfig) -> anyhow::Result<Vec<Listener>> {
+    if https.listen.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (Some(cert), Some(key)) = (&https.certificate, &https.key) else {
+        anyhow::bail!("[https] listen needs certificate and key");
+    };
+    let cert = transport::tls::ReloadingCert::load(cert, key).context("[https] certificate")?;
+    let mut out = Vec::new();
+    for a in &https.listen {
+        let ListenAddr::Tcp(sa) = a else {
+            anyhow::bail!("[https] listen: only TCP addresses");
+        };
+        let l = tokio::net::TcpListener::bind(sa)
+            .await
+            .with_context(|| format!("could not listen on {sa}"))?;
+        tracing::info!(addr = %l.local_addr()?, "listening (https)");
+        out.push(Listener::Https(l, cert.clone()));
+    }
+    Ok(out)
+}
+
 fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     if cli.check_config {
@@ -118,16 +142,12 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     for hint in config.deployment_hints() {
         tracing::warn!("{hint}");
     }
-    if !config.https.listen.is_empty() {
-        anyhow::bail!(
-            "[https] listen: TLS listeners are not supported yet; terminate TLS in a reverse proxy"
-        );
-    }
-    if config.http.listen.is_empty() {
+    if config.http.listen.is_empty() && config.https.listen.is_empty() {
         anyhow::bail!("[http] listen: no listener configured");
     }
     let hub = signaling::build_hub(&config).await?;
-    let listeners = bind(&config.http.listen).await?;
+    let mut listeners = bind(&config.http.listen).await?;
+    listeners.extend(bind_https(&config.https).await?);
 
     let shutdown = CancellationToken::new();
     hub.tasks().spawn(signals(

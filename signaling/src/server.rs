@@ -146,6 +146,16 @@ async fn spreed(
 pub enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
+    /// `[https] listen`: TLS with the certificate of `[https]`, reloaded
+    /// when its files change.
+    Https(TcpListener, Arc<transport::tls::ReloadingCert>),
+}
+
+/// The deadlines of `[http]` and `[https]`.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenerTimeouts {
+    pub http: HttpTimeouts,
+    pub https: HttpTimeouts,
 }
 
 /// Serves `listeners` until `shutdown`, then closes client connections and
@@ -153,7 +163,7 @@ pub enum Listener {
 pub async fn serve(
     state: AppState,
     listeners: Vec<Listener>,
-    timeouts: HttpTimeouts,
+    timeouts: ListenerTimeouts,
     grace: Duration,
 ) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
@@ -167,7 +177,8 @@ pub async fn serve(
                 servers.spawn(http_serve::serve(
                     listener::nodelay(l),
                     app,
-                    timeouts,
+                    timeouts.http,
+                    None,
                     |addr: &std::net::SocketAddr| PeerAddr(addr.ip()),
                     stop,
                 ));
@@ -176,8 +187,23 @@ pub async fn serve(
                 servers.spawn(http_serve::serve(
                     l,
                     app,
-                    timeouts,
+                    timeouts.http,
+                    None,
                     |_: &tokio::net::unix::SocketAddr| PeerAddr(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                    stop,
+                ));
+            }
+            Listener::Https(l, cert) => {
+                let acceptor = cert
+                    .acceptor()
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                servers.spawn(cert.clone().watch(stop.clone()));
+                servers.spawn(http_serve::serve(
+                    listener::nodelay(l),
+                    app,
+                    timeouts.https,
+                    Some(acceptor),
+                    |addr: &std::net::SocketAddr| PeerAddr(addr.ip()),
                     stop,
                 ));
             }

@@ -32,13 +32,15 @@ pub struct HttpTimeouts {
 }
 
 /// Serves `app` on `listener` until `stop`; `peer` turns an accepted
-/// address into the connection info handlers extract. Returns when every
-/// plain HTTP connection has finished its request (upgraded connections
-/// live on in their own tasks).
+/// address into the connection info handlers extract. With `tls` every
+/// connection first completes a TLS handshake (within the read timeout).
+/// Returns when every plain HTTP connection has finished its request
+/// (upgraded connections live on in their own tasks).
 pub async fn serve<L, P>(
     mut listener: L,
     app: Router,
     timeouts: HttpTimeouts,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     peer: fn(&L::Addr) -> P,
     stop: CancellationToken,
 ) where
@@ -55,35 +57,60 @@ pub async fn serve<L, P>(
         let info = ConnectInfo(peer(&addr));
         let app = app.clone();
         let stop = stop.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                req.extensions_mut().insert(info.clone());
-                let req = req.map(|b| Body::new(ReadDeadline::new(b, timeouts.read)));
-                let mut app = app.clone();
-                async move { app.call(req).await }
-            });
-            let io = TokioIo::new(WriteTimeout::new(io, timeouts.write));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(timeouts.read)
-                .serve_connection(io, service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "HTTP connection ended");
+            match tls {
+                None => serve_connection(io, app, info, timeouts, stop).await,
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(timeouts.read, acceptor.accept(io)).await;
+                    match handshake {
+                        Ok(Ok(io)) => serve_connection(io, app, info, timeouts, stop).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake not done within the read timeout"),
                     }
-                }
-                _ = stop.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
                 }
             }
         });
     }
     connections.close();
     connections.wait().await;
+}
+
+/// One HTTP/1.1 connection, with upgrades, until it ends or `stop`.
+async fn serve_connection<IO, P>(
+    io: IO,
+    app: Router,
+    info: ConnectInfo<P>,
+    timeouts: HttpTimeouts,
+    stop: CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    P: Clone + Send + Sync + 'static,
+{
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(info.clone());
+        let req = req.map(|b| Body::new(ReadDeadline::new(b, timeouts.read)));
+        let mut app = app.clone();
+        async move { app.call(req).await }
+    });
+    let io = TokioIo::new(WriteTimeout::new(io, timeouts.write));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.read)
+        .serve_connection(io, service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "HTTP connection ended");
+            }
+        }
+        _ = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }
 
 /// A request body that must be complete by a deadline.

@@ -108,3 +108,130 @@ impl ServerCertVerifier for AnyCertificate {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+/// A server certificate and key read from PEM files.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerCertError {
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error(transparent)]
+    Tls(#[from] rustls::Error),
+}
+
+/// The certificate a TLS listener presents, read again from its files
+/// when they change, so a renewed certificate (certbot, cert-manager) is
+/// used by new connections without a restart.
+#[derive(Debug)]
+pub struct ReloadingCert {
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: parking_lot::RwLock<Arc<rustls::sign::CertifiedKey>>,
+    stamp: parking_lot::Mutex<Option<(std::time::SystemTime, std::time::SystemTime)>>,
+}
+
+/// How often the certificate files are checked for changes.
+pub const CERT_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn load_certified_key(
+    provider: &CryptoProvider,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<rustls::sign::CertifiedKey, ServerCertError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::PrivateKeyDer;
+    let file_error = |path: &std::path::Path, message: String| ServerCertError::File {
+        path: path.display().to_string(),
+        message,
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| file_error(cert, e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| file_error(cert, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(file_error(cert, "no certificate".into()));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, e.to_string()))?;
+    let signing = provider
+        .key_provider
+        .load_private_key(key_der)
+        .map_err(|e| file_error(key, e.to_string()))?;
+    let certified = rustls::sign::CertifiedKey::new(chain, signing);
+    certified
+        .keys_match()
+        .map_err(|e| file_error(key, format!("does not match the certificate: {e}")))?;
+    Ok(certified)
+}
+
+impl ReloadingCert {
+    /// Reads the files once; errors here stop start-up.
+    pub fn load(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Result<Arc<ReloadingCert>, ServerCertError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let stamp = modified(cert).zip(modified(key));
+        let current = load_certified_key(&provider, cert, key)?;
+        Ok(Arc::new(ReloadingCert {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            provider,
+            current: parking_lot::RwLock::new(Arc::new(current)),
+            stamp: parking_lot::Mutex::new(stamp),
+        }))
+    }
+
+    /// Reads the files again if they changed; a bad new pair is logged
+    /// and the old certificate kept.
+    pub fn reload_if_changed(&self) {
+        let stamp = modified(&self.cert).zip(modified(&self.key));
+        if stamp.is_none() || *self.stamp.lock() == stamp {
+            return;
+        }
+        match load_certified_key(&self.provider, &self.cert, &self.key) {
+            Ok(k) => {
+                *self.current.write() = Arc::new(k);
+                *self.stamp.lock() = stamp;
+                tracing::info!(cert = %self.cert.display(), "TLS certificate reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "new TLS certificate unusable, keeping the old one")
+            }
+        }
+    }
+
+    /// Checks the files every [`CERT_WATCH_INTERVAL`] until `stop`.
+    pub async fn watch(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let mut tick = tokio::time::interval(CERT_WATCH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => self.reload_if_changed(),
+            }
+        }
+    }
+
+    /// An acceptor presenting the current certificate (HTTP/1.1 only).
+    pub fn acceptor(self: &Arc<Self>) -> Result<tokio_rustls::TlsAcceptor, ServerCertError> {
+        let mut config = rustls::ServerConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ReloadingCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.current.read().clone())
+    }
+}
