@@ -28,6 +28,10 @@ fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> 
 
 pub static METRICS: LazyLock<ProxyMetrics> = LazyLock::new(|| {
     let r = Registry::new();
+    // process_cpu_seconds_total, process_resident_memory_bytes, open fds...
+    let _ = r.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ));
     let gauge = |n: &str, h: &str| {
         reg(
             &r,

@@ -11,6 +11,7 @@ pub mod publisher;
 mod queue;
 pub mod remote;
 pub mod sfu;
+pub mod stream_stats;
 pub mod streams;
 pub mod subscriber;
 

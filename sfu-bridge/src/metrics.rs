@@ -16,6 +16,12 @@ pub struct SfuMetrics {
     pub nopublisher_total: IntCounterVec,
     pub messages_total: IntCounterVec,
     pub publisher_streams: IntGaugeVec,
+    pub subscriber_streams: IntGaugeVec,
+    pub backend_connections: IntGaugeVec,
+    pub backend_load: IntGaugeVec,
+    pub backend_usage: prometheus::GaugeVec,
+    pub backend_bandwidth: IntGaugeVec,
+    pub no_backend_available_total: IntCounterVec,
     pub bandwidth: IntGaugeVec,
     pub selected_candidate_total: IntCounterVec,
     pub peerconnection_state_total: IntCounterVec,
@@ -44,6 +50,14 @@ pub fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCoun
 }
 
 /// A labelled gauge registered in `r`.
+/// A labelled gauge of fractional values registered in `r`.
+pub fn float_gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::GaugeVec {
+    let g = prometheus::GaugeVec::new(prometheus::Opts::new(name, help), labels)
+        .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
+    let _ = r.register(Box::new(g.clone()));
+    g
+}
+
 pub fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), labels)
         .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
@@ -51,7 +65,9 @@ pub fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeV
     g
 }
 
-fn histogram(
+/// A labelled histogram with `count` exponential buckets from `start` to
+/// `end` (Go's `ExponentialBucketsRange`) registered in `r`.
+pub fn histogram(
     r: &Registry,
     name: &str,
     help: &str,
@@ -109,6 +125,42 @@ pub static METRICS: LazyLock<SfuMetrics> = LazyLock::new(|| {
             &r,
             "signaling_mcu_publisher_streams",
             "The current number of published media streams",
+            &["type"],
+        ),
+        subscriber_streams: gauge(
+            &r,
+            "signaling_mcu_subscriber_streams",
+            "The current number of subscribed media streams",
+            &["type"],
+        ),
+        backend_connections: gauge(
+            &r,
+            "signaling_mcu_backend_connections",
+            "Current number of connections to signaling proxy backends",
+            &["country"],
+        ),
+        backend_load: gauge(
+            &r,
+            "signaling_mcu_backend_load",
+            "Current load of signaling proxy backends",
+            &["url"],
+        ),
+        backend_usage: float_gauge(
+            &r,
+            "signaling_mcu_backend_usage",
+            "The current usage of signaling proxy backends in percent",
+            &["url", "direction"],
+        ),
+        backend_bandwidth: gauge(
+            &r,
+            "signaling_mcu_backend_bandwidth",
+            "The current bandwidth of signaling proxy backends in bytes per second",
+            &["url", "direction"],
+        ),
+        no_backend_available_total: counter(
+            &r,
+            "signaling_mcu_no_backend_available_total",
+            "Total number of publishing requests where no backend was available",
             &["type"],
         ),
         bandwidth: gauge(

@@ -1,6 +1,7 @@
 //! The SFU made of signaling proxies: [`connection`] to one proxy, and
 //! [`sfu`] choosing proxies for publishers and subscribers.
 
+mod backend_metrics;
 pub mod connection;
 pub mod sfu;
 

@@ -227,6 +227,7 @@ impl Hub {
                 draining: Default::default(),
             }),
         };
+        crate::metrics::backends_configured(hub.backends().all());
         if let Some(proxies) = &hub.inner.proxy_sfu {
             let peers = hub.inner.peers.clone();
             proxies.set_publisher_lookup(Arc::new(move |session, stream| {
@@ -411,13 +412,18 @@ impl Hub {
 
     /// Replaces the backends with ones from a dynamic source (etcd).
     pub fn set_backend_entries(&self, entries: Vec<crate::config::BackendEntry>) {
-        *self.inner.backends.write() = Arc::new(Backends::from_entries(&entries));
+        self.set_backends(Backends::from_entries(&entries));
+    }
+
+    fn set_backends(&self, backends: Backends) {
+        crate::metrics::backends_configured(backends.all());
+        *self.inner.backends.write() = Arc::new(backends);
     }
 
     /// SIGHUP: backends, address rules, `[continent-overrides]`, gRPC
     /// targets and proxy URLs from a re-read configuration.
     pub fn reload(&self, config: &Config) {
-        *self.inner.backends.write() = Arc::new(Backends::new(&config.backend));
+        self.set_backends(Backends::new(&config.backend));
         *self.inner.policy.write() = Arc::new(policy::NetPolicy::from_config(config));
         if let Some(sfu) = &self.inner.proxy_sfu {
             sfu.set_continent_overrides(config.geoip.continent_overrides.clone());

@@ -39,6 +39,14 @@ pub struct Metrics {
     pub hub_sessions_resume_total: IntCounterVec,
     pub hub_sessions_resume_failed_total: IntCounter,
     pub room_sessions: IntGaugeVec,
+    pub call_sessions: IntGaugeVec,
+    pub call_sessions_total: IntCounterVec,
+    pub call_rooms_total: IntCounterVec,
+    pub client_countries_total: IntCounterVec,
+    pub backend_current: prometheus::IntGauge,
+    pub backend_session_limit: IntGaugeVec,
+    pub backend_client_requests_duration: prometheus::HistogramVec,
+    pub http_client_pool_connections: IntGaugeVec,
     pub server_messages_total: IntCounterVec,
     pub client_rtt: Histogram,
     pub client_bytes_total: IntCounterVec,
@@ -69,6 +77,10 @@ fn plain_counter(r: &Registry, name: &str, help: &str) -> IntCounter {
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let r = Registry::new();
+    // process_cpu_seconds_total, process_resident_memory_bytes, open fds...
+    let _ = r.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ));
     let resume_failed = plain_counter(
         &r,
         "signaling_hub_sessions_resume_failed_total",
@@ -164,6 +176,59 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "The current number of sessions in a room",
             &["backend", "room", "clienttype"],
         ),
+        call_sessions: gauge(
+            &r,
+            "signaling_call_sessions",
+            "The current number of sessions in a call",
+            &["backend", "room", "clienttype"],
+        ),
+        call_sessions_total: counter(
+            &r,
+            "signaling_call_sessions_total",
+            "The total number of sessions in a call",
+            &["backend", "clienttype"],
+        ),
+        call_rooms_total: counter(
+            &r,
+            "signaling_call_rooms_total",
+            "The total number of rooms with an active call",
+            &["backend"],
+        ),
+        client_countries_total: counter(
+            &r,
+            "signaling_client_countries_total",
+            "The total number of connections by country",
+            &["country"],
+        ),
+        backend_current: {
+            let g = prometheus::IntGauge::new(
+                "signaling_backend_current",
+                "The current number of configured backends",
+            )
+            .unwrap_or_else(|e| unreachable!("{e}"));
+            let _ = r.register(Box::new(g.clone()));
+            g
+        },
+        backend_session_limit: gauge(
+            &r,
+            "signaling_backend_session_limit",
+            "The session limit of a backend",
+            &["backend"],
+        ),
+        // The reference's ExponentialBucketsRange(0.01, 30, 30).
+        backend_client_requests_duration: sfu_bridge::metrics::histogram(
+            &r,
+            "signaling_backend_client_requests_duration",
+            "The duration of backend client requests in seconds",
+            &["backend"],
+            (0.01, 30.0, 30),
+        ),
+        http_client_pool_connections: gauge(
+            &r,
+            "signaling_http_client_pool_connections",
+            "The current number of HTTP client connections per host",
+            &["host"],
+        ),
         server_messages_total: server_messages,
         client_rtt: rtt,
         client_bytes_total: client_bytes,
@@ -248,16 +313,40 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     }
 });
 
-pub fn backend_request(backend: &str, _kind: &str, ok: bool) {
+pub fn backend_request(backend: &str, _kind: &str, ok: bool, took: std::time::Duration) {
     METRICS
         .backend_client_requests_total
         .with_label_values(&[backend])
         .inc();
+    METRICS
+        .backend_client_requests_duration
+        .with_label_values(&[backend])
+        .observe(took.as_secs_f64());
     if !ok {
         METRICS
             .backend_client_requests_errors_total
             .with_label_values(&[backend, "unknown"])
             .inc();
+    }
+}
+
+/// `signaling_backend_current` and `signaling_backend_session_limit` for
+/// the backends now configured.
+pub fn backends_configured(backends: &[std::sync::Arc<crate::backend::Backend>]) {
+    METRICS.backend_current.set(backends.len() as i64);
+    METRICS.backend_session_limit.reset();
+    for b in backends.iter().filter(|b| b.session_limit > 0) {
+        METRICS
+            .backend_session_limit
+            .with_label_values(&[b.id.as_str()])
+            .set(i64::try_from(b.session_limit).unwrap_or(i64::MAX));
+    }
+}
+
+/// A client's country at hello, when known (`signaling_client_countries_total`).
+pub fn client_country(country: Option<&str>) {
+    if let Some(c) = country.filter(|c| c.len() == 2) {
+        METRICS.client_countries_total.with_label_values(&[c]).inc();
     }
 }
 

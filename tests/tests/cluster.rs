@@ -295,6 +295,11 @@ async fn session_limit_across_nodes() {
         .extra("sessionlimit = 1\n")
         .start()
         .await;
+    assert_eq!(
+        b.metric("signaling_backend_session_limit{backend=\"talk\"} ")
+            .await,
+        1.0
+    );
     let mut first = user(&a, &talk, &alice).await;
     // The count reaches node B with A's next heartbeat (sent at once).
     let refused = tests::wait::eventually(Duration::from_secs(5), || {

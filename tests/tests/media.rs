@@ -458,6 +458,26 @@ async fn audio_and_video_reach_the_subscriber() {
         tests::server::metric_in(&text, "signaling_mcu_subscribers{type=\"video\"}"),
         1.0
     );
+    // Janus's `media` events: alice sends audio and video, and bob
+    // receives both.
+    let streams = tests::wait::eventually(Duration::from_secs(10), || async {
+        let text = reqwest::get(format!("{}metrics", w.server.http_url()))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let m = |line: &str| tests::server::metric_in(&text, line);
+        let all = [
+            m("signaling_mcu_publisher_streams{type=\"audio\"}"),
+            m("signaling_mcu_publisher_streams{type=\"video\"}"),
+            m("signaling_mcu_subscriber_streams{type=\"audio\"}"),
+            m("signaling_mcu_subscriber_streams{type=\"video\"}"),
+        ];
+        (all == [1.0; 4]).then_some(())
+    })
+    .await;
+    assert!(streams.is_some(), "publisher/subscriber stream gauges");
 }
 
 /// `sendoffer` as the reference does it: alice shares her screen and

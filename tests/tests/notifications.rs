@@ -400,6 +400,27 @@ async fn incall_updates_participants_and_call() {
         assert_eq!(users[1]["inCall"], 7);
     }
     // bob is in the call now, alice is not.
+    let call = |w: &World, line: &'static str| {
+        let url = w.server.http_url();
+        async move { tests::server::metric(&url, line).await }
+    };
+    assert_eq!(
+        call(
+            &w,
+            "signaling_call_sessions{backend=\"talk\",clienttype=\"client\",room=\"room1\"}"
+        )
+        .await,
+        1.0
+    );
+    assert!(call(&w, "signaling_call_rooms_total{backend=\"talk\"}").await >= 1.0);
+    assert!(
+        call(
+            &w,
+            "signaling_call_sessions_total{backend=\"talk\",clienttype=\"client\"}"
+        )
+        .await
+            >= 1.0
+    );
     a.message(json!({"type": "call"}), json!("to the call"))
         .await;
     assert_eq!(b.recv().await["message"]["data"], "to the call");
@@ -445,6 +466,19 @@ async fn incall_updates_participants_and_call() {
     assert_eq!(b.recv().await["event"]["update"]["all"], true);
     b.message(json!({"type": "call"}), json!("gone")).await;
     a.expect_silence(QUIET).await;
+    // The ended call's gauge is gone, as in the reference.
+    let text = reqwest::get(format!("{}metrics", w.server.http_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !text.contains(
+            "signaling_call_sessions{backend=\"talk\",clienttype=\"client\",room=\"room1\"}"
+        ),
+        "{text}"
+    );
 }
 
 /// participants: permissions in `changed` become the sessions' permission

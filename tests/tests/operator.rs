@@ -15,7 +15,11 @@ async fn metrics_and_stats_from_loopback() {
     let talk = Talk::start(TALK_SECRET).await;
     let alice = talk.add_user("alice", "Alice");
     talk.add_room("room1", Room::open("Room one"));
-    let server = TestServer::builder().talk(&talk).start().await;
+    let server = TestServer::builder()
+        .talk(&talk)
+        .extra("[geoip-overrides]\n127.0.0.1 = DE\n")
+        .start()
+        .await;
     let (mut a, _) = TestClient::connect(&server).await;
     a.hello_v1(&talk, Some(&alice)).await;
     a.join_ok("room1", "ta").await;
@@ -47,9 +51,22 @@ async fn metrics_and_stats_from_loopback() {
         "signaling_backend_client_requests_total{backend=\"talk\"}",
         "signaling_client_messages_total{direction=\"incoming\"}",
         "signaling_client_bytes_total{direction=\"outgoing\"}",
+        "signaling_client_countries_total{country=\"DE\"} 1",
+        "signaling_backend_current 1",
+        "signaling_backend_client_requests_duration_bucket{backend=\"talk\",le=",
+        "signaling_http_client_pool_connections{host=\"127.0.0.1:",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
     ] {
         assert!(text.contains(name), "{name} missing in\n{text}");
     }
+    assert!(
+        tests::server::metric_in(
+            &text,
+            "signaling_backend_client_requests_duration_count{backend=\"talk\"}"
+        ) >= 2.0,
+        "auth and join are timed"
+    );
 
     let info: Value = reqwest::get(format!("{}api/v1/serverinfo", server.http_url()))
         .await

@@ -223,6 +223,37 @@ async fn load_and_draining_steer_publishers() {
         p["load"].as_u64().unwrap_or(0) > 0
     })
     .await;
+    // The reference's per-proxy gauges follow the same reports.
+    let text = reqwest::get(format!("{}metrics", w.server.http_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let values = |prefix: &str| -> Vec<f64> {
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect()
+    };
+    assert_eq!(
+        values("signaling_mcu_backend_connections{")
+            .iter()
+            .sum::<f64>(),
+        2.0,
+        "{text}"
+    );
+    assert!(
+        values("signaling_mcu_backend_load{url=")
+            .iter()
+            .any(|v| *v > 0.0),
+        "{text}"
+    );
+    assert_eq!(
+        values("signaling_mcu_backend_usage{").len(),
+        4,
+        "two proxies, two directions: {text}"
+    );
     let mut b = user(&w.server, &w.talk, &w.users[1]).await;
     b.join_ok("room1", "tb").await;
     let v = publish(&mut b, "video").await;
@@ -619,4 +650,34 @@ async fn wss_proxy_and_skipverify() {
     })
     .await;
     assert!(trusted.is_some(), "{}", trusting.serverinfo().await["sfu"]);
+}
+
+/// No proxy reachable: a publisher cannot be placed, which the reference
+/// counts in `signaling_mcu_no_backend_available_total{type}`.
+#[tokio::test]
+async fn no_backend_available_is_counted() {
+    let (key, _) = rsa_key();
+    let (_key_dir, key_file) = write_key(&key);
+    let talk = tests::talk::Talk::start(tests::server::TALK_SECRET).await;
+    let alice = talk.add_user("alice", "Alice");
+    talk.add_room("room1", tests::talk::Room::open("Room one"));
+    let server = TestServer::builder()
+        .talk(&talk)
+        .extra(&format!(
+            "\n[mcu]\ntype = proxy\nurl = http://127.0.0.1:{}/\ntoken_id = {TOKEN_ID}\ntoken_key = {}\n",
+            tests::process::free_port(),
+            key_file.display()
+        ))
+        .start()
+        .await;
+    let mut a = user(&server, &talk, &alice).await;
+    a.join_ok("room1", "ta").await;
+    let v = publish(&mut a, "video").await;
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(
+        server
+            .metric("signaling_mcu_no_backend_available_total{type=\"video\"} ")
+            .await,
+        1.0
+    );
 }

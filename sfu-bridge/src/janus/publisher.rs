@@ -37,6 +37,8 @@ pub struct JanusPublisher {
     listener: Arc<dyn Listener>,
     sfu: std::sync::Weak<Inner>,
     queue: RequestQueue,
+    /// This publisher's share of the stream gauges.
+    pub(crate) stats: super::stream_stats::StreamStats,
 }
 
 impl JanusPublisher {
@@ -80,6 +82,7 @@ impl JanusPublisher {
             listener,
             sfu: Arc::downgrade(sfu),
             queue: RequestQueue::default(),
+            stats: Default::default(),
         });
         let weak: std::sync::Weak<dyn Client> = Arc::downgrade(&publisher) as _;
         sfu.register(publisher.client.id, weak);
@@ -252,6 +255,9 @@ async fn event_loop(p: std::sync::Weak<JanusPublisher>, mut events: mpsc::Receiv
             HandleEvent::Trickle(Some(c)) => {
                 p.listener.on_ice_candidate(&p.client, &p.sid, c);
             }
+            HandleEvent::Media { kind, receiving } => {
+                p.stats.media(&kind, p.client.stream, receiving);
+            }
             HandleEvent::SlowLink { uplink, lost } => {
                 tracing::debug!(
                     session = p.client.publisher,
@@ -317,6 +323,7 @@ impl Client for JanusPublisher {
             .publishers
             .with_label_values(&[self.client.stream.as_str()])
             .dec();
+        self.stats.reset();
         let destroy = json!({"request": "destroy", "room": self.room});
         if let Err(e) = self.handle.request_sync(destroy).await {
             if e.code() != codes::CANCELLED {

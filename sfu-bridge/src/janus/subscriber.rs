@@ -118,6 +118,13 @@ impl JanusSubscriber {
         Ok(sub)
     }
 
+    /// The publisher on this Janus, if it is here (not a remote stream).
+    fn local_publisher(&self) -> Option<Arc<super::publisher::JanusPublisher>> {
+        self.sfu
+            .upgrade()?
+            .publisher(&self.client.publisher, self.client.stream)
+    }
+
     fn handle(&self) -> Handle {
         self.state.lock().handle.clone()
     }
@@ -215,6 +222,11 @@ async fn event_loop(s: std::sync::Weak<JanusSubscriber>, mut events: mpsc::Recei
             HandleEvent::Trickle(Some(c)) => {
                 s.listener.on_ice_candidate(&s.client, &s.sid(), c);
             }
+            HandleEvent::WebrtcUp => {
+                if let Some(p) = s.local_publisher() {
+                    p.stats.add_subscriber(s.client.id);
+                }
+            }
             _ => {}
         }
     }
@@ -289,6 +301,9 @@ impl Client for JanusSubscriber {
             .subscribers
             .with_label_values(&[self.client.stream.as_str()])
             .dec();
+        if let Some(p) = self.local_publisher() {
+            p.stats.remove_subscriber(self.client.id);
+        }
         let _ = self.handle().detach().await;
         if let Some(r) = &self.remote {
             r.release().await;

@@ -190,8 +190,10 @@ impl ProxyConnection {
                 let Some(e) = msg.event else { return };
                 match e.kind.as_str() {
                     "update-load" => {
+                        let load = e.load.unwrap_or(0);
+                        super::backend_metrics::load(&self.url, load, e.bandwidth.as_ref());
                         let mut s = self.shared.lock();
-                        s.status.load = e.load.unwrap_or(0);
+                        s.status.load = load;
                         s.status.bandwidth = e.bandwidth;
                     }
                     "shutdown-scheduled" => self.shared.lock().status.shutdown_scheduled = true,
@@ -274,6 +276,9 @@ async fn run(conn: Weak<ProxyConnection>, stop: CancellationToken) {
         }
         {
             let mut s = c.shared.lock();
+            if s.status.connected {
+                super::backend_metrics::disconnected(&c.url, s.status.country.as_deref());
+            }
             s.status.connected = false;
             s.status.load = LOAD_DISCONNECTED;
             s.status.bandwidth = None;
@@ -406,6 +411,7 @@ async fn connect_once(c: &Arc<ProxyConnection>, stop: &CancellationToken) -> Res
                 s.status.country = h.server.as_ref().and_then(|i| i.country.clone());
                 s.status.version = h.server.as_ref().map(|i| i.version.clone());
                 s.out = Some(tx.clone());
+                super::backend_metrics::connected(&c.url, s.status.country.as_deref());
                 drop(s);
                 c.connected.send_replace(true);
                 tracing::info!(url = c.url, "connected to proxy");

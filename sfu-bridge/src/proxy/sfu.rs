@@ -500,7 +500,7 @@ impl Sfu for ProxySfu {
             return Ok(client);
         }
         crate::metrics::METRICS
-            .nopublisher_total
+            .no_backend_available_total
             .with_label_values(&[stream.as_str()])
             .inc();
         Err(last)
@@ -547,6 +547,10 @@ impl Sfu for ProxySfu {
             if tokio::time::timeout_at(wait, changed).await.is_err()
                 && tokio::time::Instant::now() >= deadline
             {
+                crate::metrics::METRICS
+                    .nopublisher_total
+                    .with_label_values(&[stream.as_str()])
+                    .inc();
                 return Err(SfuError::NoPublisher(publisher.to_owned()));
             }
         };

@@ -114,11 +114,12 @@ impl BackendClient {
         request: &BackendRequest,
     ) -> Result<BackendResponse, BackendError> {
         let kind = request.kind();
+        let started = std::time::Instant::now();
         let result =
             tokio::time::timeout(self.timeout, self.do_request(backend, base_url, request))
                 .await
                 .unwrap_or(Err(BackendError::Timeout));
-        metrics::backend_request(backend.id.as_str(), kind, result.is_ok());
+        metrics::backend_request(backend.id.as_str(), kind, result.is_ok(), started.elapsed());
         result
     }
 

@@ -35,7 +35,7 @@ impl HostSlots {
     }
 
     /// Waits for a free slot for `url`'s host.
-    pub async fn acquire(&self, url: &url::Url) -> Result<OwnedSemaphorePermit, BackendError> {
+    pub async fn acquire(&self, url: &url::Url) -> Result<HostSlot, BackendError> {
         let host = url.host_str().unwrap_or("");
         let key = match url.port_or_known_default() {
             Some(p) => format!("{host}:{p}"),
@@ -44,12 +44,34 @@ impl HostSlots {
         let slot = self
             .hosts
             .lock()
-            .entry(key)
+            .entry(key.clone())
             .or_insert_with(|| Arc::new(Semaphore::new(self.per_host)))
             .clone();
-        slot.acquire_owned()
+        let permit = slot
+            .acquire_owned()
             .await
-            .map_err(|_| BackendError::Http("client is shutting down".into()))
+            .map_err(|_| BackendError::Http("client is shutting down".into()))?;
+        let in_use = crate::metrics::METRICS
+            .http_client_pool_connections
+            .with_label_values(&[&key]);
+        in_use.inc();
+        Ok(HostSlot {
+            _permit: permit,
+            in_use,
+        })
+    }
+}
+
+/// A request's turn at its host, counted in
+/// `signaling_http_client_pool_connections{host}` while held.
+pub struct HostSlot {
+    _permit: OwnedSemaphorePermit,
+    in_use: prometheus::IntGauge,
+}
+
+impl Drop for HostSlot {
+    fn drop(&mut self) {
+        self.in_use.dec();
     }
 }
 

@@ -3,16 +3,17 @@
 //! touches sessions' locks while holding its own (lock order: session, then
 //! room), and knows nothing of the hub.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use proto::ids::{PublicSessionId, RoomId};
 use proto::RawJson;
 
-use super::session::Session;
+use super::session::{ClientType, Session};
 use crate::backend::Backend;
 use crate::cluster::{Subject, Subscription};
+use crate::metrics::METRICS;
 use proto::event::ParticipantEntry;
 
 /// One transient data entry; `generation` tells a TTL timer whether the
@@ -48,7 +49,8 @@ struct State {
     transient: HashMap<String, TransientEntry>,
     transient_generation: u64,
     members: HashMap<PublicSessionId, Arc<Session>>,
-    in_call: HashSet<PublicSessionId>,
+    /// Who is in the call, with the client type for the call metrics.
+    in_call: HashMap<PublicSessionId, ClientType>,
     /// Set when the last member left; a closed room is never reused.
     closed: bool,
 }
@@ -114,7 +116,9 @@ impl Room {
     pub fn remove(&self, id: &PublicSessionId) -> (bool, bool) {
         let mut s = self.state.lock();
         let was = s.members.remove(id).is_some();
-        s.in_call.remove(id);
+        if let Some(t) = s.in_call.remove(id) {
+            self.call_left(t, s.in_call.is_empty());
+        }
         if s.members.is_empty() {
             s.closed = true;
             s.subscription = None;
@@ -213,7 +217,10 @@ impl Room {
     pub fn clear_call(&self) -> Vec<PublicSessionId> {
         let (ids, left): (Vec<_>, Vec<_>) = {
             let mut s = self.state.lock();
-            let ids: Vec<_> = s.in_call.drain().collect();
+            let ids: Vec<_> = s.in_call.drain().map(|(id, _)| id).collect();
+            if !ids.is_empty() {
+                self.call_ended();
+            }
             let left = ids
                 .iter()
                 .filter_map(|id| s.members.get(id).cloned())
@@ -235,7 +242,10 @@ impl Room {
         let mut s = self.state.lock();
         s.closed = true;
         s.subscription = None;
-        s.in_call.clear();
+        if !s.in_call.is_empty() {
+            s.in_call.clear();
+            self.call_ended();
+        }
         s.members.drain().map(|(_, m)| m).collect()
     }
 
@@ -252,7 +262,7 @@ impl Room {
     }
 
     pub fn is_in_call(&self, id: &PublicSessionId) -> bool {
-        self.state.lock().in_call.contains(id)
+        self.state.lock().in_call.contains_key(id)
     }
 
     /// Stores a transient value (facts 1.12).
@@ -349,14 +359,67 @@ impl Room {
     pub fn set_in_call(&self, id: &PublicSessionId, in_call: bool) -> bool {
         let mut s = self.state.lock();
         if in_call {
-            return s.members.contains_key(id) && s.in_call.insert(id.clone());
+            let Some(t) = s.members.get(id).map(|m| m.client_type) else {
+                return false;
+            };
+            let was_empty = s.in_call.is_empty();
+            if s.in_call.insert(id.clone(), t).is_some() {
+                return false;
+            }
+            self.call_joined(t, was_empty);
+            return true;
         }
-        let left = s.in_call.remove(id);
+        let left = match s.in_call.remove(id) {
+            Some(t) => {
+                self.call_left(t, s.in_call.is_empty());
+                true
+            }
+            None => false,
+        };
         let member = s.members.get(id).cloned();
         drop(s);
         if let Some(m) = member.filter(|_| left) {
             super::media::close_all(&m);
         }
         left
+    }
+
+    // === call metrics (the reference's `signaling_call_*`) ===
+
+    fn call_joined(&self, t: ClientType, first: bool) {
+        let backend = self.backend.id.as_str();
+        if first {
+            METRICS.call_rooms_total.with_label_values(&[backend]).inc();
+        }
+        METRICS
+            .call_sessions
+            .with_label_values(&[backend, self.id.as_str(), t.as_str()])
+            .inc();
+        METRICS
+            .call_sessions_total
+            .with_label_values(&[backend, t.as_str()])
+            .inc();
+    }
+
+    fn call_left(&self, t: ClientType, now_empty: bool) {
+        if now_empty {
+            self.call_ended();
+        } else {
+            METRICS
+                .call_sessions
+                .with_label_values(&[self.backend.id.as_str(), self.id.as_str(), t.as_str()])
+                .dec();
+        }
+    }
+
+    /// Nobody is in the call: the room's gauges go away.
+    fn call_ended(&self) {
+        for t in ClientType::ALL {
+            let _ = METRICS.call_sessions.remove_label_values(&[
+                self.backend.id.as_str(),
+                self.id.as_str(),
+                t.as_str(),
+            ]);
+        }
     }
 }

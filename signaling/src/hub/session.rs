@@ -41,6 +41,13 @@ pub enum ClientType {
 }
 
 impl ClientType {
+    pub const ALL: [ClientType; 4] = [
+        ClientType::Client,
+        ClientType::Internal,
+        ClientType::Federation,
+        ClientType::Virtual,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ClientType::Client => "client",

@@ -265,7 +265,9 @@ async fn register(
         hub.heartbeat();
     }
     subscribe_session(hub, &session);
-    *session.country.lock() = hub.country_of(ctx.info.addr);
+    let country = hub.country_of(ctx.info.addr);
+    crate::metrics::client_country(country.as_deref());
+    *session.country.lock() = country;
     session.attach(ctx.outbox.clone());
     if session.user_id.is_empty() && session.client_type != ClientType::Internal {
         session.set_join_deadline(Some(Instant::now() + ANONYMOUS_JOIN_TIMEOUT));
