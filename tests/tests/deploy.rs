@@ -86,6 +86,40 @@ fn dashboard_metrics_exist() {
     assert!(checked >= 10, "only {checked} metrics found");
 }
 
+/// The dashboard has job and instance variables and every query is
+/// filtered by them; the new operator metrics have panels.
+#[test]
+fn dashboard_filters_by_job_and_instance() {
+    let text = std::fs::read_to_string(deploy("grafana/signaling.json")).unwrap();
+    let d: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let vars: Vec<&str> = d["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert!(vars.contains(&"job") && vars.contains(&"instance"), "{vars:?}");
+    let mut exprs = Vec::new();
+    for p in d["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            exprs.push(t["expr"].as_str().unwrap().to_owned());
+        }
+    }
+    for e in &exprs {
+        assert!(
+            e.contains("job=~\"$job\"") && e.contains("instance=~\"$instance\""),
+            "not filtered: {e}"
+        );
+    }
+    for metric in [
+        "signaling_call_sessions",
+        "signaling_mcu_backend_load",
+        "signaling_mcu_backend_usage",
+    ] {
+        assert!(exprs.iter().any(|e| e.contains(metric)), "{metric} has no panel");
+    }
+}
+
 /// The shipped example must stay loadable.
 #[test]
 fn example_config_loads() {
