@@ -226,6 +226,36 @@ pub async fn serverinfo(
     })
 }
 
+/// `GET /turn/credentials?service=turn&username=..&key=..` (facts: the
+/// reference's TURN REST answer).
+pub async fn turn_credentials(
+    State(app): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let key = q
+        .get("key")
+        .filter(|k| !k.is_empty())
+        .or_else(|| q.get("api"));
+    let mut resp = match crate::turn::answer(
+        &app.turn,
+        q.get("service").map(String::as_str),
+        q.get("username").map(String::as_str),
+        key.map(String::as_str),
+    ) {
+        Ok(c) => json_response(
+            StatusCode::OK,
+            format!("{}\n", serde_json::to_string(&c).unwrap_or_default()),
+        ),
+        Err(r) => (
+            StatusCode::from_u16(r.status()).unwrap_or(StatusCode::BAD_REQUEST),
+            r.text(),
+        )
+            .into_response(),
+    };
+    app.add_headers(&mut resp);
+    resp
+}
+
 /// Liveness: the process answers HTTP.
 pub async fn healthz(State(app): State<AppState>) -> Response {
     let mut resp = transport::health::liveness(app.hub.is_draining());

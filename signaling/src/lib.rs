@@ -14,7 +14,8 @@
 //!   proxies come from); `config_source::etcd` watches prefixes for both.
 //! - [`geoip`]: client countries from a MaxMind database.
 //! - [`federation`]: rooms on other signaling servers.
-//! - [`throttle`]: brute-force protection; [`metrics`]: Prometheus.
+//! - [`throttle`]: brute-force protection; [`metrics`]: Prometheus;
+//!   [`turn`]: TURN REST credentials.
 //!
 //! Facts are cited from `shared/spec/upstream-facts.md` as "facts N.M".
 
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod proxies;
 pub mod server;
 pub mod throttle;
+pub mod turn;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,6 +116,7 @@ pub async fn run(
     let state = server::AppState::new(
         hub.clone(),
         config.stats.allowed_ips.clone(),
+        config.turn.clone(),
         shutdown.clone(),
     );
     let timeouts = server::ListenerTimeouts {

@@ -37,12 +37,19 @@ pub struct AppState {
     pub stats_allowed: Arc<Vec<IpNet>>,
     pub connections: TaskTracker,
     pub shutdown: CancellationToken,
+    /// `[turn]`, for `/turn/credentials`.
+    pub turn: Arc<crate::config::TurnConfig>,
     server_header: HeaderValue,
     features_header: HeaderValue,
 }
 
 impl AppState {
-    pub fn new(hub: Hub, stats_allowed: Vec<IpNet>, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        hub: Hub,
+        stats_allowed: Vec<IpNet>,
+        turn: crate::config::TurnConfig,
+        shutdown: CancellationToken,
+    ) -> Self {
         let server = format!("nextcloud-spreed-signaling/{}", proto::SERVER_VERSION);
         let features = hub.features().header_value();
         AppState {
@@ -50,6 +57,7 @@ impl AppState {
             stats_allowed: Arc::new(stats_allowed),
             connections: TaskTracker::new(),
             shutdown,
+            turn: Arc::new(turn),
             server_header: HeaderValue::from_str(&server)
                 .unwrap_or(HeaderValue::from_static("nextcloud-spreed-signaling")),
             features_header: HeaderValue::from_str(&features)
@@ -75,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/stats", get(api::stats))
         .route("/api/v1/serverinfo", get(api::serverinfo))
         .route("/metrics", get(api::metrics))
+        .route("/turn/credentials", get(api::turn_credentials))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .with_state(state)

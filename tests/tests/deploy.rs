@@ -98,7 +98,10 @@ fn dashboard_filters_by_job_and_instance() {
         .iter()
         .filter_map(|v| v["name"].as_str())
         .collect();
-    assert!(vars.contains(&"job") && vars.contains(&"instance"), "{vars:?}");
+    assert!(
+        vars.contains(&"job") && vars.contains(&"instance"),
+        "{vars:?}"
+    );
     let mut exprs = Vec::new();
     for p in d["panels"].as_array().unwrap() {
         for t in p["targets"].as_array().unwrap() {
@@ -116,7 +119,10 @@ fn dashboard_filters_by_job_and_instance() {
         "signaling_mcu_backend_load",
         "signaling_mcu_backend_usage",
     ] {
-        assert!(exprs.iter().any(|e| e.contains(metric)), "{metric} has no panel");
+        assert!(
+            exprs.iter().any(|e| e.contains(metric)),
+            "{metric} has no panel"
+        );
     }
 }
 

@@ -176,3 +176,67 @@ async fn room_pings() {
         vec![("alice".into(), "ta".into()), ("bob".into(), "tb".into())]
     );
 }
+
+/// `GET /turn/credentials` as Janus asks for it (`api=`), checked against
+/// coturn's `use-auth-secret` scheme computed with `openssl`.
+#[tokio::test]
+async fn turn_credentials() {
+    let server = TestServer::builder()
+        .extra("[turn]\napikey = the-api-key\nsecret = the-turn-secret\nservers = turn:turn.example:3478?transport=udp,turns:turn.example:443?transport=tcp\n")
+        .start()
+        .await;
+    let get = |query: &'static str| {
+        let url = format!("{}turn/credentials?{query}", server.http_url());
+        async move { reqwest::get(url).await.unwrap() }
+    };
+    let r = get("service=turn&username=alice&api=the-api-key").await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["ttl"], 86400);
+    assert_eq!(
+        v["uris"],
+        serde_json::json!([
+            "turn:turn.example:3478?transport=udp",
+            "turns:turn.example:443?transport=tcp"
+        ])
+    );
+    let username = v["username"].as_str().unwrap();
+    let (expiry, user) = username.split_once(':').unwrap();
+    assert_eq!(user, "alice");
+    let expiry: i64 = expiry.parse().unwrap();
+    let in_a_day = tests::talk::unix_now() + 86400;
+    assert!((expiry - in_a_day).abs() <= 5, "{expiry} vs {in_a_day}");
+    let openssl = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "printf %s '{username}' | openssl dgst -sha1 -hmac the-turn-secret -binary | base64"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        v["password"].as_str().unwrap(),
+        String::from_utf8_lossy(&openssl.stdout).trim()
+    );
+
+    let r = get("service=turn&key=wrong").await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.text().await.unwrap(),
+        "Not allowed to access this service.\n"
+    );
+    let r = get("key=the-api-key").await;
+    assert_eq!(r.status(), 400);
+    let r = get("service=turn&key=the-api-key").await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["username"]
+            .as_str()
+            .unwrap()
+            .split_once(':')
+            .unwrap()
+            .1
+            .len(),
+        32
+    );
+}
