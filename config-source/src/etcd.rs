@@ -28,15 +28,42 @@ pub struct EtcdConfig {
 }
 
 impl EtcdConfig {
-    pub fn read(r: &Reader<'_>) -> EtcdConfig {
-        EtcdConfig {
-            endpoints: r.list("etcd", "endpoints"),
-            discovery_srv: r.str("etcd", "discoverysrv"),
-            discovery_service: r.str("etcd", "discoveryservice"),
-            client_key: r.str("etcd", "clientkey").map(PathBuf::from),
-            client_cert: r.str("etcd", "clientcert").map(PathBuf::from),
-            ca_cert: r.str("etcd", "cacert").map(PathBuf::from),
+    /// Reads `[etcd]`. Options missing there are taken from `compat`
+    /// (`[mcu]` in `server.conf`, `[tokens]` in `proxy.conf`, where older
+    /// versions had them) with a deprecation warning, as the reference
+    /// does.
+    pub fn read(r: &mut Reader<'_>, compat: Option<&str>) -> EtcdConfig {
+        let mut warnings = Vec::new();
+        let mut get = |key: &str| -> Option<String> {
+            if let Some(v) = r.str("etcd", key) {
+                return Some(v);
+            }
+            let section = compat?;
+            let v = r.str(section, key)?;
+            warnings.push(format!(
+                "[{section}] {key} is deprecated: set it in [etcd] instead"
+            ));
+            Some(v)
+        };
+        let config = EtcdConfig {
+            endpoints: get("endpoints")
+                .map(|v| crate::split_list(&v, ','))
+                .unwrap_or_default(),
+            discovery_srv: get("discoverysrv"),
+            discovery_service: get("discoveryservice"),
+            client_key: get("clientkey").map(PathBuf::from),
+            client_cert: get("clientcert").map(PathBuf::from),
+            ca_cert: get("cacert").map(PathBuf::from),
+        };
+        for w in warnings {
+            r.warn(w);
         }
+        config
+    }
+
+    /// Whether etcd is configured at all (endpoints or DNS discovery).
+    pub fn is_configured(&self) -> bool {
+        !self.endpoints.is_empty() || self.discovery_srv.is_some()
     }
 }
 
@@ -51,6 +78,8 @@ pub type Documents = BTreeMap<String, Vec<u8>>;
 pub enum EtcdError {
     #[error("no etcd endpoints configured")]
     NoEndpoints,
+    #[error("could not discover etcd endpoints for {domain}: {message}")]
+    Discovery { domain: String, message: String },
     #[error("[etcd] TLS needs clientkey, clientcert and cacert together")]
     PartialTls,
     #[error("reading {path}: {source}")]
@@ -62,12 +91,63 @@ pub enum EtcdError {
     Client(#[from] etcd_client::Error),
 }
 
+/// The endpoints to dial: `[etcd] endpoints`, or else the answers to the
+/// DNS SRV records of `discoverysrv` that etcd itself documents:
+/// `_etcd-client-ssl[-<discoveryservice>]._tcp.<domain>` (https) and
+/// `_etcd-client[-<discoveryservice>]._tcp.<domain>` (http). Looked up at
+/// every (re)connect, so a changed record is followed.
+pub async fn endpoints(config: &EtcdConfig) -> Result<Vec<String>, EtcdError> {
+    if !config.endpoints.is_empty() {
+        return Ok(config.endpoints.clone());
+    }
+    let Some(domain) = &config.discovery_srv else {
+        return Err(EtcdError::NoEndpoints);
+    };
+    let discovery = |message: String| EtcdError::Discovery {
+        domain: domain.clone(),
+        message,
+    };
+    let resolver = hickory_resolver::TokioResolver::builder_tokio()
+        .map_err(|e| discovery(e.to_string()))?
+        .build();
+    let suffix = config
+        .discovery_service
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| format!("-{s}"))
+        .unwrap_or_default();
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    for (service, scheme) in [("etcd-client-ssl", "https"), ("etcd-client", "http")] {
+        let name = format!("_{service}{suffix}._tcp.{}", domain.trim_end_matches('.'));
+        match resolver.srv_lookup(name.as_str()).await {
+            Ok(records) => {
+                for srv in records.iter() {
+                    let target = srv.target().to_utf8();
+                    let host = target.trim_end_matches('.');
+                    found.push(format!("{scheme}://{host}:{}", srv.port()));
+                }
+            }
+            Err(e) => errors.push(format!("{name}: {e}")),
+        }
+    }
+    if found.is_empty() {
+        return Err(discovery(errors.join("; ")));
+    }
+    Ok(found)
+}
+
 /// Connects to the configured endpoints (with TLS when all three files
 /// are set).
 pub async fn connect(config: &EtcdConfig) -> Result<Client, EtcdError> {
-    if config.endpoints.is_empty() {
-        return Err(EtcdError::NoEndpoints);
-    }
+    Ok(connect_with_endpoints(config).await?.0)
+}
+
+/// As [`connect`], also returning the endpoints dialled.
+pub async fn connect_with_endpoints(
+    config: &EtcdConfig,
+) -> Result<(Client, Vec<String>), EtcdError> {
+    let endpoints = endpoints(config).await?;
     let mut options = ConnectOptions::new().with_connect_timeout(DIAL_TIMEOUT);
     match (&config.client_key, &config.client_cert, &config.ca_cert) {
         (None, None, None) => {}
@@ -85,7 +165,8 @@ pub async fn connect(config: &EtcdConfig) -> Result<Client, EtcdError> {
         }
         _ => return Err(EtcdError::PartialTls),
     }
-    Ok(Client::connect(&config.endpoints, Some(options)).await?)
+    let client = Client::connect(&endpoints, Some(options)).await?;
+    Ok((client, endpoints))
 }
 
 /// Whether every prefix watched in etcd is connected, shared by the
@@ -163,7 +244,7 @@ async fn watch_once(
     status: &EtcdStatus,
     apply: &mut (impl FnMut(&Documents) + Send),
 ) -> Result<(), EtcdError> {
-    let mut client = connect(config).await?;
+    let (mut client, endpoints) = connect_with_endpoints(config).await?;
     let resp = client
         .get(prefix, Some(GetOptions::new().with_prefix()))
         .await?;
@@ -183,7 +264,7 @@ async fn watch_once(
             ),
         )
         .await?;
-    status.set(prefix, &config.endpoints, true);
+    status.set(prefix, &endpoints, true);
     while let Some(resp) = stream.message().await? {
         for event in resp.events() {
             let Some(kv) = event.kv() else { continue };

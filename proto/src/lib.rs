@@ -35,6 +35,7 @@ pub mod server;
 pub mod session_id;
 mod tagged;
 pub mod talk;
+pub mod time;
 
 /// The raw JSON value type used for opaque payloads (`data`, `user`,
 /// `properties`): kept as the exact bytes received so they are relayed

@@ -123,8 +123,8 @@ impl ProxyConfig {
                 if formats.is_empty() {
                     formats.push("/%s".into());
                 }
-                let etcd = EtcdConfig::read(&r);
-                if etcd.endpoints.is_empty() {
+                let etcd = EtcdConfig::read(&mut r, Some("tokens"));
+                if !etcd.is_configured() {
                     return Err(ConfigError::invalid(
                         "etcd",
                         "endpoints",

@@ -14,15 +14,19 @@
 //! - [`sdp`]: synthetic WebRTC offers/answers for signaling-level SFU tests.
 //! - [`raw_ws`]: a WebSocket client on a bare socket, for malformed frames.
 //! - [`wait`]: deadlines for "eventually" checks.
+//! - [`dns`]: a DNS server answering from a table (SRV, A).
+//! - [`netns`]: running a test in network and mount namespaces of its own.
 //! - [`bench`]: the load generator behind `signaling-bench`.
 
 pub mod bench;
 pub mod certs;
 pub mod client;
+pub mod dns;
 pub mod etcd;
 pub mod janus;
 pub mod mmdb;
 pub mod nats;
+pub mod netns;
 pub mod process;
 pub mod proxy;
 pub mod raw_ws;

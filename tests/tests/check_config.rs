@@ -131,3 +131,20 @@ fn proxy_reports_every_error() {
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("ws://127.0.0.1:8188"), "{stdout}");
 }
+
+/// The proxy's etcd options in `[tokens]` are honoured with a warning.
+#[test]
+fn proxy_deprecated_tokens_etcd_options() {
+    let (out, stdout, stderr) = check(
+        "signaling-proxy",
+        "[http]\nlisten = 127.0.0.1:9090\n[app]\ntokentype = etcd\n\
+         [tokens]\nendpoints = http://127.0.0.1:2379\nkeyformat = /keys/%s\n\
+         [mcu]\nurl = ws://127.0.0.1:8188\n",
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: [tokens] endpoints is deprecated: set it in [etcd] instead"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("http://127.0.0.1:2379"), "{stdout}");
+}

@@ -51,3 +51,87 @@ async fn backends_follow_etcd() {
     .await;
     assert!(gone.is_some(), "removed backend still accepted");
 }
+
+/// `[etcd] discoverysrv`/`discoveryservice`: the endpoints come from the
+/// DNS SRV record `_etcd-client-<service>._tcp.<domain>`, answered by a
+/// DNS server the test starts on 127.0.0.1:53 in a network namespace of
+/// its own (with a `resolv.conf` naming it); the target's address comes
+/// from the same server.
+#[tokio::test]
+async fn endpoints_from_dns_srv() {
+    if !tests::netns::run_inside(
+        "endpoints_from_dns_srv",
+        "",
+        Some("nameserver 127.0.0.1\noptions timeout:1 attempts:2\n"),
+    ) {
+        return;
+    }
+    use tests::dns::{DnsServer, Record};
+    let etcd = Etcd::start().await;
+    let port: u16 = etcd.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let _dns = DnsServer::start(
+        "127.0.0.1:53".parse().unwrap(),
+        vec![
+            (
+                "_etcd-client-signaling._tcp.example.test".into(),
+                Record::Srv {
+                    port,
+                    target: "etcd.example.test.".into(),
+                },
+            ),
+            (
+                "etcd.example.test".into(),
+                Record::A(std::net::Ipv4Addr::LOCALHOST),
+            ),
+        ],
+    )
+    .await;
+    let talk = Talk::start(TALK_SECRET).await;
+    let doc = json!({"urls": [talk.url()], "secret": TALK_SECRET}).to_string();
+    etcd.put("/signaling/backend/one", &doc).await;
+    let server = TestServer::builder()
+        .extra(
+            "[backend]\nbackendtype = etcd\nbackendprefix = /signaling/backend/\n\
+             [etcd]\ndiscoverysrv = example.test\ndiscoveryservice = signaling\n",
+        )
+        .start()
+        .await;
+    let ok = eventually(Duration::from_secs(10), || async {
+        (hello_result(&server, &talk).await["type"] == "hello").then_some(())
+    })
+    .await;
+    assert!(ok.is_some(), "{}", server.process.log_tail(30));
+    let info = server.serverinfo().await;
+    assert_eq!(
+        info["etcd"]["endpoints"],
+        json!([format!("http://etcd.example.test:{port}")]),
+        "{info}"
+    );
+}
+
+/// etcd options in `[mcu]` (where older versions had them) still work,
+/// with a deprecation warning, as in the reference.
+#[tokio::test]
+async fn deprecated_mcu_etcd_options() {
+    let etcd = Etcd::start().await;
+    let talk = Talk::start(TALK_SECRET).await;
+    let doc = json!({"urls": [talk.url()], "secret": TALK_SECRET}).to_string();
+    etcd.put("/signaling/backend/one", &doc).await;
+    let server = TestServer::builder()
+        .extra(&format!(
+            "[backend]\nbackendtype = etcd\nbackendprefix = /signaling/backend/\n[mcu]\nendpoints = {}\n",
+            etcd.endpoint
+        ))
+        .start()
+        .await;
+    let ok = eventually(Duration::from_secs(10), || async {
+        (hello_result(&server, &talk).await["type"] == "hello").then_some(())
+    })
+    .await;
+    assert!(ok.is_some(), "{}", server.process.log_tail(30));
+    let log = std::fs::read_to_string(server.process.log_path()).unwrap();
+    assert!(
+        log.contains("[mcu] endpoints is deprecated: set it in [etcd] instead"),
+        "{log}"
+    );
+}

@@ -34,42 +34,18 @@ use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 
-const NETNS_ENV: &str = "SIGNALING_MEDIA_NETNS";
 const PEER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 
-/// Runs `name` of this binary again inside a fresh network namespace;
-/// true if we are already inside and the test should go on.
+/// Runs test `name` in its own network namespace with loopback and a
+/// veth pair carrying 127.0.0.2 (the peers' address); see
+/// `tests::netns::run_inside`.
 fn in_namespace(name: &str) -> bool {
-    if std::env::var(NETNS_ENV).is_ok() {
-        return true;
-    }
-    let exe = std::env::current_exe().expect("test binary");
-    let out = Command::new("unshare")
-        .args(["-rn", "sh", "-c"])
-        .arg(
-            "ip link set lo up && ip link add jv0 type veth peer name jv1 && \
-             ip addr add 127.0.0.2/32 dev jv0 && ip link set jv1 up && ip link set jv0 up && \
-             exec \"$@\"",
-        )
-        .arg("sh")
-        .arg(exe)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(NETNS_ENV, "1")
-        .output()
-        .expect("run unshare (util-linux) and ip (iproute2)");
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "{name} in the media namespace failed:\n{text}"
-    );
-    for line in text.lines().filter_map(|l| l.split_once("RTP at")) {
-        println!("RTP at{}", line.1);
-    }
-    false
+    tests::netns::run_inside(
+        name,
+        "ip link add jv0 type veth peer name jv1 && \
+         ip addr add 127.0.0.2/32 dev jv0 && ip link set jv1 up && ip link set jv0 up",
+        None,
+    )
 }
 
 /// A WebRTC peer limited to 127.0.0.2, UDP, no mDNS (components.md).
@@ -438,7 +414,7 @@ async fn audio_and_video_reach_the_subscriber() {
     })
     .await;
     println!(
-        "RTP at the subscriber: audio {}, video {}",
+        "REPORT RTP at the subscriber: audio {}, video {}",
         subscriber.count(RTPCodecType::Audio),
         subscriber.count(RTPCodecType::Video)
     );
@@ -903,7 +879,7 @@ async fn between_two_proxies() {
         subscriber.count(RTPCodecType::Video)
     );
     println!(
-        "RTP at the subscriber through a remote stream: audio {}, video {}",
+        "REPORT RTP at the subscriber through a remote stream: audio {}, video {}",
         subscriber.count(RTPCodecType::Audio),
         subscriber.count(RTPCodecType::Video)
     );

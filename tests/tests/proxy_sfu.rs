@@ -223,6 +223,16 @@ async fn load_and_draining_steer_publishers() {
         p["load"].as_u64().unwrap_or(0) > 0
     })
     .await;
+    // `serverinfo` has each proxy's features and since when it is up.
+    let info = w.server.serverinfo().await;
+    for p in info["sfu"]["proxies"].as_array().unwrap() {
+        assert_eq!(p["features"], json!(["remote-streams"]), "{p}");
+        let uptime = p["uptime"].as_str().unwrap_or_default();
+        assert!(
+            uptime.len() == 27 && uptime.ends_with('Z') && uptime.starts_with("20"),
+            "{p}"
+        );
+    }
     // The reference's per-proxy gauges follow the same reports.
     let text = reqwest::get(format!("{}metrics", w.server.http_url()))
         .await

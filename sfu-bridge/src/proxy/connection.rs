@@ -41,6 +41,10 @@ pub struct ConnectionStatus {
     pub shutdown_scheduled: bool,
     pub country: Option<String>,
     pub version: Option<String>,
+    /// What the proxy's hello announced (`serverinfo`).
+    pub features: Vec<String>,
+    /// Since when the current connection is up.
+    pub connected_since: Option<std::time::SystemTime>,
 }
 
 struct Shared {
@@ -280,6 +284,7 @@ async fn run(conn: Weak<ProxyConnection>, stop: CancellationToken) {
                 super::backend_metrics::disconnected(&c.url, s.status.country.as_deref());
             }
             s.status.connected = false;
+            s.status.connected_since = None;
             s.status.load = LOAD_DISCONNECTED;
             s.status.bandwidth = None;
             s.out = None;
@@ -410,6 +415,12 @@ async fn connect_once(c: &Arc<ProxyConnection>, stop: &CancellationToken) -> Res
                 s.status.shutdown_scheduled = false;
                 s.status.country = h.server.as_ref().and_then(|i| i.country.clone());
                 s.status.version = h.server.as_ref().map(|i| i.version.clone());
+                s.status.features = h
+                    .server
+                    .as_ref()
+                    .map(|i| i.features.clone())
+                    .unwrap_or_default();
+                s.status.connected_since = Some(std::time::SystemTime::now());
                 s.out = Some(tx.clone());
                 super::backend_metrics::connected(&c.url, s.status.country.as_deref());
                 drop(s);

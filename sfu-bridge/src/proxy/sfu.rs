@@ -617,6 +617,8 @@ impl Sfu for ProxySfu {
                     "temporary": temporary,
                     "shutdown": s.shutdown_scheduled,
                     "version": s.version,
+                    "features": s.features,
+                    "uptime": s.connected_since.map(proto::time::rfc3339_utc),
                     "country": s.country,
                     "load": s.load,
                     "bandwidth": s.bandwidth,

@@ -344,7 +344,9 @@ pub(super) fn read_all(r: &mut Reader<'_>) -> Result<Config, ConfigError> {
         stats: StatsConfig {
             allowed_ips: r.nets("stats", "allowed_ips", &["127.0.0.1/32", "::1/128"])?,
         },
-        etcd: EtcdConfig::read(r),
+        // The reference's server takes etcd options missing in [etcd] from
+        // [mcu] (deprecated).
+        etcd: EtcdConfig::read(r, Some("mcu")),
         grpc: read_grpc(r)?,
         // Last: a missing hashkey cannot be got past, so every other
         // error is reported first (`parse_reporting_all`).
