@@ -298,3 +298,85 @@ async fn unusable_sfu_configuration_refuses_to_start() {
         "{stderr}"
     );
 }
+
+/// Waits until `node` sees `expect` of its gRPC peers connected.
+async fn grpc_peers_ready(node: &TestServer, expect: usize) {
+    let ok = eventually(Duration::from_secs(15), || async {
+        let info = node.serverinfo().await;
+        let grpc = info["grpc"].as_array().cloned().unwrap_or_default();
+        (grpc.iter().filter(|p| p["connected"] == true).count() == expect).then_some(())
+    })
+    .await;
+    assert!(ok.is_some(), "gRPC peers not ready");
+}
+
+/// Two nodes sharing NATS and gRPC; node A drains (SIGUSR1). Its client
+/// alice loses her connection, is refused by A (503, so a load balancer
+/// moves on), resumes on node B and gets what bob sent meanwhile, in
+/// order; traffic flows both ways; A exits once alice says bye.
+#[tokio::test]
+async fn drained_node_clients_resume_on_the_other() {
+    let nats = NatsServer::start().await;
+    let talk = Talk::start(TALK_SECRET).await;
+    let alice = talk.add_user("alice", "Alice");
+    let bob = talk.add_user("bob", "Bob");
+    talk.add_room("room1", Room::open("Room one"));
+    let ports = [free_port(), free_port()];
+    let node = |own: u16, other: u16| {
+        TestServer::builder()
+            .talk(&talk)
+            .nats(&nats.url)
+            .extra(&format!(
+                "\n[grpc]\nlisten = 127.0.0.1:{own}\ntargets = 127.0.0.1:{other}\n"
+            ))
+            .start()
+    };
+    let mut a_node = node(ports[0], ports[1]).await;
+    let b_node = node(ports[1], ports[0]).await;
+    grpc_peers_ready(&b_node, 1).await;
+    grpc_peers_ready(&a_node, 1).await;
+
+    let mut a = tests::client::user(&a_node, &talk, &alice).await;
+    let mut b = tests::client::user(&b_node, &talk, &bob).await;
+    a.join_ok("room1", "ta").await;
+    let ids = [a.session_id.clone(), b.session_id.clone()];
+    b.join_seeing("room1", "tb", &[&ids[0], &ids[1]]).await;
+    a.recv_until(|v| v["event"]["type"] == "join").await;
+
+    a_node.process.signal(SIGUSR1);
+    readyz_becomes(&a_node.http_url(), 503, Duration::from_secs(5)).await;
+    let (sid, rid) = (a.session_id.clone(), a.resume_id.clone());
+    a.close().await;
+    for n in 0..5 {
+        b.message(
+            json!({"type": "session", "sessionid": sid}),
+            json!(format!("while away {n}")),
+        )
+        .await;
+    }
+    assert_eq!(upgrade_status(&a_node).await, 503);
+    let (mut a2, _) = TestClient::connect(&b_node).await;
+    let v = a2.resume(&rid).await;
+    assert_eq!(v["type"], "hello", "{v}");
+    assert_eq!(v["hello"]["sessionid"], sid.as_str());
+    for n in 0..5 {
+        assert_eq!(
+            a2.recv().await["message"]["data"],
+            format!("while away {n}")
+        );
+    }
+    b.message(json!({"type": "session", "sessionid": sid}), json!("live"))
+        .await;
+    assert_eq!(a2.recv().await["message"]["data"], "live");
+    a2.message(json!({"type": "room"}), json!("from B")).await;
+    assert_eq!(b.recv().await["message"]["data"], "from B");
+    assert!(a_node.process.try_exit_status().is_none());
+
+    a2.request("bye", json!({})).await;
+    let status = exits_within(&mut a_node.process, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|| panic!("A did not exit:\n{}", a_node.process.log_tail(20)));
+    assert!(status.success(), "{status:?}");
+    let left = b.recv_until(|v| v["event"]["type"] == "leave").await;
+    assert_eq!(left["event"]["leave"][0], sid.as_str());
+}
