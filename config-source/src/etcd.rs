@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{
-    Certificate, Client, ConnectOptions, EventType, GetOptions, Identity, TlsOptions, WatchOptions,
-};
+pub mod gateway;
+
+pub use gateway::Client;
 use tokio_util::sync::CancellationToken;
 
 use std::path::PathBuf;
@@ -69,7 +69,6 @@ impl EtcdConfig {
 
 const RETRY_START: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(8);
-const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The documents below a prefix: key -> raw value.
 pub type Documents = BTreeMap<String, Vec<u8>>;
@@ -82,13 +81,12 @@ pub enum EtcdError {
     Discovery { domain: String, message: String },
     #[error("[etcd] TLS needs clientkey, clientcert and cacert together")]
     PartialTls,
-    #[error("reading {path}: {source}")]
-    File {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Client(#[from] etcd_client::Error),
+    #[error("[etcd] TLS: {0}")]
+    Tls(String),
+    #[error("etcd: {0}")]
+    Http(String),
+    #[error("etcd: {0}")]
+    Protocol(String),
 }
 
 /// The endpoints to dial: `[etcd] endpoints`, or else the answers to the
@@ -148,24 +146,7 @@ pub async fn connect_with_endpoints(
     config: &EtcdConfig,
 ) -> Result<(Client, Vec<String>), EtcdError> {
     let endpoints = endpoints(config).await?;
-    let mut options = ConnectOptions::new().with_connect_timeout(DIAL_TIMEOUT);
-    match (&config.client_key, &config.client_cert, &config.ca_cert) {
-        (None, None, None) => {}
-        (Some(key), Some(cert), Some(ca)) => {
-            let read = |p: &std::path::Path| {
-                std::fs::read(p).map_err(|source| EtcdError::File {
-                    path: p.display().to_string(),
-                    source,
-                })
-            };
-            let tls = TlsOptions::new()
-                .ca_certificate(Certificate::from_pem(read(ca)?))
-                .identity(Identity::from_pem(read(cert)?, read(key)?));
-            options = options.with_tls(tls);
-        }
-        _ => return Err(EtcdError::PartialTls),
-    }
-    let client = Client::connect(&endpoints, Some(options)).await?;
+    let client = Client::connect(config, endpoints.clone()).await?;
     Ok((client, endpoints))
 }
 
@@ -244,36 +225,18 @@ async fn watch_once(
     status: &EtcdStatus,
     apply: &mut (impl FnMut(&Documents) + Send),
 ) -> Result<(), EtcdError> {
-    let (mut client, endpoints) = connect_with_endpoints(config).await?;
-    let resp = client
-        .get(prefix, Some(GetOptions::new().with_prefix()))
-        .await?;
-    let mut docs = Documents::new();
-    for kv in resp.kvs() {
-        docs.insert(kv.key_str()?.to_owned(), kv.value().to_vec());
-    }
+    let (client, endpoints) = connect_with_endpoints(config).await?;
+    let (mut docs, revision) = client.get_prefix(prefix).await?;
     apply(&docs);
-    let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
-    let mut stream = client
-        .watch(
-            prefix,
-            Some(
-                WatchOptions::new()
-                    .with_prefix()
-                    .with_start_revision(revision + 1),
-            ),
-        )
-        .await?;
+    let mut watch = client.watch_prefix(prefix, revision + 1).await?;
     status.set(prefix, &endpoints, true);
-    while let Some(resp) = stream.message().await? {
-        for event in resp.events() {
-            let Some(kv) = event.kv() else { continue };
-            let key = kv.key_str()?.to_owned();
-            match event.event_type() {
-                EventType::Put => {
-                    docs.insert(key, kv.value().to_vec());
+    while let Some(changes) = watch.next().await? {
+        for change in changes {
+            match change {
+                gateway::Change::Put { key, value } => {
+                    docs.insert(key, value);
                 }
-                EventType::Delete => {
+                gateway::Change::Delete { key } => {
                     docs.remove(&key);
                 }
             }

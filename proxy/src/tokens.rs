@@ -30,7 +30,7 @@ struct EtcdSource {
     formats: Vec<String>,
     /// The connected client; cloned out (a cheap handle), never locked
     /// across a request, so hellos do not wait for each other.
-    client: Mutex<Option<etcd_client::Client>>,
+    client: Mutex<Option<config_source::etcd::Client>>,
     /// etcd key -> (bytes, parsed key).
     cache: Mutex<HashMap<String, (Vec<u8>, TokenKey)>>,
 }
@@ -123,7 +123,7 @@ impl TokenStore {
             return None;
         };
         let connected = etcd.client.lock().clone();
-        let mut c = match connected {
+        let c = match connected {
             Some(c) => c,
             None => match config_source::etcd::connect(&etcd.config).await {
                 Ok(c) => {
@@ -157,7 +157,7 @@ impl TokenStore {
                     cache,
                 } = etcd.as_ref();
                 let connected = client.lock().clone();
-                let mut c = match connected {
+                let c = match connected {
                     Some(c) => c,
                     None => match config_source::etcd::connect(config).await {
                         Ok(c) => {
@@ -172,11 +172,9 @@ impl TokenStore {
                 };
                 for format in formats {
                     let key = format.replace("%s", id);
-                    let got =
-                        tokio::time::timeout(Duration::from_secs(1), c.get(key.as_str(), None))
-                            .await;
+                    let got = tokio::time::timeout(Duration::from_secs(1), c.get(&key)).await;
                     let value = match got {
-                        Ok(Ok(resp)) => resp.kvs().first().map(|kv| kv.value().to_vec()),
+                        Ok(Ok(value)) => value,
                         Ok(Err(e)) => {
                             tracing::warn!(key, error = %e, "reading token key from etcd failed");
                             *client.lock() = None;

@@ -1,6 +1,8 @@
 //! A throw-away certificate authority for TLS tests, made with the
 //! `openssl` command: a CA, a server certificate for 127.0.0.1/localhost
-//! and a client certificate, all signed by the CA.
+//! and a client certificate, all signed by the CA. The server certificate
+//! may also act as a client: etcd's JSON gateway dials etcd's own gRPC
+//! port with it under `--client-cert-auth`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -41,7 +43,7 @@ impl Certs {
         for (name, ext) in [
             (
                 "server",
-                "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
             ),
             ("client", "extendedKeyUsage=clientAuth\n"),
         ] {

@@ -135,3 +135,36 @@ async fn deprecated_mcu_etcd_options() {
         "{log}"
     );
 }
+
+/// etcd with mutual TLS: `[etcd] cacert`, `clientcert` and `clientkey`.
+#[tokio::test]
+async fn mutual_tls() {
+    let certs = tests::certs::Certs::generate();
+    let etcd = Etcd::start_tls(&certs).await;
+    let talk = Talk::start(TALK_SECRET).await;
+    let doc = json!({"urls": [talk.url()], "secret": TALK_SECRET}).to_string();
+    etcd.put("/signaling/backend/one", &doc).await;
+    let server = TestServer::builder()
+        .extra(&format!(
+            "[backend]\nbackendtype = etcd\nbackendprefix = /signaling/backend/\n\
+             [etcd]\nendpoints = {}\ncacert = {}\nclientcert = {}\nclientkey = {}\n",
+            etcd.endpoint,
+            certs.path("ca.crt").display(),
+            certs.path("client.crt").display(),
+            certs.path("client.key").display(),
+        ))
+        .start()
+        .await;
+    let ok = eventually(Duration::from_secs(10), || async {
+        (hello_result(&server, &talk).await["type"] == "hello").then_some(())
+    })
+    .await;
+    assert!(ok.is_some(), "{}", server.process.log_tail(30));
+    // Changes arrive through the watch over TLS as well.
+    etcd.delete("/signaling/backend/one").await;
+    let gone = eventually(Duration::from_secs(10), || async {
+        (hello_result(&server, &talk).await["error"]["code"] == "invalid_backend").then_some(())
+    })
+    .await;
+    assert!(gone.is_some());
+}

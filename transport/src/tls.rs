@@ -33,6 +33,53 @@ pub fn client_config(skip_verify: bool) -> Result<Arc<ClientConfig>, rustls::Err
     Ok(Arc::new(config))
 }
 
+/// A client configuration trusting the CA certificates in `ca` (PEM)
+/// instead of the system store, presenting `identity` (certificate chain
+/// and key, PEM) when given: mutual TLS to etcd.
+pub fn client_config_with(
+    ca: Option<&std::path::Path>,
+    identity: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<Arc<ClientConfig>, ServerCertError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::PrivateKeyDer;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder =
+        ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()?;
+    let file_error = |path: &std::path::Path, message: String| ServerCertError::File {
+        path: path.display().to_string(),
+        message,
+    };
+    let roots = match ca {
+        None => SYSTEM_ROOTS.clone(),
+        Some(path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in
+                CertificateDer::pem_file_iter(path).map_err(|e| file_error(path, e.to_string()))?
+            {
+                let cert = cert.map_err(|e| file_error(path, e.to_string()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| file_error(path, e.to_string()))?;
+            }
+            Arc::new(roots)
+        }
+    };
+    let builder = builder.with_root_certificates(roots);
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+                .map_err(|e| file_error(cert, e.to_string()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| file_error(cert, e.to_string()))?;
+            let key_der =
+                PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, e.to_string()))?;
+            builder.with_client_auth_cert(chain, key_der)?
+        }
+    };
+    Ok(Arc::new(config))
+}
+
 /// The system's trusted certificates, read once.
 static SYSTEM_ROOTS: LazyLock<Arc<rustls::RootCertStore>> = LazyLock::new(|| {
     let found = rustls_native_certs::load_native_certs();
