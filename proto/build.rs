@@ -7,6 +7,7 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "grpc/backend.proto",
+        "grpc/handover.proto",
         "grpc/internal.proto",
         "grpc/sessions.proto",
         "grpc/sfu.proto",

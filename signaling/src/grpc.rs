@@ -5,11 +5,13 @@
 //! - [`peers`]: channels to the other nodes and the fan-out calls.
 //! - [`discovery`]: where the peers come from (static list, DNS, etcd).
 //! - [`remote`]: a client connected here whose session lives elsewhere.
+//! - [`handover`]: giving a session of this draining node to another.
 //! - [`tls`]: `[grpc]` certificates.
 //!
 //! What the cluster sends over NATS instead is listed in `docs/cluster.md`.
 
 pub mod discovery;
+pub mod handover;
 pub mod peers;
 pub mod remote;
 pub mod server;

@@ -10,6 +10,7 @@ pub mod dialout;
 pub mod error;
 pub mod filter;
 pub mod handle;
+pub mod handover;
 pub mod housekeeping;
 pub mod lifecycle;
 pub mod media;
@@ -222,7 +223,10 @@ impl Hub {
                 cluster_subscriptions: parking_lot::Mutex::default(),
                 nodes: parking_lot::Mutex::default(),
                 remote_counts: parking_lot::Mutex::default(),
-                next_index: AtomicU64::new(1),
+                // Sessions keep their index when they move to another
+                // node (`handover`): a random start per node keeps indexes
+                // apart across the cluster.
+                next_index: AtomicU64::new((u64::from(rand::random::<u32>()) << 32) | 1),
                 etcd: Default::default(),
                 draining: Default::default(),
             }),
@@ -672,13 +676,21 @@ impl Hub {
         self.close_session(session, notify_backend);
     }
 
-    /// The bus sink of a session: per-receiver delivery, and the close a
-    /// disinvite from the current room asks for.
-    pub(crate) fn session_sink(&self, session: &Arc<Session>) -> crate::cluster::BusSink {
+    /// The bus sink of a session for one of its subjects: per-receiver
+    /// delivery, the close a disinvite from the current room asks for,
+    /// and the cut while the session moves to another node.
+    pub(crate) fn session_sink(
+        &self,
+        session: &Arc<Session>,
+        kind: session::SubjectKind,
+    ) -> crate::cluster::BusSink {
         let weak = Arc::downgrade(session);
         let hub = Arc::downgrade(&self.inner);
         Arc::new(move |m: &Arc<crate::cluster::BusMessage>| {
             let Some(s) = weak.upgrade() else { return };
+            if !s.admit(kind, m) {
+                return;
+            }
             if let crate::cluster::BusPayload::SendOffer {
                 message_id,
                 sender,

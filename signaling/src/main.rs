@@ -162,10 +162,14 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long a drained node waits for other nodes to take its sessions.
+const HANDOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// SIGINT stops the server at once. SIGUSR1 drains: no new clients,
 /// readiness false, exit once the last client has left. SIGTERM drains
-/// for `grace` (`[app] shutdowngrace`) and then closes the remaining
-/// clients; with no grace, or on a second SIGTERM, it stops at once.
+/// for `grace` (`[app] shutdowngrace`), then hands the remaining sessions
+/// to other nodes (when there are any) and closes the rest; with no grace,
+/// or on a second SIGTERM, it stops at once.
 /// SIGHUP reloads what `Hub::reload` lists.
 async fn signals(
     shutdown: CancellationToken,
@@ -205,7 +209,13 @@ async fn signals(
                 break;
             }
             _ = grace_over => {
-                tracing::info!(sessions = hub.session_count(), "shutdown grace over, closing the remaining clients");
+                tracing::info!(sessions = hub.session_count(), "shutdown grace over");
+                // In a cluster the remaining clients are asked to
+                // reconnect; they resume on other nodes, which take their
+                // sessions over (`hub::handover`). The rest are closed.
+                if hub.has_peers() && hub.release_clients() > 0 {
+                    let _ = tokio::time::timeout(HANDOVER_WAIT, hub.no_clients()).await;
+                }
                 break;
             }
             _ = int.recv() => break,

@@ -312,10 +312,11 @@ async fn grpc_peers_ready(node: &TestServer, expect: usize) {
 
 /// Two nodes sharing NATS and gRPC; node A drains (SIGUSR1). Its client
 /// alice loses her connection, is refused by A (503, so a load balancer
-/// moves on), resumes on node B and gets what bob sent meanwhile, in
-/// order; traffic flows both ways; A exits once alice says bye.
+/// moves on) and resumes on node B, which takes her session over: she
+/// gets what bob sent meanwhile, in order, traffic flows both ways, and A,
+/// with no client left, exits.
 #[tokio::test]
-async fn drained_node_clients_resume_on_the_other() {
+async fn drained_node_gives_a_reconnecting_client_its_session() {
     let nats = NatsServer::start().await;
     let talk = Talk::start(TALK_SECRET).await;
     let alice = talk.add_user("alice", "Alice");
@@ -370,13 +371,132 @@ async fn drained_node_clients_resume_on_the_other() {
     assert_eq!(a2.recv().await["message"]["data"], "live");
     a2.message(json!({"type": "room"}), json!("from B")).await;
     assert_eq!(b.recv().await["message"]["data"], "from B");
-    assert!(a_node.process.try_exit_status().is_none());
-
-    a2.request("bye", json!({})).await;
     let status = exits_within(&mut a_node.process, Duration::from_secs(10))
         .await
         .unwrap_or_else(|| panic!("A did not exit:\n{}", a_node.process.log_tail(20)));
     assert!(status.success(), "{status:?}");
+    b.message(
+        json!({"type": "session", "sessionid": sid}),
+        json!("after A"),
+    )
+    .await;
+    assert_eq!(a2.recv().await["message"]["data"], "after A");
+    a2.request("bye", json!({})).await;
+    let left = b.recv_until(|v| v["event"]["type"] == "leave").await;
+    assert_eq!(left["event"]["leave"][0], sid.as_str());
+}
+
+/// SIGTERM with a grace on a node of a cluster: at the end of the grace
+/// its clients are asked to reconnect (1012) and resume on the other node,
+/// which takes their sessions over; the drained node exits. Nothing sent
+/// to the moving session is lost or doubled, including a stream of
+/// messages from another node during the move, and the room never sees
+/// the session leave.
+#[tokio::test]
+async fn drained_node_hands_sessions_over() {
+    let nats = NatsServer::start().await;
+    let talk = Talk::start(TALK_SECRET).await;
+    let alice = talk.add_user("alice", "Alice");
+    let bob = talk.add_user("bob", "Bob");
+    let carol = talk.add_user("carol", "Carol");
+    talk.add_room("room1", Room::open("Room one"));
+    let ports = [free_port(), free_port()];
+    let node = |own: u16, other: u16, extra: &str| {
+        TestServer::builder()
+            .talk(&talk)
+            .nats(&nats.url)
+            .extra(&format!(
+                "\n[grpc]\nlisten = 127.0.0.1:{own}\ntargets = 127.0.0.1:{other}\n{extra}"
+            ))
+            .start()
+    };
+    let mut a_node = node(ports[0], ports[1], "[app]\nshutdowngrace = 1\n").await;
+    let b_node = node(ports[1], ports[0], "").await;
+    grpc_peers_ready(&b_node, 1).await;
+    grpc_peers_ready(&a_node, 1).await;
+
+    let mut a = tests::client::user(&a_node, &talk, &alice).await;
+    let mut b = tests::client::user(&b_node, &talk, &bob).await;
+    let mut c = tests::client::user(&b_node, &talk, &carol).await;
+    a.join_ok("room1", "ta").await;
+    let ids = [a.session_id.clone(), b.session_id.clone()];
+    b.join_seeing("room1", "tb", &[&ids[0], &ids[1]]).await;
+    a.recv_until(|v| v["event"]["type"] == "join").await;
+    let (sid, rid) = (a.session_id.clone(), a.resume_id.clone());
+
+    a_node.process.signal(SIGTERM);
+    let closed = a.expect_closed_within(Duration::from_secs(10)).await;
+    assert_eq!(closed.code(), Some(1012), "{closed:?}");
+    for n in 0..5 {
+        b.message(
+            json!({"type": "session", "sessionid": sid}),
+            json!(format!("queued {n}")),
+        )
+        .await;
+    }
+    // carol keeps sending while alice moves.
+    let target = sid.clone();
+    let sender = tokio::spawn(async move {
+        for n in 0..200 {
+            c.message(
+                json!({"type": "session", "sessionid": target}),
+                json!(format!("stream {n}")),
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        c
+    });
+    let (mut a2, _) = TestClient::connect(&b_node).await;
+    let v = a2.resume(&rid).await;
+    assert_eq!(v["type"], "hello", "{v}");
+    assert_eq!(v["hello"]["sessionid"], sid.as_str());
+    let _c = sender.await.unwrap();
+    let mut queued = Vec::new();
+    let mut stream = Vec::new();
+    while stream.len() < 200 {
+        let m = a2.recv_until(|v| v["type"] == "message").await;
+        let text = m["message"]["data"].as_str().unwrap().to_owned();
+        if let Some(n) = text.strip_prefix("stream ") {
+            stream.push(n.parse::<u32>().unwrap());
+        } else {
+            queued.push(text);
+        }
+    }
+    assert_eq!(
+        queued,
+        (0..5).map(|n| format!("queued {n}")).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        stream,
+        (0..200).collect::<Vec<_>>(),
+        "lost, doubled or reordered"
+    );
+    a2.expect_silence(Duration::from_millis(300)).await;
+
+    // A gave its last session away and exits.
+    let status = exits_within(&mut a_node.process, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("A did not exit:\n{}", a_node.process.log_tail(30)));
+    assert!(status.success(), "{status:?}");
+    assert!(
+        std::fs::read_to_string(a_node.process.log_path())
+            .unwrap_or_default()
+            .contains("session handed over"),
+        "{}",
+        a_node.process.log_tail(30)
+    );
+    // The session lives on B: the room still has it, traffic flows.
+    b.message(json!({"type": "session", "sessionid": sid}), json!("after"))
+        .await;
+    assert_eq!(a2.recv().await["message"]["data"], "after");
+    a2.message(json!({"type": "room"}), json!("from B")).await;
+    let m = b.recv_until(|v| v["type"] == "message").await;
+    assert_eq!(m["message"]["data"], "from B");
+    assert_eq!(m["message"]["sender"]["sessionid"], sid.as_str());
+    // A's exit made nobody think alice left.
+    b.expect_silence(Duration::from_millis(500)).await;
+    a2.request("bye", json!({})).await;
     let left = b.recv_until(|v| v["event"]["type"] == "leave").await;
     assert_eq!(left["event"]["leave"][0], sid.as_str());
 }

@@ -36,6 +36,8 @@ pub const CLOSE_PROTOCOL: u16 = 1002;
 pub const CLOSE_INVALID_DATA: u16 = 1007;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_INTERNAL: u16 = 1011;
+/// RFC 6455 "Service Restart": reconnect (elsewhere).
+pub const CLOSE_SERVICE_RESTART: u16 = 1012;
 
 /// Longest wait for a peer to close its side after our close frame.
 const LINGER: Duration = Duration::from_secs(1);

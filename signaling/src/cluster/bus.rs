@@ -136,6 +136,13 @@ pub enum BusPayload {
         room: RoomId,
         change: TransientChange,
     },
+    /// Where a session moving between nodes cuts each of its subjects
+    /// (`hub::handover`): the giving node keeps what came before, the
+    /// taking node what comes after. Other receivers ignore it.
+    HandoverMarker {
+        session: PublicSessionId,
+        token: String,
+    },
 }
 
 /// One change of a room's transient data.

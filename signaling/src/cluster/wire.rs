@@ -231,6 +231,15 @@ pub fn encode(m: &BusMessage) -> Vec<u8> {
                 data: data.clone(),
             });
         }
+        BusPayload::HandoverMarker { session, token } => {
+            out.kind = "handover".into();
+            out.claim = Some(ClaimWire {
+                backend: proto::ids::BackendId::default(),
+                roomsessionid: proto::ids::RoomSessionId(token.clone()),
+                sessionid: session.clone(),
+                node: 0,
+            });
+        }
         BusPayload::SessionJoined {
             room,
             session,
@@ -314,6 +323,13 @@ pub fn decode(bytes: &[u8]) -> Option<BusMessage> {
             BusPayload::RoomSessionReleased {
                 room_session: c.roomsessionid,
                 session: c.sessionid,
+            }
+        }
+        "handover" => {
+            let c = a.claim?;
+            BusPayload::HandoverMarker {
+                session: c.sessionid,
+                token: c.roomsessionid.0,
             }
         }
         "transient" => {
@@ -405,6 +421,17 @@ mod tests {
         assert!(matches!(
             decode(&encode(&j)).unwrap().payload,
             BusPayload::SessionJoined { node: 7, .. }
+        ));
+        let h = BusMessage::with_time(
+            4,
+            BusPayload::HandoverMarker {
+                session: "s".into(),
+                token: "t1".into(),
+            },
+        );
+        assert!(matches!(
+            decode(&encode(&h)).unwrap().payload,
+            BusPayload::HandoverMarker { session, token } if session.0 == "s" && token == "t1"
         ));
         let o = BusMessage::with_time(
             3,

@@ -84,6 +84,10 @@ impl Peer {
         RpcSessionsClient::new(self.channel.clone())
     }
 
+    pub fn handover(&self) -> proto::grpc::rpc_handover_client::RpcHandoverClient<Channel> {
+        proto::grpc::rpc_handover_client::RpcHandoverClient::new(self.channel.clone())
+    }
+
     fn internal(&self) -> RpcInternalClient<Channel> {
         RpcInternalClient::new(self.channel.clone())
     }

@@ -322,8 +322,12 @@ pub async fn serve(
         .map_err(|source| ServeError::Bind { addr, source })?;
     let tls = super::tls::ServerTls::load(config)?;
     tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "gRPC listening");
+    let handover = super::handover::HandoverService { hub: hub.clone() };
     let services = Services { hub };
     let router = tonic::transport::Server::builder()
+        .add_service(proto::grpc::rpc_handover_server::RpcHandoverServer::new(
+            handover,
+        ))
         .add_service(RpcBackendServer::new(services.clone()))
         .add_service(RpcInternalServer::new(services.clone()))
         .add_service(RpcSessionsServer::new(services.clone()))

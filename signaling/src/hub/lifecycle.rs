@@ -34,6 +34,27 @@ impl Hub {
         self.inner.sessions.no_clients().await;
     }
 
+    /// End of a drain's grace: every client is asked to reconnect (close
+    /// 1012) while its session stays, so it resumes on another node, which
+    /// takes the session over (`handover`). Returns how many were asked.
+    pub fn release_clients(&self) -> usize {
+        let released = self
+            .inner
+            .sessions
+            .all()
+            .iter()
+            .filter(|s| s.client_type == super::session::ClientType::Client)
+            .filter(|s| s.release_connection())
+            .count();
+        tracing::info!(released, "clients asked to reconnect elsewhere");
+        released
+    }
+
+    /// Whether other nodes could take sessions over.
+    pub fn has_peers(&self) -> bool {
+        !self.inner.peers.is_empty()
+    }
+
     /// Every dependency the configuration names, and whether it is usable.
     pub fn readiness(&self) -> Readiness {
         let inner = &self.inner;

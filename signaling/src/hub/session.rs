@@ -16,6 +16,10 @@ use proto::server::{ServerBody, ServerMessage};
 use proto::RawJson;
 use tokio::time::Instant;
 
+mod handover;
+
+pub use handover::{CarriedState, Side, SubjectKind};
+
 use super::filter;
 use super::room::Room;
 use crate::backend::Backend;
@@ -167,6 +171,8 @@ pub struct Session {
     /// Country of the client's current connection, when known.
     pub country: Mutex<Option<String>>,
     state: Mutex<State>,
+    /// Set while the session moves between nodes (`handover`).
+    gate: Mutex<Option<handover::Gate>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -209,6 +215,7 @@ impl Session {
             media: super::media::MediaClients::new(n.tasks),
             published_media: Default::default(),
             country: Mutex::new(None),
+            gate: Mutex::new(None),
             state: Mutex::new(State {
                 in_call: n.in_call,
                 flags: n.flags,

@@ -285,19 +285,25 @@ async fn register(
 }
 
 /// Subscribes a new session to its own and its user's subjects.
-fn subscribe_session(hub: &Hub, session: &Arc<Session>) {
-    let sink = hub.session_sink(session);
+pub(crate) fn subscribe_session(hub: &Hub, session: &Arc<Session>) {
+    use crate::hub::session::SubjectKind;
     let bus = &hub.inner.bus;
-    let mut subjects = vec![Subject::Session(session.public_id.clone())];
+    let mut subjects = vec![(
+        Subject::Session(session.public_id.clone()),
+        SubjectKind::Session,
+    )];
     if !session.user_id.is_empty() {
-        subjects.push(Subject::User {
-            backend: session.backend.id.clone(),
-            compat: session.backend.is_compat(),
-            user: session.user_id.clone(),
-        });
+        subjects.push((
+            Subject::User {
+                backend: session.backend.id.clone(),
+                compat: session.backend.is_compat(),
+                user: session.user_id.clone(),
+            },
+            SubjectKind::User,
+        ));
     }
-    for subject in subjects {
-        match bus.subscribe(&subject, sink.clone()) {
+    for (subject, kind) in subjects {
+        match bus.subscribe(&subject, hub.session_sink(session, kind)) {
             Ok(sub) => session.add_subscription(sub),
             Err(e) => {
                 tracing::error!(session = %session.public_id, error = %e, "could not subscribe")
@@ -330,12 +336,21 @@ async fn resume(
         ctx.reply_error(id, WireError::new(ErrorCode::NoSuchSession));
         return;
     }
-    let Some(session) = hub.resumable_session(resume_id.as_str()) else {
-        METRICS.hub_sessions_resume_failed_total.inc();
-        if !resume_elsewhere(hub, ctx, &resume_id, frame).await {
-            ctx.reply_error(id, WireError::new(ErrorCode::NoSuchSession));
-        }
-        return;
+    let session = match hub.resumable_session(resume_id.as_str()) {
+        Some(s) => s,
+        None => match resume_elsewhere(hub, ctx, &resume_id, frame).await {
+            Elsewhere::Moved(s) => s,
+            Elsewhere::Proxied => {
+                // Not resumed here (counted as the reference does).
+                METRICS.hub_sessions_resume_failed_total.inc();
+                return;
+            }
+            Elsewhere::Nowhere => {
+                METRICS.hub_sessions_resume_failed_total.inc();
+                ctx.reply_error(id, WireError::new(ErrorCode::NoSuchSession));
+                return;
+            }
+        },
     };
     *session.country.lock() = hub.country_of(ctx.info.addr);
     let reply = ServerMessage::reply(id, hello_response(hub, &session, version));
@@ -352,21 +367,41 @@ async fn resume(
     ctx.session = Some(session);
 }
 
-/// Resumes a session another node owns by proxying this connection to it
-/// (cluster facts 2.3). False if no node has it.
+/// What became of a resume for a session this node does not have.
+enum Elsewhere {
+    /// Its draining node gave it to this one (`hub::handover`).
+    Moved(Arc<Session>),
+    /// This connection is proxied to the node that has it.
+    Proxied,
+    /// No node has it.
+    Nowhere,
+}
+
+/// Resumes a session another node owns: it moves here if that node is
+/// draining, else this connection is proxied to it (cluster facts 2.3).
 async fn resume_elsewhere(
     hub: &Hub,
     ctx: &mut ConnCtx,
     resume_id: &PrivateSessionId,
     frame: &[u8],
-) -> bool {
+) -> Elsewhere {
     let peers = &hub.inner.peers;
     if peers.is_empty() {
-        return false;
+        return Elsewhere::Nowhere;
     }
     let Some((peer, public_id)) = peers.lookup_resume_id(resume_id.as_str()).await else {
-        return false;
+        return Elsewhere::Nowhere;
     };
+    match hub.take_over(&peer, resume_id.as_str()).await {
+        Ok(session) => return Elsewhere::Moved(session),
+        Err(crate::hub::handover::HandoverError::Refused(why)) => {
+            tracing::debug!(session = public_id, why, "session stays on its node");
+        }
+        Err(e) => {
+            tracing::warn!(session = public_id, node = peer.target.name, error = %e, "could not take the session over");
+            return Elsewhere::Nowhere;
+        }
+    }
     match crate::grpc::remote::open(&peer, &public_id, &ctx.info, frame, ctx.outbox.clone()).await {
         Ok(link) => {
             tracing::debug!(
@@ -375,11 +410,11 @@ async fn resume_elsewhere(
                 "session proxied to its node"
             );
             ctx.remote = Some(link);
-            true
+            Elsewhere::Proxied
         }
         Err(e) => {
             tracing::warn!(session = public_id, node = peer.target.name, error = %e, "could not proxy session");
-            false
+            Elsewhere::Nowhere
         }
     }
 }

@@ -169,7 +169,7 @@ async fn add_session(hub: &Hub, owner: &Arc<Session>, a: AddSessionWire) -> Resu
     }
     match hub.inner.bus.subscribe(
         &crate::cluster::Subject::Session(session.public_id.clone()),
-        hub.session_sink(&session),
+        hub.session_sink(&session, crate::hub::session::SubjectKind::Session),
     ) {
         Ok(sub) => session.add_subscription(sub),
         Err(e) => tracing::warn!(error = %e, "could not subscribe virtual session"),

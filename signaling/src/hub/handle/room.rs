@@ -13,6 +13,7 @@ use proto::RawJson;
 
 use crate::cluster::bus::now_us;
 use crate::cluster::BusMessage;
+use crate::hub::room::Room;
 use crate::hub::session::{ClientType, Joined, Session};
 use crate::hub::{ConnCtx, Hub, HubError};
 use crate::metrics::METRICS;
@@ -235,7 +236,7 @@ async fn join(
     };
     let (room, others) =
         hub.join_local_room(session, &backend, &req.room_id, talk.properties.clone());
-    let sink = hub.session_sink(session);
+    let sink = hub.session_sink(session, crate::hub::session::SubjectKind::Room);
     let subscription = match hub.inner.bus.subscribe(&room.subject(), sink) {
         Ok(s) => s,
         Err(e) => {
@@ -256,14 +257,7 @@ async fn join(
     if let Some(perms) = &talk.permissions {
         session.set_permissions(Permissions::from_list(perms.iter().map(String::as_str)));
     }
-    METRICS
-        .room_sessions
-        .with_label_values(&[
-            backend.id.as_str(),
-            room.id.as_str(),
-            session.client_type.as_str(),
-        ])
-        .inc();
+    room_session_metric(&room, session).inc();
 
     // Our room subscription must be live before anybody announces events.
     hub.inner.bus.barrier().await;
@@ -319,6 +313,15 @@ async fn join(
     Ok(())
 }
 
+/// `signaling_room_sessions` of `session` in `room`.
+pub(crate) fn room_session_metric(room: &Room, session: &Session) -> prometheus::IntGauge {
+    METRICS.room_sessions.with_label_values(&[
+        room.backend.id.as_str(),
+        room.id.as_str(),
+        session.client_type.as_str(),
+    ])
+}
+
 /// Leaves the local room, if any (facts 5.7): `leave` event to the others,
 /// Talk's `leave` request when `notify_backend`. Returns whether the
 /// session was in a room.
@@ -345,14 +348,7 @@ pub(crate) fn leave_room_with(
     }
     hub.release_room_session(session, &room_session);
     super::transient::remove(hub, &room, &format!("sd:{}", session.public_id));
-    METRICS
-        .room_sessions
-        .with_label_values(&[
-            room.backend.id.as_str(),
-            room.id.as_str(),
-            session.client_type.as_str(),
-        ])
-        .dec();
+    room_session_metric(&room, session).dec();
     let event = ServerMessage::new(ServerBody::Event {
         event: Event::Room(RoomEvent::Leave {
             leave: vec![session.public_id.clone()],
