@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 # System packages the tests use. Services (nats-server, etcd, janus) join
 # this list as the features that need them land.
-PACKAGES=(pkg-config openssl iproute2 nats-server etcd-server janus nextcloud-spreed-signaling)
+PACKAGES=(pkg-config openssl iproute2 systemd python3-venv nats-server etcd-server janus nextcloud-spreed-signaling)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -36,3 +36,5 @@ cargo clippy -j"$JOBS" --workspace --all-targets -- -D warnings
 # The end-to-end tests start the real binaries, so build them first.
 cargo build -j"$JOBS" --workspace --bins
 cargo test -j"$JOBS" --workspace --no-fail-fast
+# The Helm chart: rendered, validated and scanned (deploy/helm/check.py).
+scripts/helm-check.sh
