@@ -3,6 +3,7 @@
 //! elsewhere take these, never the INI.
 
 mod files;
+pub mod from_env;
 mod sections;
 
 use std::path::Path;

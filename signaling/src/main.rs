@@ -11,10 +11,17 @@ use tokio_util::sync::CancellationToken;
 #[derive(Parser)]
 #[command(version, about = "Nextcloud Talk signaling server")]
 struct Cli {
-    /// Path of the server.conf file. Without it the server runs on the
+    /// Path of the server.conf file (also from the CONFIG variable, as
+    /// the reference's image reads it). Without it the server runs on the
     /// embedded default (single node, 127.0.0.1:8080, no SFU).
-    #[arg(long, short = 'c')]
+    #[arg(long, short = 'c', env = "CONFIG")]
     config: Option<PathBuf>,
+    /// When the --config file does not exist, build the configuration
+    /// from the environment variables of the reference's container image
+    /// (HASH_KEY, BACKENDS, BACKEND_<ID>_URLS, NATS_URL, ...;
+    /// docs/operations.md). Nothing is written.
+    #[arg(long)]
+    config_from_env: bool,
     /// Replaces `[http] listen` (space separated addresses).
     #[arg(long)]
     listen: Option<String>,
@@ -25,12 +32,22 @@ struct Cli {
     check_config: bool,
 }
 
-/// `--check-config`: the exit code.
-fn check_config(path: Option<&std::path::Path>) -> std::process::ExitCode {
-    let loaded = match path {
-        Some(p) => Config::load(p),
+/// The configuration the command line names: the file, the environment
+/// (`--config-from-env` and no such file) or the embedded default.
+fn load_config(cli: &Cli) -> Result<Config, signaling::config::ConfigError> {
+    match &cli.config {
+        Some(path) if cli.config_from_env && !path.exists() => {
+            let env = config_source::ini::ProcessEnv;
+            Config::from_ini_str(&signaling::config::from_env::ini_from_env(&env), &env)
+        }
+        Some(path) => Config::load(path),
         None => Ok(Config::embedded_default()),
-    };
+    }
+}
+
+/// `--check-config`: the exit code.
+fn check_config(cli: &Cli) -> std::process::ExitCode {
+    let loaded = load_config(cli);
     let config = match loaded {
         Ok(c) => c,
         Err(e) => {
@@ -110,7 +127,7 @@ async fn bind_https(https: &signaling::config::HttpsConfig) -> anyhow::Result<Ve
 fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     if cli.check_config {
-        return Ok(check_config(cli.config.as_deref()));
+        return Ok(check_config(&cli));
     }
     init_logging();
     tokio::runtime::Builder::new_multi_thread()
@@ -122,14 +139,18 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
-    let mut config = match &cli.config {
-        Some(path) => Config::load(path)
-            .with_context(|| format!("invalid configuration {}", path.display()))?,
-        None => {
-            tracing::info!("no --config given: running on the embedded default");
-            Config::embedded_default()
-        }
-    };
+    match &cli.config {
+        None => tracing::info!("no --config given: running on the embedded default"),
+        Some(p) if cli.config_from_env && !p.exists() => tracing::info!(
+            file = %p.display(),
+            "no configuration file: built from environment variables"
+        ),
+        Some(_) => {}
+    }
+    let mut config = load_config(&cli).with_context(|| match &cli.config {
+        Some(p) => format!("invalid configuration {}", p.display()),
+        None => "invalid configuration".to_owned(),
+    })?;
     if let Some(listen) = &cli.listen {
         let text = format!("[sessions]\nhashkey = x\n[http]\nlisten = {listen}\n");
         let parsed = Config::from_ini_str(&text, &config_source::ini::ProcessEnv)

@@ -48,7 +48,12 @@ pub async fn user(server: &TestServer, talk: &Talk, u: &User) -> TestClient {
 impl TestClient {
     /// Connects and consumes the `welcome` message, which is returned.
     pub async fn connect(server: &TestServer) -> (TestClient, Value) {
-        let (ws, _) = tokio_tungstenite::connect_async(server.ws_url())
+        Self::connect_url(&server.ws_url()).await
+    }
+
+    /// As [`TestClient::connect`], to a `ws://` URL.
+    pub async fn connect_url(url: &str) -> (TestClient, Value) {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("websocket connect");
         let mut c = TestClient {

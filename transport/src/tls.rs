@@ -87,7 +87,24 @@ static SYSTEM_ROOTS: LazyLock<Arc<rustls::RootCertStore>> = LazyLock::new(|| {
         tracing::warn!(error = %e, "reading the system's trusted certificates");
     }
     let mut roots = rustls::RootCertStore::empty();
-    let (added, ignored) = roots.add_parsable_certificates(found.certs);
+    let (mut added, mut ignored) = roots.add_parsable_certificates(found.certs);
+    // The reference's container image adds the CA files of this folder to
+    // the system store; an image running as a user cannot, so they are
+    // added here.
+    if let Some(dir) = std::env::var_os("CA_CERTIFICATES_FOLDER") {
+        use rustls::pki_types::pem::PemObject;
+        let files = std::fs::read_dir(&dir).into_iter().flatten().flatten();
+        for file in files {
+            let certs: Vec<_> = CertificateDer::pem_file_iter(file.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .collect();
+            let (a, i) = roots.add_parsable_certificates(certs);
+            added += a;
+            ignored += i;
+        }
+    }
     if added == 0 {
         tracing::error!(
             "no trusted certificates in the system store: TLS connections will fail \
