@@ -21,6 +21,8 @@ pub mod room;
 pub mod rooms;
 pub mod session;
 pub mod sessions;
+#[cfg(test)]
+mod tests;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

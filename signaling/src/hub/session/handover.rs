@@ -167,6 +167,17 @@ impl Session {
         }
     }
 
+    /// The frames queued for the (absent) client, for tests.
+    #[cfg(test)]
+    pub fn pending_frames(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .pending
+            .iter()
+            .map(|f| f.to_string())
+            .collect()
+    }
+
     /// What moves with the session besides its identity.
     pub fn carried_state(&self) -> CarriedState {
         let s = self.state.lock();
