@@ -6,6 +6,7 @@
 //! ([`session`], [`room`]); everything that could cross nodes goes through
 //! the event bus. No lock is held across an `.await`.
 
+mod cluster_state;
 pub mod dialout;
 pub mod error;
 pub mod filter;
@@ -21,6 +22,7 @@ pub mod room;
 pub mod rooms;
 pub mod session;
 pub mod sessions;
+mod sfu_setup;
 #[cfg(test)]
 mod tests;
 
@@ -191,7 +193,7 @@ impl Hub {
                 .map(|k| k.expose().as_bytes()),
         )?;
         let shutdown = CancellationToken::new();
-        let (sfu, proxy_sfu) = sfu_from_config(config, &shutdown)?;
+        let (sfu, proxy_sfu) = sfu_setup::sfu_from_config(config, &shutdown)?;
         let features = ServerFeatures::new(sfu.is_some());
         let client = BackendClient::new(&config.backend, features.header_value())?;
         let peers = crate::grpc::Peers::new(crate::grpc::new_server_id(), &config.grpc)?;
@@ -243,147 +245,6 @@ impl Hub {
         }
         hub.subscribe_cluster_subjects();
         Ok(hub)
-    }
-
-    /// Subscribes to the node-wide subjects: Talk session id claims
-    /// (one connection per Talk session across the cluster, and where each
-    /// Talk session lives) and node heartbeats.
-    fn subscribe_cluster_subjects(&self) {
-        use crate::cluster::Subject;
-        for subject in [Subject::RoomSessions, Subject::Nodes] {
-            let weak = Arc::downgrade(&self.inner);
-            let sink = Arc::new(move |m: &Arc<crate::cluster::BusMessage>| {
-                if let Some(inner) = weak.upgrade() {
-                    Hub { inner }.on_cluster_message(&m.payload);
-                }
-            });
-            match self.inner.bus.subscribe(&subject, sink) {
-                Ok(sub) => self.inner.cluster_subscriptions.lock().push(sub),
-                Err(e) => {
-                    tracing::error!(subject = %subject.to_subject_string(), error = %e, "could not subscribe")
-                }
-            }
-        }
-    }
-
-    fn on_cluster_message(&self, payload: &crate::cluster::BusPayload) {
-        use crate::cluster::BusPayload;
-        match payload {
-            BusPayload::RoomSessionClaimed {
-                backend,
-                room_session,
-                claimer,
-                node,
-            } if *node != self.inner.node => {
-                self.kick_room_session(backend, room_session, claimer);
-                // Remember where the Talk session lives, to resolve Talk ids
-                // in notifications for it.
-                self.inner.sessions.set_room_session(room_session, claimer);
-            }
-            BusPayload::RoomSessionReleased {
-                room_session,
-                session,
-            } => {
-                self.inner
-                    .sessions
-                    .clear_room_session(room_session, session);
-            }
-            BusPayload::Heartbeat { node, counts } if *node != self.inner.node => {
-                self.inner
-                    .remote_counts
-                    .lock()
-                    .insert(*node, counts.clone());
-                self.saw_node(*node);
-            }
-            _ => {}
-        }
-    }
-
-    /// Disconnects the local session holding `room_session` unless it is
-    /// `claimer` (facts 1.9.3 step 4): `bye` `room_session_reconnected`,
-    /// no Talk leave request.
-    pub(crate) fn kick_room_session(
-        &self,
-        backend: &proto::ids::BackendId,
-        room_session: &proto::ids::RoomSessionId,
-        claimer: &proto::ids::PublicSessionId,
-    ) {
-        let Some(holder) = self.inner.sessions.by_room_session(room_session) else {
-            return;
-        };
-        if &holder == claimer {
-            return;
-        }
-        if let Some(other) = self
-            .inner
-            .sessions
-            .by_public(&holder)
-            .filter(|o| &o.backend.id == backend)
-        {
-            tracing::debug!(session = %other.public_id, "kicked: room session reconnected elsewhere");
-            self.bye_and_close(&other, bye_reason::ROOM_SESSION_RECONNECTED, false);
-        }
-    }
-
-    /// Sessions of `backend` on the other nodes (as of their last
-    /// heartbeat).
-    pub(crate) fn remote_session_count(&self, backend: &proto::ids::BackendId) -> u64 {
-        self.inner
-            .remote_counts
-            .lock()
-            .values()
-            .filter_map(|c| c.get(backend.as_str()))
-            .sum()
-    }
-
-    pub(crate) fn saw_node(&self, node: u64) {
-        self.inner
-            .nodes
-            .lock()
-            .insert(node, tokio::time::Instant::now());
-    }
-
-    /// Maps `talk_id` to `session` here and on every other node.
-    pub(crate) fn claim_room_session(
-        &self,
-        session: &Session,
-        talk_id: &proto::ids::RoomSessionId,
-    ) {
-        if talk_id.is_empty() {
-            return;
-        }
-        self.inner
-            .sessions
-            .set_room_session(talk_id, &session.public_id);
-        self.publish_claim(crate::cluster::BusPayload::RoomSessionClaimed {
-            backend: session.backend.id.clone(),
-            room_session: talk_id.clone(),
-            claimer: session.public_id.clone(),
-            node: self.inner.node,
-        });
-    }
-
-    /// Undoes [`Hub::claim_room_session`].
-    pub(crate) fn release_room_session(
-        &self,
-        session: &Session,
-        talk_id: &proto::ids::RoomSessionId,
-    ) {
-        if talk_id.is_empty() {
-            return;
-        }
-        self.inner
-            .sessions
-            .clear_room_session(talk_id, &session.public_id);
-        self.publish_claim(crate::cluster::BusPayload::RoomSessionReleased {
-            room_session: talk_id.clone(),
-            session: session.public_id.clone(),
-        });
-    }
-
-    fn publish_claim(&self, payload: crate::cluster::BusPayload) {
-        let msg = crate::cluster::BusMessage::with_time(crate::cluster::bus::now_us(), payload);
-        self.publish(&crate::cluster::Subject::RoomSessions, msg);
     }
 
     /// The address rules in force.
@@ -772,67 +633,4 @@ pub(crate) fn send_bye(outbox: &Outbox, reason: &str) {
     });
     outbox.send_text(bye.to_json().into());
     outbox.close(CLOSE_NORMAL, "");
-}
-
-/// The SFU `[mcu]` asks for; it connects in the background.
-type ConfiguredSfu = (
-    Option<Arc<dyn sfu_bridge::sfu::Sfu>>,
-    Option<sfu_bridge::proxy::ProxySfu>,
-);
-
-fn sfu_from_config(
-    config: &Config,
-    shutdown: &CancellationToken,
-) -> Result<ConfiguredSfu, HubSetupError> {
-    use crate::config::McuType;
-    let mcu = &config.mcu;
-    match mcu.kind {
-        Some(McuType::Janus) => {
-            let Some(url) = mcu.urls.first().filter(|u| !u.is_empty()) else {
-                return Err(HubSetupError::Sfu("type = janus needs url".into()));
-            };
-            let janus = sfu_bridge::janus::JanusSfu::start(
-                sfu_bridge::janus::JanusConfig {
-                    url: url.clone(),
-                    timeout: mcu.timeout,
-                    max_stream_bitrate: mcu.max_stream_bitrate,
-                    max_screen_bitrate: mcu.max_screen_bitrate,
-                },
-                shutdown.child_token(),
-            );
-            Ok((Some(Arc::new(janus)), None))
-        }
-        Some(McuType::Proxy) => {
-            let (Some(token_id), Some(key_file)) = (&mcu.token_id, &mcu.token_key) else {
-                return Err(HubSetupError::Sfu(
-                    "type = proxy needs token_id and token_key".into(),
-                ));
-            };
-            let key = proto::proxy_token::read_private_key(key_file).map_err(|e| {
-                HubSetupError::Sfu(format!("token_key {}: {e}", key_file.display()))
-            })?;
-            let tls = transport::tls::client_config(mcu.skip_verify)
-                .map_err(|e| HubSetupError::Sfu(format!("TLS for proxies: {e}")))?;
-            if mcu.skip_verify {
-                tracing::warn!("[mcu] skipverify: certificates of proxies are not checked");
-            }
-            let sfu = sfu_bridge::proxy::ProxySfu::start(
-                sfu_bridge::proxy::ProxySfuConfig {
-                    // Set by `ProxyDiscovery` once running.
-                    urls: Vec::new(),
-                    token_id: token_id.clone(),
-                    token_key: key,
-                    timeout: mcu.proxy_timeout,
-                    publisher_wait: mcu.timeout,
-                    max_stream_bitrate: mcu.max_stream_bitrate,
-                    max_screen_bitrate: mcu.max_screen_bitrate,
-                    continent_overrides: config.geoip.continent_overrides.clone(),
-                    tls,
-                },
-                shutdown.child_token(),
-            );
-            Ok((Some(Arc::new(sfu.clone())), Some(sfu)))
-        }
-        None => Ok((None, None)),
-    }
 }
