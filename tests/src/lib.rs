@@ -14,6 +14,7 @@
 //! - [`sdp`]: synthetic WebRTC offers/answers for signaling-level SFU tests.
 //! - [`raw_ws`]: a WebSocket client on a bare socket, for malformed frames.
 //! - [`wait`]: deadlines for "eventually" checks.
+//! - [`world`]: the usual world: Talk with alice and bob, rooms, a server.
 //! - [`dns`]: a DNS server answering from a table (SRV, A).
 //! - [`netns`]: running a test in network and mount namespaces of its own.
 //! - [`bench`]: the load generator behind `signaling-bench`.
@@ -35,3 +36,4 @@ pub mod server;
 pub mod talk;
 pub mod tls_front;
 pub mod wait;
+pub mod world;

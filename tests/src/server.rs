@@ -195,23 +195,15 @@ impl TestServerBuilder {
     }
 }
 
-/// The usual test world: a Talk emulator with users alice and bob and the
-/// given open rooms (named like their titles' tokens), and a server using
-/// it.
+/// The usual test world as a tuple: Talk with alice and bob, the given
+/// open rooms, and a server using it ([`crate::world::World`]).
 pub async fn alice_and_bob(
     rooms: &[&str],
 ) -> (Talk, TestServer, crate::talk::User, crate::talk::User) {
-    let talk = Talk::start(TALK_SECRET).await;
-    let alice = talk.add_user("alice", "Alice");
-    let bob = talk.add_user("bob", "Bob");
+    let mut b = crate::world::World::builder();
     for r in rooms {
-        let title = match *r {
-            "room1" => "Room one",
-            "room2" => "Room two",
-            other => other,
-        };
-        talk.add_room(r, crate::talk::Room::open(title));
+        b = b.room(r);
     }
-    let server = TestServer::builder().talk(&talk).start().await;
-    (talk, server, alice, bob)
+    let w = b.start().await;
+    (w.talk, w.server, w.alice, w.bob)
 }

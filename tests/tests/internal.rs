@@ -5,26 +5,15 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tests::client::TestClient;
-use tests::server::{TestServer, TALK_SECRET};
-use tests::talk::{Room, Talk, User};
-
-struct World {
-    talk: Talk,
-    server: TestServer,
-    alice: User,
-}
+use tests::talk::Room;
+use tests::world::World;
 
 async fn world() -> World {
-    let talk = Talk::start(TALK_SECRET).await;
-    let alice = talk.add_user("alice", "Alice");
-    talk.add_room("room1", Room::open("Room one"));
-    talk.add_room("123", Room::open("Numeric"));
-    let server = TestServer::builder().talk(&talk).start().await;
-    World {
-        talk,
-        server,
-        alice,
-    }
+    World::builder()
+        .room("room1")
+        .room_with("123", Room::open("Numeric"))
+        .start()
+        .await
 }
 
 const QUIET: Duration = Duration::from_millis(300);

@@ -6,29 +6,12 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tests::client::TestClient;
-use tests::server::{TestServer, TALK_SECRET};
-use tests::talk::{Room, Talk, User};
-
-struct World {
-    talk: Talk,
-    server: TestServer,
-    alice: User,
-    bob: User,
-}
+use tests::server::TALK_SECRET;
+use tests::talk::{Room, User};
+use tests::world::World;
 
 async fn world() -> World {
-    let talk = Talk::start(TALK_SECRET).await;
-    let alice = talk.add_user("alice", "Alice");
-    let bob = talk.add_user("bob", "Bob");
-    talk.add_room("room1", Room::open("Room one"));
-    talk.add_room("room2", Room::open("Room two"));
-    let server = TestServer::builder().talk(&talk).start().await;
-    World {
-        talk,
-        server,
-        alice,
-        bob,
-    }
+    World::builder().room("room1").room("room2").start().await
 }
 
 async fn user(w: &World, u: &User) -> TestClient {

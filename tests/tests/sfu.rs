@@ -10,44 +10,22 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tests::client::{user, TestClient};
 use tests::janus::{Janus, JanusOptions};
-use tests::server::{TestServer, TALK_SECRET};
-use tests::talk::{Room, Talk, User};
+use tests::server::TestServer;
+use tests::talk::Room;
 use tests::wait::eventually;
-
-struct World {
-    talk: Talk,
-    janus: Janus,
-    server: TestServer,
-    alice: User,
-    bob: User,
-}
+use tests::world::World;
 
 async fn world() -> World {
-    let janus = Janus::start(JanusOptions::default()).await;
-    let talk = Talk::start(TALK_SECRET).await;
-    let alice = talk.add_user("alice", "Alice");
-    let bob = talk.add_user("bob", "Bob");
-    talk.add_room("room1", Room::open("Room one"));
-    talk.add_room(
-        "listen",
-        Room::open("Listen only").with_permissions(&["publish-audio"]),
-    );
-    let server = TestServer::builder()
-        .talk(&talk)
-        .extra(&format!(
-            "maxstreambitrate = 500000\n\n[mcu]\ntype = janus\nurl = {}\ntimeout = 2\n\
-             blockedcandidates = 10.0.0.0/8\n",
-            janus.url
-        ))
+    World::builder()
+        .room("room1")
+        .room_with(
+            "listen",
+            Room::open("Listen only").with_permissions(&["publish-audio"]),
+        )
+        .server(|b| b.extra("maxstreambitrate = 500000\n"))
+        .janus(JanusOptions::default(), "blockedcandidates = 10.0.0.0/8\n")
         .start()
-        .await;
-    World {
-        talk,
-        janus,
-        server,
-        alice,
-        bob,
-    }
+        .await
 }
 
 /// Rooms in Janus with this description.
@@ -124,7 +102,7 @@ async fn publish_and_leave() {
     assert_eq!(data["from"], me.as_str());
     assert_eq!(data["payload"]["type"], "answer");
     assert!(data["payload"]["sdp"].as_str().unwrap().starts_with("v=0"));
-    let rooms = janus_rooms(&w.janus, &format!("{me}|video")).await;
+    let rooms = janus_rooms(w.janus(), &format!("{me}|video")).await;
     assert_eq!(rooms.len(), 1, "{rooms:?}");
     // The backend's maxstreambitrate caps the 9 Mbit/s asked for.
     assert_eq!(rooms[0]["bitrate"], 500_000);
@@ -143,7 +121,7 @@ async fn publish_and_leave() {
 
     a.request("room", json!({"roomid": ""})).await;
     assert!(
-        room_gone(&w.janus, &format!("{me}|video")).await,
+        room_gone(w.janus(), &format!("{me}|video")).await,
         "publisher room still in janus after leaving"
     );
 }
@@ -173,11 +151,14 @@ async fn leaving_the_call_unpublishes() {
     .await;
     let v = recv_skipping_candidates(&mut a).await;
     assert_eq!(v["message"]["data"]["type"], "answer", "{v}");
-    assert_eq!(janus_rooms(&w.janus, &format!("{me}|video")).await.len(), 1);
+    assert_eq!(
+        janus_rooms(w.janus(), &format!("{me}|video")).await.len(),
+        1
+    );
     let (status, _) = w.talk.notify(&w.server.http_url(), "room1", &call(0)).await;
     assert_eq!(status, 200);
     assert!(
-        room_gone(&w.janus, &format!("{me}|video")).await,
+        room_gone(w.janus(), &format!("{me}|video")).await,
         "publisher still in janus after leaving the call"
     );
 }
@@ -223,10 +204,13 @@ async fn unshare_and_revoked_permissions() {
     )
     .await;
     assert!(
-        room_gone(&w.janus, &format!("{me}|screen")).await,
+        room_gone(w.janus(), &format!("{me}|screen")).await,
         "screen still published"
     );
-    assert_eq!(janus_rooms(&w.janus, &format!("{me}|video")).await.len(), 1);
+    assert_eq!(
+        janus_rooms(w.janus(), &format!("{me}|video")).await.len(),
+        1
+    );
 
     let entry = json!({"sessionId": "ta", "userId": "alice", "permissions": ["publish-audio"], "participantType": 3});
     let (status, _) = w
@@ -239,7 +223,7 @@ async fn unshare_and_revoked_permissions() {
         .await;
     assert_eq!(status, 200);
     assert!(
-        room_gone(&w.janus, &format!("{me}|video")).await,
+        room_gone(w.janus(), &format!("{me}|video")).await,
         "video publisher kept without publish-video"
     );
 }
@@ -359,8 +343,9 @@ async fn janus_restart() {
     sfu(&mut a, &me, publish.clone()).await;
     let v = recv_skipping_candidates(&mut a).await;
     assert_eq!(v["message"]["data"]["type"], "answer", "{v}");
-    let port = w.janus.port;
+    let port = w.janus().port;
     let World { janus, server, .. } = w;
+    let janus = janus.expect("world with Janus");
     janus.process.signal(9);
     drop(janus);
     let _janus = Janus::start(JanusOptions {
