@@ -340,6 +340,10 @@ impl Hub {
     }
 
     pub async fn drain(&self) {
+        // What was published last (bye notices, handover markers) reaches
+        // the other nodes before the connection to NATS goes.
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(2), self.inner.bus.barrier()).await;
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;

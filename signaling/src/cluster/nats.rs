@@ -37,6 +37,10 @@ use crate::metrics::METRICS;
 
 /// `<publisher id in hex>.<sequence number>` on every message we publish.
 const ORDER_HEADER: &str = "Signaling-Order";
+/// Set on a message this node must also receive from NATS rather than
+/// locally: handover markers, which must come back in the server's order
+/// relative to what other nodes published (`hub::handover`).
+const ECHO_HEADER: &str = "Signaling-Echo";
 
 /// Most messages handed to sinks between two looks at new subscriptions.
 const DISPATCH_BATCH: usize = 1024;
@@ -53,6 +57,8 @@ const SLOT_QUEUE: usize = 256;
 enum Command {
     Barrier(tokio::sync::oneshot::Sender<()>),
     Publish {
+        /// Delivered to this node's sinks from NATS, not locally.
+        echo: bool,
         subject: String,
         payload: Vec<u8>,
         seq: u64,
@@ -238,18 +244,20 @@ async fn worker(
         match cmd {
             None => {}
             Some(Command::Barrier(done)) => {
-                if let Err(e) = client.flush().await {
-                    tracing::warn!(error = %e, "NATS flush failed");
-                }
+                server_barrier(&client).await;
                 let _ = done.send(());
             }
             Some(Command::Publish {
+                echo,
                 subject,
                 payload,
                 seq,
             }) => {
                 let mut headers = async_nats::HeaderMap::new();
                 headers.insert(ORDER_HEADER, format!("{origin:x}.{seq}"));
+                if echo {
+                    headers.insert(ECHO_HEADER, "1");
+                }
                 if let Err(e) = client
                     .publish_with_headers(subject.clone(), headers, payload.into())
                     .await
@@ -259,6 +267,42 @@ async fn worker(
             }
         }
     }
+}
+
+/// Returns once the server has processed everything this connection sent
+/// before: a flush only puts the bytes on the socket, so a message to a
+/// fresh inbox of ours is sent after them and waited for (the server
+/// handles one connection's commands in order).
+async fn server_barrier(client: &async_nats::Client) {
+    use futures_util::StreamExt;
+    let inbox = client.new_inbox();
+    let mut sub = match client.subscribe(inbox.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "NATS barrier: subscribe failed");
+            return;
+        }
+    };
+    if let Err(e) = client.publish(inbox, bytes::Bytes::new()).await {
+        tracing::warn!(error = %e, "NATS barrier: publish failed");
+        return;
+    }
+    if let Err(e) = client.flush().await {
+        tracing::warn!(error = %e, "NATS flush failed");
+    }
+    if tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .is_err()
+    {
+        tracing::warn!("NATS barrier: no answer within 5 s");
+    }
+    let _ = sub.unsubscribe().await;
+}
+
+fn is_echo(msg: &async_nats::Message) -> bool {
+    msg.headers
+        .as_ref()
+        .is_some_and(|h| h.get(ECHO_HEADER).is_some())
 }
 
 /// Publisher and sequence number of a message; messages without them (a
@@ -308,8 +352,9 @@ async fn dispatcher(mut slots: mpsc::Receiver<Slot>, sinks: Weak<Sinks<String>>,
         let mut keyed: Vec<((u64, u64), async_nats::Message)> = batch
             .drain(..)
             .map(|(_, msg)| (order_key(&msg), msg))
-            // Our own messages reached our sinks when they were published.
-            .filter(|((from, _), _)| *from != origin)
+            // Our own messages reached our sinks when they were published,
+            // but for the ones that must come back from NATS.
+            .filter(|((from, _), msg)| *from != origin || is_echo(msg))
             .collect();
         keyed.sort_by_key(|(key, _)| *key);
         for (_, msg) in keyed {
@@ -325,11 +370,15 @@ async fn dispatcher(mut slots: mpsc::Receiver<Slot>, sinks: Weak<Sinks<String>>,
 impl EventBus for NatsBus {
     fn publish(&self, subject: &Subject, msg: Arc<BusMessage>) -> Result<(), BusError> {
         let subject = subject.to_subject_string();
-        self.sinks.deliver(subject.as_str(), &msg);
+        let echo = matches!(msg.payload, super::BusPayload::HandoverMarker { .. });
+        if !echo {
+            self.sinks.deliver(subject.as_str(), &msg);
+        }
         let payload = wire::encode(&msg);
         let mut seq = self.seq.lock();
         *seq += 1;
         let queued = self.commands.try_send(Command::Publish {
+            echo,
             subject,
             payload,
             seq: *seq,

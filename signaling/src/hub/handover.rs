@@ -164,6 +164,10 @@ impl Hub {
             };
             self.publish(&subject, BusMessage::with_time(now_us(), marker));
         }
+        // Our own copies come back without the NATS round trip; the taker
+        // needs the markers on the server before we answer (and before
+        // this node may exit).
+        self.inner.bus.barrier().await;
         if tokio::time::timeout(CUT_WAIT, cut.wait_for(|done| *done))
             .await
             .is_err()

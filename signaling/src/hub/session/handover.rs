@@ -105,6 +105,7 @@ impl Session {
             return !matches!(m.payload, BusPayload::HandoverMarker { .. });
         };
         if let BusPayload::HandoverMarker { session, token } = &m.payload {
+            tracing::debug!(session = %self.public_id, ?kind, mine = session == &self.public_id && token == &g.token, "handover marker");
             if session == &self.public_id && token == &g.token {
                 g.cut |= kind.bit();
                 if g.cut & g.expected == g.expected {
