@@ -438,6 +438,45 @@ async fn token_keys_from_etcd() {
     assert_eq!(v["type"], "hello", "{v}");
 }
 
+/// etcd options in `[tokens]` (deprecated, as in the reference) still
+/// work; `/readyz` reports etcd, and turns 503 when it is gone.
+#[tokio::test]
+async fn deprecated_tokens_etcd_options_and_readiness() {
+    let mut etcd = tests::etcd::Etcd::start().await;
+    let janus = Janus::start(JanusOptions::default()).await;
+    let (key, public) = rsa_key();
+    let proxy = ProxyServer::start_with_key(
+        &janus.url,
+        &format!(
+            "[app]\ntokentype = etcd\n[tokens]\nkeyformat = /proxy/tokens/%s/public-key\nendpoints = {}\n",
+            etcd.endpoint
+        ),
+        (key, public.clone()),
+    )
+    .await;
+    etcd.put(&format!("/proxy/tokens/{TOKEN_ID}/public-key"), &public)
+        .await;
+    let mut c = Conn::open(&proxy).await;
+    assert_eq!(c.hello(&proxy.token(), "").await["type"], "hello");
+    let log = std::fs::read_to_string(proxy.process.log_path()).unwrap();
+    assert!(log.contains("[tokens] endpoints is deprecated"), "{log}");
+    proxy.wait_janus_connected().await;
+    let readyz = || async {
+        let r = reqwest::get(format!("{}readyz", proxy.http_url()))
+            .await
+            .unwrap();
+        let code = r.status().as_u16();
+        (code, r.json::<serde_json::Value>().await.unwrap())
+    };
+    let (code, body) = readyz().await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["checks"]["etcd"]["ok"], true, "{body}");
+    etcd.process.stop(Duration::from_secs(5));
+    let (code, body) = readyz().await;
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body["checks"]["etcd"]["ok"], false, "{body}");
+}
+
 /// `/readyz` follows Janus: 503 while the proxy cannot reach it.
 #[tokio::test]
 async fn readyz_follows_janus() {

@@ -223,6 +223,11 @@ async fn load_and_draining_steer_publishers() {
         p["load"].as_u64().unwrap_or(0) > 0
     })
     .await;
+    // Ready: the proxies are connected.
+    let r = reqwest::get(format!("{}readyz", w.server.http_url()))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     // `serverinfo` has each proxy's features and since when it is up.
     let info = w.server.serverinfo().await;
     for p in info["sfu"]["proxies"].as_array().unwrap() {
@@ -680,6 +685,16 @@ async fn no_backend_available_is_counted() {
         ))
         .start()
         .await;
+    // Not ready while no proxy is connected.
+    let r = reqwest::get(format!("{}readyz", server.http_url()))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["checks"]["sfu"]["detail"], "proxies not connected",
+        "{body}"
+    );
     let mut a = user(&server, &talk, &alice).await;
     a.join_ok("room1", "ta").await;
     let v = publish(&mut a, "video").await;
