@@ -83,6 +83,37 @@ pub fn parse_reporting_all<T>(
     }
 }
 
+/// What `--check-config` prints for a loaded configuration: its warnings,
+/// then either every error of `check` (exit 1) or the configuration with
+/// secrets masked by their `Debug` (exit 0).
+pub fn report_check<C: std::fmt::Debug>(
+    loaded: Result<C, ConfigError>,
+    warnings: impl Fn(&C) -> &[String],
+    check: impl Fn(&C) -> Vec<ConfigError>,
+) -> std::process::ExitCode {
+    let config = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("configuration invalid:\n{e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    for w in warnings(&config) {
+        eprintln!("warning: {w}");
+    }
+    let errors = check(&config);
+    if !errors.is_empty() {
+        eprintln!("configuration invalid:");
+        for e in errors {
+            eprintln!("{e}");
+        }
+        return std::process::ExitCode::FAILURE;
+    }
+    println!("{config:#?}");
+    eprintln!("configuration OK");
+    std::process::ExitCode::SUCCESS
+}
+
 /// A secret string that never appears in `Debug` output or logs.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);

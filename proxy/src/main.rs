@@ -29,27 +29,11 @@ struct Cli {
 
 /// `--check-config`: the exit code.
 fn check_config(path: &std::path::Path) -> std::process::ExitCode {
-    let config = match ProxyConfig::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("configuration invalid:\n{e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    for w in &config.warnings {
-        eprintln!("warning: {w}");
-    }
-    let errors = signaling_proxy::tokens::check_static_keys(config.tokens.static_keys());
-    if !errors.is_empty() {
-        eprintln!("configuration invalid:");
-        for e in errors {
-            eprintln!("{e}");
-        }
-        return std::process::ExitCode::FAILURE;
-    }
-    println!("{config:#?}");
-    eprintln!("configuration OK");
-    std::process::ExitCode::SUCCESS
+    config_source::report_check(
+        ProxyConfig::load(path),
+        |c| &c.warnings,
+        |c| signaling_proxy::tokens::check_static_keys(c.tokens.static_keys()),
+    )
 }
 
 fn main() -> anyhow::Result<std::process::ExitCode> {

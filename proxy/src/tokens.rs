@@ -35,6 +35,18 @@ struct EtcdSource {
     cache: Mutex<HashMap<String, (Vec<u8>, TokenKey)>>,
 }
 
+impl EtcdSource {
+    /// The connected client, connecting first if there is none.
+    async fn client(&self) -> Result<config_source::etcd::Client, config_source::etcd::EtcdError> {
+        if let Some(c) = self.client.lock().clone() {
+            return Ok(c);
+        }
+        let c = config_source::etcd::connect(&self.config).await?;
+        *self.client.lock() = Some(c.clone());
+        Ok(c)
+    }
+}
+
 enum Source {
     Static(RwLock<HashMap<String, TokenKey>>),
     Etcd(Box<EtcdSource>),
@@ -122,16 +134,9 @@ impl TokenStore {
         let Source::Etcd(etcd) = &self.source else {
             return None;
         };
-        let connected = etcd.client.lock().clone();
-        let c = match connected {
-            Some(c) => c,
-            None => match config_source::etcd::connect(&etcd.config).await {
-                Ok(c) => {
-                    *etcd.client.lock() = Some(c.clone());
-                    c
-                }
-                Err(e) => return Some(Err(e.to_string())),
-            },
+        let c = match etcd.client().await {
+            Ok(c) => c,
+            Err(e) => return Some(Err(e.to_string())),
         };
         Some(
             match tokio::time::timeout(Duration::from_secs(1), c.status()).await {
@@ -151,24 +156,17 @@ impl TokenStore {
             Source::Static(keys) => keys.read().get(id).cloned(),
             Source::Etcd(etcd) => {
                 let EtcdSource {
-                    config,
                     formats,
                     client,
                     cache,
+                    ..
                 } = etcd.as_ref();
-                let connected = client.lock().clone();
-                let c = match connected {
-                    Some(c) => c,
-                    None => match config_source::etcd::connect(config).await {
-                        Ok(c) => {
-                            *client.lock() = Some(c.clone());
-                            c
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "etcd for token keys unavailable");
-                            return None;
-                        }
-                    },
+                let c = match etcd.client().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "etcd for token keys unavailable");
+                        return None;
+                    }
                 };
                 for format in formats {
                     let key = format.replace("%s", id);

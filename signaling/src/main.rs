@@ -47,28 +47,7 @@ fn load_config(cli: &Cli) -> Result<Config, signaling::config::ConfigError> {
 
 /// `--check-config`: the exit code.
 fn check_config(cli: &Cli) -> std::process::ExitCode {
-    let loaded = load_config(cli);
-    let config = match loaded {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("configuration invalid:\n{e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let errors = config.check_files();
-    for w in &config.warnings {
-        eprintln!("warning: {w}");
-    }
-    if !errors.is_empty() {
-        eprintln!("configuration invalid:");
-        for e in errors {
-            eprintln!("{e}");
-        }
-        return std::process::ExitCode::FAILURE;
-    }
-    println!("{config:#?}");
-    eprintln!("configuration OK");
-    std::process::ExitCode::SUCCESS
+    config_source::report_check(load_config(cli), |c| &c.warnings, Config::check_files)
 }
 
 fn init_logging() {

@@ -214,6 +214,7 @@ async fn worker(
     origin: u64,
 ) {
     let mut subscribed: HashSet<String> = HashSet::new();
+    let mut barrier = ServerBarrier::new(&client);
     loop {
         let cmd = tokio::select! {
             biased;
@@ -244,7 +245,7 @@ async fn worker(
         match cmd {
             None => {}
             Some(Command::Barrier(done)) => {
-                server_barrier(&client).await;
+                barrier.wait(&client).await;
                 let _ = done.send(());
             }
             Some(Command::Publish {
@@ -270,33 +271,64 @@ async fn worker(
 }
 
 /// Returns once the server has processed everything this connection sent
-/// before: a flush only puts the bytes on the socket, so a message to a
-/// fresh inbox of ours is sent after them and waited for (the server
-/// handles one connection's commands in order).
-async fn server_barrier(client: &async_nats::Client) {
-    use futures_util::StreamExt;
-    let inbox = client.new_inbox();
-    let mut sub = match client.subscribe(inbox.clone()).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "NATS barrier: subscribe failed");
+/// before: a flush only puts the bytes on the socket, so a message to an
+/// inbox of ours is sent after them and waited for (the server handles
+/// one connection's commands in order). The inbox subscription lives as
+/// long as the worker, so a barrier costs one message.
+struct ServerBarrier {
+    inbox: String,
+    sub: Option<async_nats::Subscriber>,
+    next: u64,
+}
+
+impl ServerBarrier {
+    fn new(client: &async_nats::Client) -> ServerBarrier {
+        ServerBarrier {
+            inbox: client.new_inbox(),
+            sub: None,
+            next: 0,
+        }
+    }
+
+    async fn wait(&mut self, client: &async_nats::Client) {
+        use futures_util::StreamExt;
+        if self.sub.is_none() {
+            match client.subscribe(self.inbox.clone()).await {
+                Ok(s) => self.sub = Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "NATS barrier: subscribe failed");
+                    return;
+                }
+            }
+        }
+        self.next += 1;
+        let token = self.next.to_string();
+        if let Err(e) = client
+            .publish(self.inbox.clone(), token.clone().into())
+            .await
+        {
+            tracing::warn!(error = %e, "NATS barrier: publish failed");
             return;
         }
-    };
-    if let Err(e) = client.publish(inbox, bytes::Bytes::new()).await {
-        tracing::warn!(error = %e, "NATS barrier: publish failed");
-        return;
+        if let Err(e) = client.flush().await {
+            tracing::warn!(error = %e, "NATS flush failed");
+        }
+        let Some(sub) = self.sub.as_mut() else { return };
+        let wait = async {
+            // Earlier barriers that timed out may still answer first.
+            while let Some(m) = sub.next().await {
+                if m.payload.as_ref() == token.as_bytes() {
+                    return;
+                }
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .is_err()
+        {
+            tracing::warn!("NATS barrier: no answer within 5 s");
+        }
     }
-    if let Err(e) = client.flush().await {
-        tracing::warn!(error = %e, "NATS flush failed");
-    }
-    if tokio::time::timeout(Duration::from_secs(5), sub.next())
-        .await
-        .is_err()
-    {
-        tracing::warn!("NATS barrier: no answer within 5 s");
-    }
-    let _ = sub.unsubscribe().await;
 }
 
 fn is_echo(msg: &async_nats::Message) -> bool {

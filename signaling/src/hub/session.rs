@@ -174,6 +174,9 @@ pub struct Session {
     state: Mutex<State>,
     /// Set while the session moves between nodes (`handover`).
     gate: Mutex<Option<handover::Gate>>,
+    /// Whether `gate` is set: every bus delivery asks, and almost never
+    /// needs the lock.
+    gated: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Session {
@@ -217,6 +220,7 @@ impl Session {
             published_media: Default::default(),
             country: Mutex::new(None),
             gate: Mutex::new(None),
+            gated: Default::default(),
             state: Mutex::new(State {
                 in_call: n.in_call,
                 flags: n.flags,

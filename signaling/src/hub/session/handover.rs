@@ -9,6 +9,7 @@
 //! after it: nothing is lost and nothing is delivered twice.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 
 use proto::ids::PublicSessionId;
 use proto::permissions::Permissions;
@@ -67,6 +68,7 @@ impl Session {
             cut: 0,
             all_cut: tx,
         });
+        self.gated.store(true, Ordering::Release);
         rx
     }
 
@@ -94,12 +96,18 @@ impl Session {
     }
 
     pub fn close_gate(&self) {
-        *self.gate.lock() = None;
+        let mut gate = self.gate.lock();
+        *gate = None;
+        self.gated.store(false, Ordering::Release);
     }
 
     /// Whether a message that arrived on a subject of `kind` is this
     /// node's to deliver. Markers are consumed here.
     pub fn admit(&self, kind: SubjectKind, m: &BusMessage) -> bool {
+        let is_marker = matches!(m.payload, BusPayload::HandoverMarker { .. });
+        if !self.gated.load(Ordering::Acquire) {
+            return !is_marker;
+        }
         let mut gate = self.gate.lock();
         let Some(g) = gate.as_mut() else {
             return !matches!(m.payload, BusPayload::HandoverMarker { .. });
