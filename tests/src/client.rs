@@ -336,7 +336,26 @@ impl TestClient {
             .await;
     }
 
+    /// Closes the connection and waits for the server to answer the close
+    /// frame. Our server answers only after its hub has let go of the
+    /// connection, so a session is waiting for its resume once this
+    /// returns.
     pub async fn close(mut self) {
-        let _ = self.ws.close(None).await;
+        if self.ws.close(None).await.is_err() {
+            return; // already closed by the server
+        }
+        let answered = tokio::time::timeout(STEP, async {
+            while let Some(Ok(m)) = self.ws.next().await {
+                if m.is_close() {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert!(
+            matches!(answered, Ok(true)),
+            "the server did not answer the close frame"
+        );
     }
 }

@@ -59,6 +59,24 @@ impl TestServer {
         metric(&self.http_url(), line_prefix).await
     }
 
+    /// See [`metric_sum`].
+    pub async fn metric_sum(&self, line_prefix: &str) -> f64 {
+        metric_sum(&self.http_url(), line_prefix).await
+    }
+
+    /// Waits until `count` failed backend notifications have been recorded
+    /// by the brute-force throttle (each is answered only after its delay).
+    pub async fn throttled_notifications(&self, count: usize) {
+        let recorded = crate::wait::eventually(crate::wait::STEP, || async {
+            let n = self
+                .metric_sum("signaling_throttle_delayed_total{action=\"BackendRoomAuth\"")
+                .await;
+            (n >= count as f64).then_some(())
+        })
+        .await;
+        assert!(recorded.is_some(), "{count} failures not recorded");
+    }
+
     /// Rewrites `server.conf` with `edit` applied and sends SIGHUP.
     pub fn reload(&self, edit: impl FnOnce(&str) -> String) {
         let path = self.process.dir.path().join("server.conf");
@@ -94,6 +112,20 @@ pub async fn metric(base_url: &str, line_prefix: &str) -> f64 {
         Err(_) => String::new(),
     };
     metric_in(&text, line_prefix)
+}
+
+/// The sum of every `/metrics` line of `base_url` starting with
+/// `line_prefix` (a name and the first labels): one counter across the
+/// values of its other labels.
+pub async fn metric_sum(base_url: &str, line_prefix: &str) -> f64 {
+    let text = match reqwest::get(format!("{base_url}metrics")).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    text.lines()
+        .filter(|l| l.starts_with(line_prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// [`metric`] on text already fetched.

@@ -117,7 +117,6 @@ async fn resume_on_another_node() {
     b.expect_silence(Duration::from_millis(300)).await;
     let (sid, rid) = (a.session_id.clone(), a.resume_id.clone());
     a.close().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
     b.message(
         json!({"type": "session", "sessionid": sid}),
         json!("while away"),

@@ -8,6 +8,7 @@ use tests::proxy::ProxyServer;
 use tests::raw_ws::{Frame, RawWs, Read, OP_PING};
 use tests::server::TestServer;
 use tests::talk::Talk;
+use tests::wait::{eventually, STEP};
 
 /// Pings as fast as the socket takes them, never reading, for at most
 /// `limit`; returns how long until the peer cut the connection, if it did.
@@ -255,7 +256,7 @@ async fn status_after_rotated_forgeries(server: &TestServer, xff: fn(usize) -> S
             .send()
     };
     let pending: Vec<_> = (0..10).map(|n| tokio::spawn(forged(n))).collect();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    server.throttled_notifications(10).await;
     let status = forged(10).await.expect("request").status().as_u16();
     drop(pending);
     status
@@ -310,14 +311,32 @@ async fn unauthenticated_proxy_connections_are_cheap() {
     for _ in 0..10 {
         warm.push(RawWs::connect(&addr, "/proxy").await.expect("upgrade"));
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let before = proxy.process.rss_kib().expect("RSS");
+    let before = settled_rss(&proxy.process).await;
     let mut conns = Vec::new();
     for _ in 0..200 {
         conns.push(RawWs::connect(&addr, "/proxy").await.expect("upgrade"));
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let after = proxy.process.rss_kib().expect("RSS");
+    let after = settled_rss(&proxy.process).await;
     let per_conn = after.saturating_sub(before) / 200;
     assert!(per_conn < 64, "{per_conn} KiB per connection");
+}
+
+/// The process's RSS once it has stopped changing (three equal readings
+/// 50 ms apart): the connection tasks have run and allocated.
+async fn settled_rss(p: &ChildGuard) -> u64 {
+    let mut last = Vec::new();
+    let settled = eventually(STEP, || {
+        last.push(p.rss_kib().expect("RSS"));
+        let n = last.len();
+        let value =
+            (n >= 3 && last[n - 3..].iter().all(|v| *v == last[n - 1])).then(|| last[n - 1]);
+        async move {
+            if value.is_none() {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+            value
+        }
+    })
+    .await;
+    settled.expect("RSS did not settle")
 }

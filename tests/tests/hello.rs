@@ -336,6 +336,8 @@ async fn hello_timeout() {
         Closed::Frame(_) | Closed::Eof
     ));
 
+    // A slow client: its failed hello comes 1.5 s into the 2 s hello
+    // timeout, which must start again from there.
     let (mut c, _) = TestClient::connect(&server).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (_, v) = c.hello_raw(json!({"version": "9"})).await;

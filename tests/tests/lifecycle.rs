@@ -131,11 +131,15 @@ async fn sigusr1_drains_and_exits_after_the_last_client() {
     assert_eq!(got["message"]["data"], "still here");
 
     a.request("bye", json!({})).await;
-    assert!(
-        server.process.try_exit_status().is_none(),
-        "exited while bob is still connected"
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.expect_closed().await;
+    // Alice is gone and bob is still served.
+    internal.message(
+        json!({"type": "session", "sessionid": bob_id}),
+        json!("after alice"),
+    )
+    .await;
+    let got = b.recv_until(|v| v["type"] == "message").await;
+    assert_eq!(got["message"]["data"], "after alice");
     assert!(
         server.process.try_exit_status().is_none(),
         "exited while bob is still connected"

@@ -23,7 +23,6 @@ async fn resume_delivers_queued_messages_in_order() {
     a.recv().await;
     let (sid, rid) = (a.session_id.clone(), a.resume_id.clone());
     a.close().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
     for n in 0..5 {
         b.message(
             json!({"type": "session", "sessionid": sid}),
@@ -135,7 +134,6 @@ async fn queue_for_dropped(
     let mut b = user(server, talk, bob).await;
     let (sid, rid) = (a.session_id.clone(), a.resume_id.clone());
     a.close().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let pad = "x".repeat(padding);
     for n in 0..count {
         b.message(

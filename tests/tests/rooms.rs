@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use tests::client::{user, TestClient};
 use tests::server::TestServer;
 use tests::talk::{Room, Talk, User};
-use tests::wait::eventually;
+use tests::wait::{eventually, STEP};
 
 async fn setup() -> (Talk, TestServer, User, User) {
     tests::server::alice_and_bob(&["room1", "room2"]).await
@@ -190,7 +190,17 @@ async fn room_session_reconnected() {
     a1.expect_closed().await;
     let left = b.recv_until(|v| v["event"]["type"] == "leave").await;
     assert_eq!(left["event"]["leave"][0], a1.session_id.as_str());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Bob's leave comes after the takeover, so its request is the barrier:
+    // a leave for the taken-over session would have been asked by then.
+    b.request("room", json!({"roomid": ""})).await;
+    let bob_left = eventually(STEP, || async {
+        talk.requests_of("room")
+            .iter()
+            .any(|r| r["room"]["action"] == "leave" && r["room"]["sessionid"] == "talk-b")
+            .then_some(())
+    })
+    .await;
+    assert!(bob_left.is_some(), "no leave request for bob");
     assert!(
         !talk
             .requests_of("room")

@@ -50,6 +50,12 @@ pub async fn run(socket: WebSocket, hub: Hub, info: ClientInfo, shutdown: Cancel
     let mut stream = stream;
     let end = read_loop(&mut stream, &hub, &mut ctx, &token, &shutdown).await;
     hub.connection_closed(&mut ctx);
+    if let ReadEnd::ClientClosed = end {
+        // Answered only now, so a client that has its close answered knows
+        // the server is done with the connection (its session waits for a
+        // resume, or is gone).
+        ctx.outbox.abort(CLOSE_NORMAL, "");
+    }
     if shutdown.is_cancelled() {
         ctx.outbox.close(CLOSE_GOING_AWAY, "server shutting down");
     }
@@ -65,7 +71,7 @@ pub async fn run(socket: WebSocket, hub: Hub, info: ClientInfo, shutdown: Cancel
         }
     };
     match end {
-        ReadEnd::Linger => {
+        ReadEnd::Linger | ReadEnd::ClientClosed => {
             tokio::join!(flush, linger(&mut stream));
         }
         ReadEnd::Done => flush.await,
@@ -79,6 +85,8 @@ enum ReadEnd {
     /// A close frame goes out in answer to the client: keep reading until
     /// the client closes its side.
     Linger,
+    /// The client sent a close frame; it is answered once the hub knows.
+    ClientClosed,
 }
 
 async fn read_loop(
@@ -178,10 +186,7 @@ async fn read_loop(
             }
             // tungstenite has queued the answer (the client's code, or 1002
             // for a code the RFC does not allow); the writer flushes it.
-            Message::Close(_) => {
-                ctx.outbox.abort(CLOSE_NORMAL, "");
-                return ReadEnd::Linger;
-            }
+            Message::Close(_) => return ReadEnd::ClientClosed,
         }
     }
 }
