@@ -141,10 +141,6 @@ pub(crate) struct Inner {
     pub dialouts: dialout::PendingDialouts,
     /// The other nodes, over gRPC.
     pub peers: Arc<crate::grpc::Peers>,
-    /// Started by `run`; kept for reloads.
-    pub discovery: std::sync::OnceLock<Arc<crate::grpc::discovery::Discovery>>,
-    /// Where the signaling proxies come from (`[mcu] type = proxy`).
-    pub proxy_discovery: std::sync::OnceLock<Arc<crate::proxies::ProxyDiscovery>>,
     /// Identifies this process on the bus.
     pub node: u64,
     /// Subscriptions of the node-wide subjects.
@@ -221,8 +217,6 @@ impl Hub {
                 },
                 dialouts: dialout::PendingDialouts::default(),
                 peers,
-                discovery: std::sync::OnceLock::new(),
-                proxy_discovery: std::sync::OnceLock::new(),
                 node: rand::random(),
                 cluster_subscriptions: parking_lot::Mutex::default(),
                 nodes: parking_lot::Mutex::default(),
@@ -287,15 +281,15 @@ impl Hub {
         *self.inner.backends.write() = Arc::new(backends);
     }
 
-    /// SIGHUP: backends, address rules, `[continent-overrides]`, gRPC
-    /// targets and proxy URLs from a re-read configuration.
+    /// SIGHUP: backends, address rules and `[continent-overrides]` from a
+    /// re-read configuration (gRPC targets and proxy URLs:
+    /// `Discovery::reload`).
     pub fn reload(&self, config: &Config) {
         self.set_backends(Backends::new(&config.backend));
         *self.inner.policy.write() = Arc::new(policy::NetPolicy::from_config(config));
         if let Some(sfu) = &self.inner.proxy_sfu {
             sfu.set_continent_overrides(config.geoip.continent_overrides.clone());
         }
-        self.reload_targets(config);
     }
 
     /// The live local session a private (resume) id belongs to.
@@ -309,16 +303,6 @@ impl Hub {
                     ClientType::Client | ClientType::Internal | ClientType::Federation
                 )
         })
-    }
-
-    /// Applies a reloaded `[grpc]` target list and `[mcu]` proxy list.
-    fn reload_targets(&self, config: &Config) {
-        if let Some(d) = self.inner.discovery.get() {
-            d.reload(&config.grpc);
-        }
-        if let Some(d) = self.inner.proxy_discovery.get() {
-            d.reload(&config.mcu);
-        }
     }
 
     pub(crate) fn next_session_index(&self) -> u64 {

@@ -67,6 +67,47 @@ pub async fn build_hub(config: &Config) -> Result<hub::Hub, Error> {
     Ok(hub::Hub::new(config, bus)?)
 }
 
+/// The watchers that find the other nodes (`[grpc]` targets) and the
+/// signaling proxies (`[mcu] type = proxy`). Started before the server
+/// serves and stopped with `shutdown`; SIGHUP applies new static lists
+/// through [`Discovery::reload`].
+pub struct Discovery {
+    peers: Arc<grpc::discovery::Discovery>,
+    proxies: Option<Arc<proxies::ProxyDiscovery>>,
+}
+
+impl Discovery {
+    pub fn start(config: &Config, hub: &hub::Hub, shutdown: &CancellationToken) -> Discovery {
+        let proxies = hub.inner.proxy_sfu.as_ref().map(|sfu| {
+            proxies::ProxyDiscovery::start(
+                sfu.clone(),
+                &config.mcu,
+                &config.etcd,
+                hub.inner.etcd.clone(),
+                shutdown.clone(),
+                hub.inner.tasks.clone(),
+            )
+        });
+        let peers = grpc::discovery::Discovery::start(
+            hub.inner.peers.clone(),
+            &config.grpc,
+            &config.etcd,
+            hub.inner.etcd.clone(),
+            shutdown.clone(),
+            hub.inner.tasks.clone(),
+        );
+        Discovery { peers, proxies }
+    }
+
+    /// Applies a reloaded `[grpc]` target list and `[mcu]` proxy list.
+    pub fn reload(&self, config: &Config) {
+        self.peers.reload(&config.grpc);
+        if let Some(p) = &self.proxies {
+            p.reload(&config.mcu);
+        }
+    }
+}
+
 /// How long start-up waits for the NATS server.
 pub const NATS_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -92,27 +133,7 @@ pub async fn run(
             .tasks
             .spawn(hub.inner.geoip.clone().run(url, shutdown.clone()));
     }
-    if let Some(sfu) = &hub.inner.proxy_sfu {
-        let proxies = proxies::ProxyDiscovery::start(
-            sfu.clone(),
-            &config.mcu,
-            &config.etcd,
-            hub.inner.etcd.clone(),
-            shutdown.clone(),
-            hub.inner.tasks.clone(),
-        );
-        let _ = hub.inner.proxy_discovery.set(proxies);
-    }
     let grpc_server = grpc::server::serve(hub.clone(), &config.grpc, shutdown.clone()).await?;
-    let discovery = grpc::discovery::Discovery::start(
-        hub.inner.peers.clone(),
-        &config.grpc,
-        &config.etcd,
-        hub.inner.etcd.clone(),
-        shutdown.clone(),
-        hub.inner.tasks.clone(),
-    );
-    let _ = hub.inner.discovery.set(discovery);
     let state = server::AppState::new(
         hub.clone(),
         config.stats.allowed_ips.clone(),

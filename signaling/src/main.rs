@@ -150,9 +150,11 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     listeners.extend(bind_https(&config.https).await?);
 
     let shutdown = CancellationToken::new();
+    let discovery = signaling::Discovery::start(&config, &hub, &shutdown);
     hub.tasks().spawn(signals(
         shutdown.clone(),
         hub.clone(),
+        discovery,
         cli.config.clone(),
         config.app.shutdown_grace,
     ));
@@ -170,10 +172,11 @@ const HANDOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 /// for `grace` (`[app] shutdowngrace`), then hands the remaining sessions
 /// to other nodes (when there are any) and closes the rest; with no grace,
 /// or on a second SIGTERM, it stops at once.
-/// SIGHUP reloads what `Hub::reload` lists.
+/// SIGHUP reloads what `Hub::reload` and `Discovery::reload` list.
 async fn signals(
     shutdown: CancellationToken,
     hub: signaling::hub::Hub,
+    discovery: signaling::Discovery,
     config_path: Option<PathBuf>,
     grace: std::time::Duration,
 ) {
@@ -234,6 +237,7 @@ async fn signals(
                 match Config::load(path) {
                     Ok(c) => {
                         hub.reload(&c);
+                        discovery.reload(&c);
                         tracing::info!("configuration reloaded");
                     }
                     Err(e) => tracing::error!(error = %e, "reload failed, keeping the old configuration"),
