@@ -1,10 +1,13 @@
 //! The SFU made of signaling proxies: [`connection`] to one proxy,
-//! [`client`] a publisher or subscriber on one, and [`sfu`] choosing
-//! proxies for publishers and subscribers.
+//! [`client`] a publisher or subscriber on one, `pool` the proxies this
+//! node is connected to, and [`sfu`] choosing proxies for publishers and
+//! subscribers.
 
 mod backend_metrics;
 pub mod client;
 pub mod connection;
+mod pool;
 pub mod sfu;
 
-pub use sfu::{ProxySfu, ProxySfuConfig, ProxyTarget, RemotePublisherInfo};
+pub use pool::{urls_from_etcd, ProxyTarget};
+pub use sfu::{ProxySfu, ProxySfuConfig, RemotePublisherInfo};

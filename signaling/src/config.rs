@@ -5,6 +5,7 @@
 mod files;
 pub mod from_env;
 mod sections;
+mod unknown_keys;
 
 use std::path::Path;
 

@@ -16,6 +16,7 @@ pub mod housekeeping;
 pub mod lifecycle;
 pub mod media;
 pub mod notify;
+mod participants;
 pub mod ping;
 pub mod policy;
 pub mod room;

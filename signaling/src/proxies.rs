@@ -59,7 +59,7 @@ impl ProxyDiscovery {
                 prefix,
                 etcd_status,
                 d.shutdown.clone(),
-                move |docs| sfu.set_urls(&sfu_bridge::proxy::sfu::urls_from_etcd(docs)),
+                move |docs| sfu.set_urls(&sfu_bridge::proxy::urls_from_etcd(docs)),
             ));
         } else {
             d.apply_static(mcu);

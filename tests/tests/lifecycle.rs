@@ -133,11 +133,12 @@ async fn sigusr1_drains_and_exits_after_the_last_client() {
     a.request("bye", json!({})).await;
     a.expect_closed().await;
     // Alice is gone and bob is still served.
-    internal.message(
-        json!({"type": "session", "sessionid": bob_id}),
-        json!("after alice"),
-    )
-    .await;
+    internal
+        .message(
+            json!({"type": "session", "sessionid": bob_id}),
+            json!("after alice"),
+        )
+        .await;
     let got = b.recv_until(|v| v["type"] == "message").await;
     assert_eq!(got["message"]["data"], "after alice");
     assert!(

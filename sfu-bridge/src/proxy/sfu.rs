@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use super::client::ProxyClient;
 use super::connection::{ConnectionStatus, ProxyConnection};
+use super::pool::{retire, Proxy, Temporary};
 use crate::sfu::{Client, ClientRef, Listener, PublisherSettings, Sfu, SfuError, StreamType};
 
 #[derive(Clone)]
@@ -64,40 +65,6 @@ pub struct RemotePublisherInfo {
     pub publisher_token: String,
 }
 
-/// A proxy in use, and how to stop its connection.
-struct Proxy {
-    conn: Arc<ProxyConnection>,
-    base_url: String,
-    stop: CancellationToken,
-}
-
-impl Proxy {
-    fn target(&self) -> ProxyTarget {
-        ProxyTarget {
-            url: self.base_url.clone(),
-            ip: self.conn.ip,
-        }
-    }
-}
-
-/// A proxy to connect to: its base URL and, with DNS discovery, one of
-/// the addresses its name resolves to.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ProxyTarget {
-    pub url: String,
-    pub ip: Option<std::net::IpAddr>,
-}
-
-impl ProxyTarget {
-    /// The URL is kept with one trailing `/`.
-    pub fn new(url: &str, ip: Option<std::net::IpAddr>) -> ProxyTarget {
-        ProxyTarget {
-            url: format!("{}/", url.trim_end_matches('/')),
-            ip,
-        }
-    }
-}
-
 /// Asks the other nodes where a publisher lives.
 pub type PublisherLookup = Arc<
     dyn Fn(
@@ -108,43 +75,31 @@ pub type PublisherLookup = Arc<
         + Sync,
 >;
 
-/// A connection made for subscribers of another node's publisher on a
-/// proxy this node does not use: never used for anything else, closed
-/// once empty.
-struct Temporary {
-    proxy: Proxy,
-    since: tokio::time::Instant,
-}
-
-/// How long an unused temporary connection stays (its first subscriber
-/// is created right after it connects).
-const TEMPORARY_GRACE: Duration = Duration::from_secs(10);
-
 pub(super) struct Inner {
-    config: ProxySfuConfig,
+    pub(super) config: ProxySfuConfig,
     /// `[continent-overrides]`, replaced on reload.
-    continent_overrides: parking_lot::RwLock<Vec<(String, Vec<String>)>>,
-    lookup: parking_lot::RwLock<Option<PublisherLookup>>,
-    proxies: parking_lot::RwLock<Vec<Proxy>>,
+    pub(super) continent_overrides: parking_lot::RwLock<Vec<(String, Vec<String>)>>,
+    pub(super) lookup: parking_lot::RwLock<Option<PublisherLookup>>,
+    pub(super) proxies: parking_lot::RwLock<Vec<Proxy>>,
     /// Removed from the configuration but still serving clients: no new
     /// ones, closed once empty.
-    retiring: Mutex<Vec<Proxy>>,
-    temporary: Mutex<Vec<Temporary>>,
-    stop: CancellationToken,
+    pub(super) retiring: Mutex<Vec<Proxy>>,
+    pub(super) temporary: Mutex<Vec<Temporary>>,
+    pub(super) stop: CancellationToken,
     pub(super) publishers: Mutex<HashMap<(String, StreamType), PublisherHome>>,
-    publishers_changed: Notify,
-    next_id: std::sync::atomic::AtomicU64,
+    pub(super) publishers_changed: Notify,
+    pub(super) next_id: std::sync::atomic::AtomicU64,
     /// The connections to the proxies and the retiring of old ones;
     /// [`Sfu::stopped`] waits for them.
-    tasks: TaskTracker,
+    pub(super) tasks: TaskTracker,
 }
 
 #[derive(Clone)]
 pub struct ProxySfu {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-fn now_secs() -> i64 {
+pub(super) fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -176,74 +131,6 @@ impl ProxySfu {
         sfu
     }
 
-    fn connect(&self, target: &ProxyTarget) -> Proxy {
-        let c = &self.inner.config;
-        let (id, key) = (c.token_id.clone(), c.token_key.clone());
-        self.connect_with(
-            target,
-            Box::new(move || proto::proxy_token::sign(&id, None, &key, now_secs()).ok()),
-        )
-    }
-
-    fn connect_with(
-        &self,
-        target: &ProxyTarget,
-        make_token: Box<dyn Fn() -> Option<String> + Send + Sync>,
-    ) -> Proxy {
-        let c = &self.inner.config;
-        let stop = self.inner.stop.child_token();
-        Proxy {
-            conn: ProxyConnection::start(
-                &target.url,
-                target.ip,
-                c.tls.clone(),
-                make_token,
-                c.timeout,
-                (stop.clone(), &self.inner.tasks),
-            ),
-            base_url: target.url.clone(),
-            stop,
-        }
-    }
-
-    /// Applies a new list of proxy base URLs (configuration or etcd).
-    pub fn set_urls(&self, urls: &[String]) {
-        let targets: Vec<_> = urls.iter().map(|u| ProxyTarget::new(u, None)).collect();
-        self.set_targets(&targets);
-    }
-
-    /// Applies a new list of proxies: new ones are connected, removed ones
-    /// take no new clients and close once their clients are gone (unless
-    /// they come back before that).
-    pub fn set_targets(&self, targets: &[ProxyTarget]) {
-        let wanted: Vec<ProxyTarget> = targets
-            .iter()
-            .map(|t| ProxyTarget::new(&t.url, t.ip))
-            .collect();
-        let mut proxies = self.inner.proxies.write();
-        let (keep, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut *proxies)
-            .into_iter()
-            .partition(|p| wanted.contains(&p.target()));
-        *proxies = keep;
-        let mut retiring = self.inner.retiring.lock();
-        for t in &wanted {
-            if proxies.iter().any(|p| &p.target() == t) {
-                continue;
-            }
-            if let Some(i) = retiring.iter().position(|p| &p.target() == t) {
-                tracing::info!(url = t.url, ip = ?t.ip, "proxy kept");
-                proxies.push(retiring.remove(i));
-            } else {
-                tracing::info!(url = t.url, ip = ?t.ip, "proxy added");
-                proxies.push(self.connect(t));
-            }
-        }
-        for p in &gone {
-            tracing::info!(url = p.base_url, ip = ?p.conn.ip, "proxy removed");
-        }
-        retiring.extend(gone);
-    }
-
     /// Replaces `[continent-overrides]` (SIGHUP).
     pub fn set_continent_overrides(&self, overrides: Vec<(String, Vec<String>)>) {
         *self.inner.continent_overrides.write() = overrides;
@@ -259,77 +146,6 @@ impl ProxySfu {
     pub fn token(&self, subject: Option<&str>) -> Option<String> {
         let c = &self.inner.config;
         proto::proxy_token::sign(&c.token_id, subject, &c.token_key, now_secs()).ok()
-    }
-
-    fn connections(&self) -> Vec<Arc<ProxyConnection>> {
-        self.inner
-            .proxies
-            .read()
-            .iter()
-            .map(|p| p.conn.clone())
-            .collect()
-    }
-
-    /// The connection to a proxy another node told us about: one we use,
-    /// or a temporary one signed in with that node's token.
-    async fn connection_for(&self, info: &RemotePublisherInfo) -> Option<Arc<ProxyConnection>> {
-        let url = format!("{}/", info.url.trim_end_matches('/'));
-        let same =
-            |c: &ProxyConnection| c.base_url == url && (info.ip.is_none() || c.ip == info.ip);
-        if let Some(c) = self.connections().into_iter().find(|c| same(c)) {
-            return Some(c);
-        }
-        let existing = self
-            .inner
-            .temporary
-            .lock()
-            .iter()
-            .find(|t| same(&t.proxy.conn))
-            .map(|t| t.proxy.conn.clone());
-        let conn = match existing {
-            Some(c) => c,
-            None => {
-                tracing::info!(url, "temporary connection to another node's proxy");
-                let token = info.connect_token.clone();
-                let target = ProxyTarget {
-                    url: url.clone(),
-                    ip: info.ip,
-                };
-                let proxy = self.connect_with(&target, Box::new(move || Some(token.clone())));
-                let conn = proxy.conn.clone();
-                self.inner.temporary.lock().push(Temporary {
-                    proxy,
-                    since: tokio::time::Instant::now(),
-                });
-                conn
-            }
-        };
-        conn.wait_connected(self.inner.config.timeout)
-            .await
-            .then_some(conn)
-    }
-
-    /// The configured connections, then the temporary ones (flagged).
-    fn all_connections(&self) -> Vec<(Arc<ProxyConnection>, bool)> {
-        let mut all: Vec<_> = self.connections().into_iter().map(|c| (c, false)).collect();
-        all.extend(
-            self.inner
-                .temporary
-                .lock()
-                .iter()
-                .map(|t| (t.proxy.conn.clone(), true)),
-        );
-        all
-    }
-
-    /// Waits until every proxy is connected (or `timeout`).
-    pub async fn wait_connected(&self, timeout: Duration) -> bool {
-        for c in &self.connections() {
-            if !c.wait_connected(timeout).await {
-                return false;
-            }
-        }
-        true
     }
 
     /// A subscriber on `conn` of the publisher at `home` (its proxy and
@@ -648,54 +464,5 @@ fn same_country(a: Option<&str>, b: Option<&str>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
         _ => true,
-    }
-}
-
-/// Proxy base URLs from etcd documents `{"address": "https://..."}`
-/// (facts 3.3): other fields ignored, the same address once.
-pub fn urls_from_etcd(docs: &std::collections::BTreeMap<String, Vec<u8>>) -> Vec<String> {
-    #[derive(serde::Deserialize)]
-    struct Doc {
-        #[serde(default)]
-        address: String,
-    }
-    let mut urls: Vec<String> = Vec::new();
-    for (key, value) in docs {
-        match serde_json::from_slice::<Doc>(value) {
-            Ok(d) if !d.address.is_empty() => {
-                if !urls.contains(&d.address) {
-                    urls.push(d.address);
-                }
-            }
-            _ => tracing::warn!(key, "invalid proxy document in etcd ignored"),
-        }
-    }
-    urls
-}
-
-/// Closes removed proxies once their last client is gone.
-async fn retire(inner: Weak<Inner>, stop: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-        let Some(inner) = inner.upgrade() else { return };
-        inner.temporary.lock().retain(|t| {
-            if t.proxy.conn.client_count() > 0 || t.since.elapsed() < TEMPORARY_GRACE {
-                return true;
-            }
-            tracing::info!(url = t.proxy.base_url, "temporary proxy connection closed");
-            t.proxy.stop.cancel();
-            false
-        });
-        inner.retiring.lock().retain(|p| {
-            if p.conn.client_count() > 0 {
-                return true;
-            }
-            tracing::info!(url = p.base_url, "removed proxy closed");
-            p.stop.cancel();
-            false
-        });
     }
 }

@@ -1,0 +1,165 @@
+//! The media tests' world (emulated Talk, a server, a real Janus) and
+//! the signaling side of publishing and subscribing as Talk clients do.
+
+use serde_json::{json, Value};
+use tests::client::{user, TestClient};
+use tests::janus::{Janus, JanusOptions};
+use tests::server::{TestServer, TALK_SECRET};
+use tests::talk::{Room, Talk, User};
+
+use crate::peers::{Publisher, Subscriber};
+
+pub(crate) struct World {
+    pub(crate) talk: Talk,
+    pub(crate) janus: Janus,
+    pub(crate) server: TestServer,
+    pub(crate) alice: User,
+    pub(crate) bob: User,
+}
+
+/// Janus sends its events to the server (janus-events), so the server
+/// starts first and connects to Janus when it comes up.
+pub(crate) async fn world() -> World {
+    world_with("").await
+}
+
+/// The same with more `[mcu]` settings.
+pub(crate) async fn world_with(mcu_extra: &str) -> World {
+    let janus_port = tests::process::free_port();
+    let talk = Talk::start(TALK_SECRET).await;
+    let alice = talk.add_user("alice", "Alice");
+    let bob = talk.add_user("bob", "Bob");
+    talk.add_room("room1", Room::open("Room one"));
+    let server = TestServer::builder()
+        .talk(&talk)
+        .extra(&format!(
+            "\n[mcu]\ntype = janus\nurl = ws://127.0.0.1:{janus_port}\n{mcu_extra}"
+        ))
+        .start()
+        .await;
+    let janus = Janus::start(JanusOptions {
+        ice_interface: Some("jv0".into()),
+        events_url: Some(server.ws_url()),
+        port: Some(janus_port),
+    })
+    .await;
+    server.wait_sfu_connected().await;
+    World {
+        talk,
+        janus,
+        server,
+        alice,
+        bob,
+    }
+}
+
+/// alice and bob in room1 and in its call.
+pub(crate) async fn in_call(w: &World) -> (TestClient, TestClient) {
+    let a = user(&w.server, &w.talk, &w.alice).await;
+    let b = user(&w.server, &w.talk, &w.bob).await;
+    join_call(w, a, b).await
+}
+
+/// alice and bob (already signed in) join room1 and its call.
+pub(crate) async fn join_call(
+    w: &World,
+    mut a: TestClient,
+    mut b: TestClient,
+) -> (TestClient, TestClient) {
+    a.join_ok("room1", "ta").await;
+    b.join_ok("room1", "tb").await;
+    let entry =
+        |s: &str, u: &str| json!({"sessionId": s, "userId": u, "inCall": 7, "participantType": 3});
+    let (status, _) = w
+        .talk
+        .notify(
+            &w.server.http_url(),
+            "room1",
+            &json!({"type": "incall", "incall": {"incall": 7, "changed": [entry("ta", "alice"), entry("tb", "bob")], "users": [entry("ta", "alice"), entry("tb", "bob")]}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    for c in [&mut a, &mut b] {
+        c.recv_until(|v| v["event"]["target"] == "participants")
+            .await;
+    }
+    (a, b)
+}
+
+pub(crate) async fn send_sfu(c: &mut TestClient, to: &str, data: Value) {
+    c.request(
+        "message",
+        json!({"recipient": {"type": "session", "sessionid": to}, "data": data}),
+    )
+    .await;
+}
+
+/// The next SFU message of `kind` (Janus's trickled candidates and other
+/// messages are skipped).
+pub(crate) async fn sfu_reply(c: &mut TestClient, kind: &str) -> Value {
+    let v = c
+        .recv_until(|v| v["type"] == "error" || v["message"]["data"]["type"] == kind)
+        .await;
+    assert_ne!(v["type"], "error", "{v}");
+    v["message"]["data"].clone()
+}
+
+pub(crate) async fn publish(c: &mut TestClient, p: &Publisher, room_type: &str) {
+    let me = c.session_id.clone();
+    let sdp = p.offer().await;
+    send_sfu(
+        c,
+        &me,
+        json!({"type": "offer", "sid": format!("pub-{room_type}"), "roomType": room_type, "payload": {"type": "offer", "sdp": sdp, "trickle": false}}),
+    )
+    .await;
+    let answer = sfu_reply(c, "answer").await;
+    p.answered(answer["payload"]["sdp"].as_str().expect("answer sdp"))
+        .await;
+}
+
+pub(crate) async fn subscribe(
+    c: &mut TestClient,
+    s: &Subscriber,
+    publisher: &str,
+    room_type: &str,
+) {
+    send_sfu(
+        c,
+        publisher,
+        json!({"type": "requestoffer", "roomType": room_type}),
+    )
+    .await;
+    accept_offer(c, s, publisher, room_type).await;
+}
+
+/// Waits for the SFU's offer of `publisher`'s stream and answers it. A
+/// `sendoffer` never reaches a client as such: it becomes this offer.
+pub(crate) async fn accept_offer(
+    c: &mut TestClient,
+    s: &Subscriber,
+    publisher: &str,
+    room_type: &str,
+) {
+    let v = c
+        .recv_until(|v| {
+            assert_ne!(v["message"]["data"]["type"], "sendoffer", "relayed: {v}");
+            v["type"] == "error" || v["message"]["data"]["type"] == "offer"
+        })
+        .await;
+    assert_ne!(v["type"], "error", "{v}");
+    assert_eq!(v["message"]["sender"]["sessionid"], publisher, "{v}");
+    let offer = v["message"]["data"].clone();
+    assert_eq!(offer["from"], publisher);
+    assert_eq!(offer["roomType"], room_type);
+    let sid = offer["sid"].as_str().unwrap_or_default().to_owned();
+    let answer = s
+        .answer(offer["payload"]["sdp"].as_str().expect("offer sdp"))
+        .await;
+    send_sfu(
+        c,
+        publisher,
+        json!({"type": "answer", "sid": sid, "roomType": room_type, "payload": {"type": "answer", "sdp": answer}}),
+    )
+    .await;
+}
