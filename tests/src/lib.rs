@@ -22,6 +22,7 @@
 pub mod bench;
 pub mod certs;
 pub mod client;
+pub mod cluster;
 pub mod dns;
 pub mod etcd;
 pub mod janus;

@@ -6,49 +6,17 @@ use std::time::Duration;
 
 use serde_json::json;
 use tests::client::{user, TestClient};
-use tests::nats::NatsServer;
-use tests::server::{TestServer, TALK_SECRET};
-use tests::talk::{Room, Talk, User};
-
-struct Cluster {
-    talk: Talk,
-    _nats: NatsServer,
-    a: TestServer,
-    b: TestServer,
-    alice: User,
-    bob: User,
-}
+use tests::cluster::Cluster;
+use tests::server::TestServer;
 
 async fn cluster() -> Cluster {
-    let nats = NatsServer::start().await;
-    let talk = Talk::start(TALK_SECRET).await;
-    let alice = talk.add_user("alice", "Alice");
-    let bob = talk.add_user("bob", "Bob");
-    talk.add_room("room1", Room::open("Room one"));
-    let a = TestServer::builder()
-        .talk(&talk)
-        .nats(&nats.url)
-        .start()
-        .await;
-    let b = TestServer::builder()
-        .talk(&talk)
-        .nats(&nats.url)
-        .start()
-        .await;
-    Cluster {
-        talk,
-        _nats: nats,
-        a,
-        b,
-        alice,
-        bob,
-    }
+    Cluster::builder(2).start().await
 }
 
 /// alice on node A and bob on node B, both in room1, initial events read.
 async fn two_in_room(c: &Cluster) -> (TestClient, TestClient) {
-    let mut a = user(&c.a, &c.talk, &c.alice).await;
-    let mut b = user(&c.b, &c.talk, &c.bob).await;
+    let mut a = user(&c.nodes[0], &c.talk, &c.alice).await;
+    let mut b = user(&c.nodes[1], &c.talk, &c.bob).await;
     a.join_ok("room1", "ta").await;
     let (a_id, b_id) = (a.session_id.clone(), b.session_id.clone());
     b.join_seeing("room1", "tb", &[&a_id, &b_id]).await;
@@ -70,8 +38,8 @@ fn join_ids(v: &serde_json::Value) -> Vec<String> {
 #[tokio::test]
 async fn rooms_and_messages_across_nodes() {
     let c = cluster().await;
-    let mut a = user(&c.a, &c.talk, &c.alice).await;
-    let mut b = user(&c.b, &c.talk, &c.bob).await;
+    let mut a = user(&c.nodes[0], &c.talk, &c.alice).await;
+    let mut b = user(&c.nodes[1], &c.talk, &c.bob).await;
     a.join_ok("room1", "ta").await;
     // bob's initial list comes from node A; alice hears bob's join.
     let (a_id, b_id) = (a.session_id.clone(), b.session_id.clone());
@@ -109,7 +77,7 @@ async fn notifications_reach_every_node() {
     let (status, _) = c
         .talk
         .notify(
-            &c.a.http_url(),
+            &c.nodes[0].http_url(),
             "room1",
             &json!({"type": "message", "message": {"data": {"type": "custom"}}}),
         )
@@ -125,7 +93,7 @@ async fn notifications_reach_every_node() {
     // User-bound events reach users wherever they are connected.
     c.talk
         .notify(
-            &c.a.http_url(),
+            &c.nodes[0].http_url(),
             "room9",
             &json!({"type": "invite", "invite": {"userids": ["bob"], "alluserids": ["bob"]}}),
         )
@@ -151,8 +119,7 @@ async fn transient_data_across_nodes() {
             json!({"type": "set", "key": "k", "value": {"v": 1}})
         );
     }
-    let carol = c.talk.add_user("carol", "Carol");
-    let mut late = user(&c.b, &c.talk, &carol).await;
+    let mut late = user(&c.nodes[1], &c.talk, &c.carol).await;
     late.join("room1", "tc").await;
     let v = late.recv_until(|v| v["type"] == "transient").await;
     assert_eq!(
@@ -169,11 +136,9 @@ async fn transient_data_across_nodes() {
 #[tokio::test]
 async fn nats_restart_routing_resumes() {
     let mut c = cluster().await;
-    let mut a = user(&c.a, &c.talk, &c.alice).await;
-    let mut b = user(&c.b, &c.talk, &c.bob).await;
-    let port: u16 = c._nats.url.rsplit(':').next().unwrap().parse().unwrap();
-    c._nats.process.stop(Duration::from_secs(5));
-    c._nats = NatsServer::start_on(port).await;
+    let mut a = user(&c.nodes[0], &c.talk, &c.alice).await;
+    let mut b = user(&c.nodes[1], &c.talk, &c.bob).await;
+    c.restart_nats().await;
     // Messages sent while reconnecting may be lost; keep trying until one
     // crosses, within a bound.
     let mut delivered = false;
@@ -197,9 +162,9 @@ async fn nats_restart_routing_resumes() {
 #[tokio::test]
 async fn room_session_reconnected_across_nodes() {
     let c = cluster().await;
-    let mut first = user(&c.a, &c.talk, &c.alice).await;
+    let mut first = user(&c.nodes[0], &c.talk, &c.alice).await;
     first.join_ok("room1", "talk-a").await;
-    let mut second = user(&c.b, &c.talk, &c.alice).await;
+    let mut second = user(&c.nodes[1], &c.talk, &c.alice).await;
     second.join("room1", "talk-a").await;
     let bye = first.recv_until(|v| v["type"] == "bye").await;
     assert_eq!(bye["bye"]["reason"], "room_session_reconnected");
@@ -218,7 +183,7 @@ async fn participants_resolved_across_nodes() {
     let (status, _) = c
         .talk
         .notify(
-            &c.a.http_url(),
+            &c.nodes[0].http_url(),
             "room1",
             &json!({"type": "incall", "incall": {"incall": 1, "changed": [entry("tb", "bob")], "users": [entry("ta", "alice"), entry("tb", "bob")]}}),
         )
@@ -254,7 +219,7 @@ async fn killed_node_sessions_leave() {
     let c = cluster().await;
     let (mut a, b) = two_in_room(&c).await;
     let (a_id, b_id) = (a.session_id.clone(), b.session_id.clone());
-    c.b.process.signal(9);
+    c.nodes[1].process.signal(9);
     let started = std::time::Instant::now();
     let v = a
         .try_recv_within(Duration::from_secs(25))
@@ -268,8 +233,7 @@ async fn killed_node_sessions_leave() {
         "not before the timeout"
     );
     // The survivor works on: a new member on node A sees only alice.
-    let carol = c.talk.add_user("carol", "Carol");
-    let mut late = user(&c.a, &c.talk, &carol).await;
+    let mut late = user(&c.nodes[0], &c.talk, &c.carol).await;
     let own = late.session_id.clone();
     late.join_seeing("room1", "tc", &[&a_id, &own]).await;
     late.expect_silence(Duration::from_millis(500)).await;
@@ -279,28 +243,19 @@ async fn killed_node_sessions_leave() {
 /// another node is refused while the first lives, accepted after it left.
 #[tokio::test]
 async fn session_limit_across_nodes() {
-    let nats = NatsServer::start().await;
-    let talk = Talk::start(TALK_SECRET).await;
-    let alice = talk.add_user("alice", "Alice");
-    // Appended to the generated [talk] backend section.
-    let a = TestServer::builder()
-        .talk(&talk)
-        .nats(&nats.url)
-        .extra("sessionlimit = 1\n")
+    // A setting of the generated [talk] backend section.
+    let c = Cluster::builder(2)
+        .node_extra(0, "sessionlimit = 1\n")
+        .node_extra(1, "sessionlimit = 1\n")
         .start()
         .await;
-    let b = TestServer::builder()
-        .talk(&talk)
-        .nats(&nats.url)
-        .extra("sessionlimit = 1\n")
-        .start()
-        .await;
+    let (a, b, talk, alice) = (&c.nodes[0], &c.nodes[1], &c.talk, &c.alice);
     assert_eq!(
         b.metric("signaling_backend_session_limit{backend=\"talk\"} ")
             .await,
         1.0
     );
-    let mut first = user(&a, &talk, &alice).await;
+    let mut first = user(a, talk, alice).await;
     // The count reaches node B with A's next heartbeat (sent at once).
     let refused = tests::wait::eventually(Duration::from_secs(5), || {
         let (b, talk) = (&b, &talk);
@@ -340,7 +295,7 @@ async fn session_limit_across_nodes() {
 #[tokio::test]
 async fn transient_data_for_a_late_node() {
     let c = cluster().await;
-    let mut a = user(&c.a, &c.talk, &c.alice).await;
+    let mut a = user(&c.nodes[0], &c.talk, &c.alice).await;
     a.join_ok("room1", "ta").await;
     a.request(
         "transient",
@@ -348,7 +303,7 @@ async fn transient_data_for_a_late_node() {
     )
     .await;
     a.recv_until(|v| v["type"] == "transient").await;
-    let mut b = user(&c.b, &c.talk, &c.bob).await;
+    let mut b = user(&c.nodes[1], &c.talk, &c.bob).await;
     b.join("room1", "tb").await;
     let v = b.recv_until(|v| v["type"] == "transient").await;
     assert_eq!(
@@ -364,13 +319,12 @@ async fn three_nodes_exactly_once() {
     let c = cluster().await;
     let third = TestServer::builder()
         .talk(&c.talk)
-        .nats(&c._nats.url)
+        .nats(&c.nats().url)
         .start()
         .await;
-    let carol = c.talk.add_user("carol", "Carol");
-    let mut a = user(&c.a, &c.talk, &c.alice).await;
-    let mut b = user(&c.b, &c.talk, &c.bob).await;
-    let mut d = user(&third, &c.talk, &carol).await;
+    let mut a = user(&c.nodes[0], &c.talk, &c.alice).await;
+    let mut b = user(&c.nodes[1], &c.talk, &c.bob).await;
+    let mut d = user(&third, &c.talk, &c.carol).await;
     let ids = [
         a.session_id.clone(),
         b.session_id.clone(),
@@ -407,8 +361,8 @@ async fn frozen_nats_does_not_grow_the_queue() {
     const SIGSTOP: i32 = 19;
     const SIGCONT: i32 = 18;
     let c = cluster().await;
-    let mut a = user(&c.a, &c.talk, &c.alice).await;
-    let b = user(&c.b, &c.talk, &c.bob).await;
+    let mut a = user(&c.nodes[0], &c.talk, &c.alice).await;
+    let b = user(&c.nodes[1], &c.talk, &c.bob).await;
     let to_b = |n: usize| {
         json!({"type": "message", "message": {
             "recipient": {"type": "session", "sessionid": b.session_id},
@@ -416,20 +370,23 @@ async fn frozen_nats_does_not_grow_the_queue() {
         }})
         .to_string()
     };
-    c._nats.process.signal(SIGSTOP);
+    c.nats().process.signal(SIGSTOP);
     // More than the queue (16 Ki) plus what async-nats and the socket
     // buffers take.
     for n in 0..60_000 {
         a.send_raw(&to_b(n)).await;
     }
     let dropped = tests::wait::eventually(Duration::from_secs(30), || async {
-        let d = c.a.metric("signaling_nats_publish_dropped_total ").await;
+        let d = c.nodes[0]
+            .metric("signaling_nats_publish_dropped_total ")
+            .await;
         (d > 0.0).then_some(d)
     })
     .await;
     // The node still serves clients while NATS is frozen.
-    let welcome = tests::server::get_json(&format!("{}api/v1/welcome", c.a.http_url())).await;
-    c._nats.process.signal(SIGCONT);
+    let welcome =
+        tests::server::get_json(&format!("{}api/v1/welcome", c.nodes[0].http_url())).await;
+    c.nats().process.signal(SIGCONT);
     assert!(
         dropped.is_some(),
         "nothing dropped: the queue is not bounded"
@@ -437,8 +394,8 @@ async fn frozen_nats_does_not_grow_the_queue() {
     assert!(welcome["version"].is_string(), "{welcome}");
     drop(b);
     // Fresh sessions: messages cross again.
-    let mut a2 = user(&c.a, &c.talk, &c.alice).await;
-    let mut b2 = user(&c.b, &c.talk, &c.bob).await;
+    let mut a2 = user(&c.nodes[0], &c.talk, &c.alice).await;
+    let mut b2 = user(&c.nodes[1], &c.talk, &c.bob).await;
     let msg = json!({"type": "message", "message": {
         "recipient": {"type": "session", "sessionid": b2.session_id},
         "data": {"after": true},

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tests::client::{user, TestClient};
+use tests::cluster::grpc_peers_ready;
 use tests::etcd::Etcd;
 use tests::nats::NatsServer;
 use tests::process::free_port;
@@ -88,18 +89,6 @@ impl World {
     }
 }
 
-/// Waits until `node` has checked its peers: `expect` of them usable.
-async fn peers_ready(node: &TestServer, expect: usize) {
-    let ok = eventually(Duration::from_secs(15), || async {
-        let info = node.serverinfo().await;
-        let grpc = info["grpc"].as_array().cloned().unwrap_or_default();
-        let connected = grpc.iter().filter(|p| p["connected"] == true).count();
-        (connected == expect).then_some(())
-    })
-    .await;
-    assert!(ok.is_some(), "peers of node not ready");
-}
-
 /// A client whose connection to node 1 broke resumes on node 2: same
 /// session, still in the room, messages flow both ways through node 2,
 /// and a later bye ends the session for the room.
@@ -107,7 +96,7 @@ async fn peers_ready(node: &TestServer, expect: usize) {
 async fn resume_on_another_node() {
     let w = world(0).await;
     let [n1, n2, _] = &w.nodes;
-    peers_ready(n2, 1).await;
+    grpc_peers_ready(n2, 1).await;
     let mut a = user(n1, &w.talk, &w.alice).await;
     let mut b = user(n2, &w.talk, &w.bob).await;
     a.join_ok("room1", "ta").await;
@@ -165,7 +154,7 @@ async fn resume_on_another_node() {
 async fn resume_elsewhere_takes_over() {
     let w = world(0).await;
     let [n1, n2, _] = &w.nodes;
-    peers_ready(n2, 1).await;
+    grpc_peers_ready(n2, 1).await;
     let mut a = user(n1, &w.talk, &w.alice).await;
     let (mut a2, _) = TestClient::connect(n2).await;
     let v = a2.resume(&a.resume_id).await;
@@ -203,13 +192,13 @@ async fn targets_from_etcd_and_self_detection() {
 
     w.announce(0).await;
     w.announce(2).await;
-    peers_ready(n3, 1).await;
+    grpc_peers_ready(n3, 1).await;
     let (mut c, _) = TestClient::connect(n3).await;
     let v = c.resume(&a.resume_id).await;
     assert_eq!(v["hello"]["sessionid"], a.session_id.as_str(), "{v}");
 
     // Node 1: three targets configured, itself excluded.
-    peers_ready(n1, 2).await;
+    grpc_peers_ready(n1, 2).await;
     let info = n1.serverinfo().await;
     assert_eq!(info["grpc"].as_array().map(Vec::len), Some(2), "{info}");
     assert_eq!(n1.metric("signaling_grpc_clients ").await, 3.0);
@@ -230,7 +219,7 @@ async fn session_limit_over_grpc() {
     let [n1, n2, n3] = &w.nodes;
     w.announce(0).await;
     w.announce(1).await;
-    peers_ready(n3, 2).await;
+    grpc_peers_ready(n3, 2).await;
     let _a = user(n1, &w.talk, &w.alice).await;
     let _b = user(n2, &w.talk, &w.bob).await;
     let (mut c, _) = TestClient::connect(n3).await;
@@ -281,7 +270,7 @@ async fn dns_discovery() {
         format!("dnsdiscovery = true\ntargets = localhost:{other}\n")
     })
     .await;
-    peers_ready(&n2, 1).await;
+    grpc_peers_ready(&n2, 1).await;
     let info = n2.serverinfo().await;
     let peer = info["grpc"]
         .as_array()
@@ -320,7 +309,7 @@ async fn mutual_tls() {
         format!("{tls}targets = 127.0.0.1:{other}\n")
     })
     .await;
-    peers_ready(&n2, 1).await;
+    grpc_peers_ready(&n2, 1).await;
     let a = user(&n1, &talk, &alice).await;
     let (mut c, _) = TestClient::connect(&n2).await;
     let v = c.resume(&a.resume_id).await;
@@ -387,7 +376,7 @@ async fn renewed_certificates() {
     })
     .await;
     let n1_port = ports.lock()[0];
-    peers_ready(&n2, 1).await;
+    grpc_peers_ready(&n2, 1).await;
     assert_eq!(handshake(n1_port, &certs).await, Ok(()));
 
     let renewed = tests::certs::Certs::generate();
@@ -416,7 +405,7 @@ async fn renewed_certificates() {
     })
     .await;
     assert!(reconnected.is_some(), "{}", n2.process.log_tail(20));
-    peers_ready(&n2, 1).await;
+    grpc_peers_ready(&n2, 1).await;
     let a = user(&n1, &talk, &alice).await;
     let (mut c, _) = TestClient::connect(&n2).await;
     let v = c.resume(&a.resume_id).await;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tests::client::TestClient;
+use tests::cluster::{Cluster, ClusterBuilder};
 use tests::etcd::Etcd;
 use tests::nats::NatsServer;
 use tests::process::{free_port, target_bin, ChildGuard};
@@ -304,15 +305,14 @@ async fn unusable_sfu_configuration_refuses_to_start() {
     );
 }
 
-/// Waits until `node` sees `expect` of its gRPC peers connected.
-async fn grpc_peers_ready(node: &TestServer, expect: usize) {
-    let ok = eventually(Duration::from_secs(15), || async {
-        let info = node.serverinfo().await;
-        let grpc = info["grpc"].as_array().cloned().unwrap_or_default();
-        (grpc.iter().filter(|p| p["connected"] == true).count() == expect).then_some(())
-    })
-    .await;
-    assert!(ok.is_some(), "gRPC peers not ready");
+/// Nodes A and B of `cluster` sharing NATS and gRPC, connected to each
+/// other, and the rest of the cluster.
+async fn two_meshed_nodes(cluster: ClusterBuilder) -> (TestServer, TestServer, Cluster) {
+    let mut c = cluster.grpc().start().await;
+    c.grpc_ready().await;
+    let b = c.nodes.pop().expect("node B");
+    let a = c.nodes.pop().expect("node A");
+    (a, b, c)
 }
 
 /// Two nodes sharing NATS and gRPC; node A drains (SIGUSR1). Its client
@@ -322,28 +322,11 @@ async fn grpc_peers_ready(node: &TestServer, expect: usize) {
 /// with no client left, exits.
 #[tokio::test]
 async fn drained_node_gives_a_reconnecting_client_its_session() {
-    let nats = NatsServer::start().await;
-    let talk = Talk::start(TALK_SECRET).await;
-    let alice = talk.add_user("alice", "Alice");
-    let bob = talk.add_user("bob", "Bob");
-    talk.add_room("room1", Room::open("Room one"));
-    let ports = [free_port(), free_port()];
-    let node = |own: u16, other: u16| {
-        TestServer::builder()
-            .talk(&talk)
-            .nats(&nats.url)
-            .extra(&format!(
-                "\n[grpc]\nlisten = 127.0.0.1:{own}\ntargets = 127.0.0.1:{other}\n"
-            ))
-            .start()
-    };
-    let mut a_node = node(ports[0], ports[1]).await;
-    let b_node = node(ports[1], ports[0]).await;
-    grpc_peers_ready(&b_node, 1).await;
-    grpc_peers_ready(&a_node, 1).await;
+    let (mut a_node, b_node, cluster) = two_meshed_nodes(Cluster::builder(2)).await;
+    let (talk, alice, bob) = (&cluster.talk, &cluster.alice, &cluster.bob);
 
-    let mut a = tests::client::user(&a_node, &talk, &alice).await;
-    let mut b = tests::client::user(&b_node, &talk, &bob).await;
+    let mut a = tests::client::user(&a_node, talk, alice).await;
+    let mut b = tests::client::user(&b_node, talk, bob).await;
     a.join_ok("room1", "ta").await;
     let ids = [a.session_id.clone(), b.session_id.clone()];
     b.join_seeing("room1", "tb", &[&ids[0], &ids[1]]).await;
@@ -399,30 +382,13 @@ async fn drained_node_gives_a_reconnecting_client_its_session() {
 /// the session leave.
 #[tokio::test]
 async fn drained_node_hands_sessions_over() {
-    let nats = NatsServer::start().await;
-    let talk = Talk::start(TALK_SECRET).await;
-    let alice = talk.add_user("alice", "Alice");
-    let bob = talk.add_user("bob", "Bob");
-    let carol = talk.add_user("carol", "Carol");
-    talk.add_room("room1", Room::open("Room one"));
-    let ports = [free_port(), free_port()];
-    let node = |own: u16, other: u16, extra: &str| {
-        TestServer::builder()
-            .talk(&talk)
-            .nats(&nats.url)
-            .extra(&format!(
-                "\n[grpc]\nlisten = 127.0.0.1:{own}\ntargets = 127.0.0.1:{other}\n{extra}"
-            ))
-            .start()
-    };
-    let mut a_node = node(ports[0], ports[1], "[app]\nshutdowngrace = 1\n").await;
-    let b_node = node(ports[1], ports[0], "").await;
-    grpc_peers_ready(&b_node, 1).await;
-    grpc_peers_ready(&a_node, 1).await;
+    let (mut a_node, b_node, cluster) =
+        two_meshed_nodes(Cluster::builder(2).node_extra(0, "[app]\nshutdowngrace = 1\n")).await;
+    let (talk, alice, bob, carol) = (&cluster.talk, &cluster.alice, &cluster.bob, &cluster.carol);
 
-    let mut a = tests::client::user(&a_node, &talk, &alice).await;
-    let mut b = tests::client::user(&b_node, &talk, &bob).await;
-    let mut c = tests::client::user(&b_node, &talk, &carol).await;
+    let mut a = tests::client::user(&a_node, talk, alice).await;
+    let mut b = tests::client::user(&b_node, talk, bob).await;
+    let mut c = tests::client::user(&b_node, talk, carol).await;
     a.join_ok("room1", "ta").await;
     let ids = [a.session_id.clone(), b.session_id.clone()];
     b.join_seeing("room1", "tb", &[&ids[0], &ids[1]]).await;

@@ -5,49 +5,17 @@
 
 use serde_json::{json, Value};
 use tests::client::{user, TestClient};
-use tests::nats::NatsServer;
-use tests::server::{TestServer, TALK_SECRET};
-use tests::talk::{Room, Talk, User};
+use tests::cluster::Cluster;
 
 /// Messages per run: enough for several NATS reads to interleave, well
 /// under a resuming session's queue.
 const COUNT: usize = 240;
 
-struct World {
-    talk: Talk,
-    _nats: Option<NatsServer>,
-    nodes: Vec<TestServer>,
-    alice: User,
-    bob: User,
-    carol: User,
-}
-
-async fn world(nodes: usize, nats: bool) -> World {
-    let nats = if nats {
-        Some(NatsServer::start().await)
-    } else {
-        None
-    };
-    let talk = Talk::start(TALK_SECRET).await;
-    let alice = talk.add_user("alice", "Alice");
-    let bob = talk.add_user("bob", "Bob");
-    let carol = talk.add_user("carol", "Carol");
-    talk.add_room("room1", Room::open("Room one"));
-    let mut servers = Vec::new();
-    for _ in 0..nodes {
-        let mut b = TestServer::builder().talk(&talk);
-        if let Some(n) = &nats {
-            b = b.nats(&n.url);
-        }
-        servers.push(b.start().await);
-    }
-    World {
-        talk,
-        _nats: nats,
-        nodes: servers,
-        alice,
-        bob,
-        carol,
+async fn world(nodes: usize, nats: bool) -> Cluster {
+    let b = Cluster::builder(nodes);
+    match nats {
+        true => b.start().await,
+        false => b.without_nats().start().await,
     }
 }
 
