@@ -332,6 +332,7 @@ impl Hub {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
+        self.inner.peers.close().await;
         if let Some(sfu) = self.sfu() {
             sfu.stopped().await;
         }

@@ -123,6 +123,8 @@ pub struct Peers {
     /// Where `tls` comes from; watched by [`Peers::watch_tls`].
     tls_files: super::tls::ClientTls,
     groups: RwLock<HashMap<String, HashMap<Target, Arc<Peer>>>>,
+    /// The server id checks of new channels; [`Peers::close`] ends them.
+    checks: tokio_util::task::TaskTracker,
 }
 
 impl Peers {
@@ -136,7 +138,19 @@ impl Peers {
             tls: RwLock::new(tls),
             tls_files,
             groups: RwLock::default(),
+            checks: tokio_util::task::TaskTracker::new(),
         }))
+    }
+
+    /// Closes every channel and waits for their server id checks.
+    pub async fn close(&self) {
+        for peers in std::mem::take(&mut *self.groups.write()).into_values() {
+            for peer in peers.into_values() {
+                peer.cancel.cancel();
+            }
+        }
+        self.checks.close();
+        self.checks.wait().await;
     }
 
     /// Reconnects every peer with new client certificates when their
@@ -163,7 +177,8 @@ impl Peers {
             for (t, peer) in peers.iter_mut() {
                 match self.connect(t) {
                     Ok(new) => {
-                        tokio::spawn(check_server_id(Arc::downgrade(self), new.clone()));
+                        self.checks
+                            .spawn(check_server_id(Arc::downgrade(self), new.clone()));
                         std::mem::replace(peer, new).cancel.cancel();
                     }
                     Err(e) => {
@@ -195,7 +210,8 @@ impl Peers {
             match self.connect(&t) {
                 Ok(peer) => {
                     tracing::info!(target = t.name, ip = ?t.ip, "gRPC target added");
-                    tokio::spawn(check_server_id(Arc::downgrade(self), peer.clone()));
+                    self.checks
+                        .spawn(check_server_id(Arc::downgrade(self), peer.clone()));
                     next.insert(t, peer);
                 }
                 Err(e) => tracing::warn!(target = t.name, error = %e, "invalid gRPC target"),

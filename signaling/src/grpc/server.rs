@@ -363,6 +363,8 @@ fn tls_incoming(
     Item = std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
 > {
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    // Owned by the returned stream: the loop ends when tonic drops it,
+    // and each handshake within HANDSHAKE_TIMEOUT.
     tokio::spawn(async move {
         let mut watch = tokio::time::interval(super::tls::WATCH_INTERVAL);
         loop {

@@ -119,6 +119,14 @@ impl Outbox {
         self.shared.cancel.is_cancelled() || self.tx.is_closed()
     }
 
+    /// Resolves once the connection is gone (see [`Outbox::is_closed`]).
+    pub async fn closed(&self) {
+        tokio::select! {
+            _ = self.shared.cancel.cancelled() => {}
+            _ = self.tx.closed() => {}
+        }
+    }
+
     /// Queues a text frame. Returns false if the connection is gone or was
     /// just closed because its queue is full.
     pub fn send_text(&self, text: Arc<str>) -> bool {
@@ -181,5 +189,20 @@ mod tests {
             rx.close_reason(),
             Some((CLOSE_SLOW_CLIENT.0, CLOSE_SLOW_CLIENT.1.to_string()))
         );
+    }
+
+    #[tokio::test]
+    async fn closed_resolves_when_the_writer_is_gone_or_cancelled() {
+        let overflows = IntCounter::new("overflows", "test").unwrap();
+        let (outbox, rx) = Outbox::new(CancellationToken::new(), overflows.clone());
+        let open = tokio::time::timeout(std::time::Duration::from_millis(50), outbox.closed());
+        assert!(open.await.is_err(), "resolved while open");
+        drop(rx);
+        outbox.closed().await;
+
+        let cancel = CancellationToken::new();
+        let (outbox, _rx) = Outbox::new(cancel.clone(), overflows);
+        cancel.cancel();
+        outbox.closed().await;
     }
 }

@@ -32,13 +32,15 @@ impl RemoteLink {
 }
 
 /// Edge: opens the stream to the owner of `public_id`, sends the client's
-/// `hello` and relays the owner's messages to `outbox`.
+/// `hello` and relays the owner's messages to `outbox` (a task of
+/// `tasks`, until either side ends).
 pub async fn open(
     peer: &Peer,
     public_id: &str,
     info: &ClientInfo,
     hello: &[u8],
     outbox: Outbox,
+    tasks: &tokio_util::task::TaskTracker,
 ) -> Result<RemoteLink, Status> {
     let (tx, rx) = mpsc::channel(FORWARD_QUEUE);
     let link = RemoteLink { tx };
@@ -60,9 +62,14 @@ pub async fn open(
     count_call("ProxySession");
     let mut responses = peer.sessions().proxy_session(request).await?.into_inner();
     let target = peer.target.name.clone();
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         loop {
-            match responses.message().await {
+            let next = tokio::select! {
+                // The client went away while the owner has nothing to say.
+                _ = outbox.closed() => break,
+                m = responses.message() => m,
+            };
+            match next {
                 Ok(Some(m)) => match String::from_utf8(m.message) {
                     Ok(text) => {
                         if !outbox.send_text(Arc::from(text)) {

@@ -27,7 +27,8 @@ pub fn serve_proxied(
     let (outbox, mut out) = crate::client::new_outbox(token.clone());
     // Writer: the outbox to the response stream; a close frame ends it.
     let writer_token = token.clone();
-    tokio::spawn(async move {
+    let tasks = hub.tasks().clone();
+    tasks.spawn(async move {
         loop {
             let frame = tokio::select! {
                 _ = writer_token.cancelled() => break,
@@ -51,12 +52,15 @@ pub fn serve_proxied(
         }
         writer_token.cancel();
     });
-    // Reader: the request stream into the hub, until either side ends.
-    tokio::spawn(async move {
+    // Reader: the request stream into the hub, until either side ends or
+    // the hub shuts down.
+    let stop = hub.inner.shutdown.clone();
+    tasks.spawn(async move {
         let mut ctx = ConnCtx::new(outbox, info);
         loop {
             let next = tokio::select! {
                 _ = token.cancelled() => break,
+                _ = stop.cancelled() => break,
                 m = incoming.message() => m,
             };
             let Ok(Some(m)) = next else { break };

@@ -402,7 +402,16 @@ async fn resume_elsewhere(
             return Elsewhere::Nowhere;
         }
     }
-    match crate::grpc::remote::open(&peer, &public_id, &ctx.info, frame, ctx.outbox.clone()).await {
+    match crate::grpc::remote::open(
+        &peer,
+        &public_id,
+        &ctx.info,
+        frame,
+        ctx.outbox.clone(),
+        hub.tasks(),
+    )
+    .await
+    {
         Ok(link) => {
             tracing::debug!(
                 session = public_id,
