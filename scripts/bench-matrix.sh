@@ -18,7 +18,9 @@ run() {
   for server in $IMPLS; do
     for n in $(seq "$REPEAT"); do
       local line
-      line=$(scripts/bench.sh "$server" "$@" --json --quiet 2>/dev/null || echo '{"failed":true}')
+      local pin=""
+      [[ "$label" == *pinned* ]] && pin=1
+      line=$(BENCH_PIN="$pin" scripts/bench.sh "$server" "$@" --json --quiet 2>/dev/null || echo '{"failed":true}')
       echo "{\"point\":\"$label\",\"impl\":\"$server\",\"run\":$n,\"result\":$line}" >> "$OUT"
       echo "$label $server #$n done" >&2
     done
@@ -30,6 +32,8 @@ run "light: 1:1 50 clients, 200 msg/s" one-to-one --clients 50 --rate 200 --dura
 run "light: room of 50, 200 msg/s" room --clients 50 --room-size 50 --rate 200 --duration 30
 # Saturation.
 run "1:1 100 clients" one-to-one --clients 100 --duration 10
+# The same with the server on CPU 0 and the generator on CPU 1.
+run "1:1 100 clients, pinned" one-to-one --clients 100 --duration 10
 run "1:1 1000 clients" one-to-one --clients 1000 --duration 10
 run "1:1 2000 clients" one-to-one --clients 2000 --duration 10
 run "room 500 members, 100 msg/s" room --clients 500 --room-size 500 --rate 100 --duration 10

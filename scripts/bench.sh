@@ -29,12 +29,16 @@ trap '[ -n "$pid" ] && { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || tru
 write_config "$dir/server.conf" "$port" ":loopback:"
 
 ulimit -n 65536 2>/dev/null || true
+# BENCH_PIN=1: the server on CPU 0 and the generator on CPU 1, so each
+# has one core of its own instead of competing for both.
+server_cpu=() gen_cpu=()
+if [ -n "${BENCH_PIN:-}" ]; then server_cpu=(taskset -c 0); gen_cpu=(taskset -c 1); fi
 case "$which" in
-  ours) RUST_LOG=warn "$BIN_DIR/signaling" --config "$dir/server.conf" >"$dir/server.log" 2>&1 & ;;
-  reference) /usr/bin/nextcloud-spreed-signaling-server -config "$dir/server.conf" >"$dir/server.log" 2>&1 & ;;
-  reference-1.2.4) "$reference_124" -config "$dir/server.conf" >"$dir/server.log" 2>&1 & ;;
+  ours) RUST_LOG=warn "${server_cpu[@]}" "$BIN_DIR/signaling" --config "$dir/server.conf" >"$dir/server.log" 2>&1 & ;;
+  reference) "${server_cpu[@]}" /usr/bin/nextcloud-spreed-signaling-server -config "$dir/server.conf" >"$dir/server.log" 2>&1 & ;;
+  reference-1.2.4) "${server_cpu[@]}" "$reference_124" -config "$dir/server.conf" >"$dir/server.log" 2>&1 & ;;
   *) echo "ours, reference or reference-1.2.4" >&2; exit 2 ;;
 esac
 pid=$!
 wait_ready "$port"
-"$BIN_DIR/signaling-bench" "$scenario" --server "ws://127.0.0.1:$port/spreed" --pid "$pid" "$@"
+"${gen_cpu[@]}" "$BIN_DIR/signaling-bench" "$scenario" --server "ws://127.0.0.1:$port/spreed" --pid "$pid" "$@"

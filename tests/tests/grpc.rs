@@ -240,20 +240,30 @@ async fn pair(
     nats: &NatsServer,
     grpc_extra: &dyn Fn(u16, u16) -> String,
 ) -> [TestServer; 2] {
+    pair_with_env(talk, nats, grpc_extra, &[]).await
+}
+
+/// [`pair`] with environment variables for both processes.
+async fn pair_with_env(
+    talk: &Talk,
+    nats: &NatsServer,
+    grpc_extra: &dyn Fn(u16, u16) -> String,
+    env: &[(&str, &str)],
+) -> [TestServer; 2] {
     let ports = [free_port(), free_port()];
     let mut nodes = Vec::new();
     for (own, other) in [(ports[0], ports[1]), (ports[1], ports[0])] {
-        nodes.push(
-            TestServer::builder()
-                .talk(talk)
-                .nats(&nats.url)
-                .extra(&format!(
-                    "\n[grpc]\nlisten = 127.0.0.1:{own}\n{}",
-                    grpc_extra(own, other)
-                ))
-                .start()
-                .await,
-        );
+        let mut b = TestServer::builder()
+            .talk(talk)
+            .nats(&nats.url)
+            .extra(&format!(
+                "\n[grpc]\nlisten = 127.0.0.1:{own}\n{}",
+                grpc_extra(own, other)
+            ));
+        for (k, v) in env {
+            b = b.env(k, v);
+        }
+        nodes.push(b.start().await);
     }
     let [a, b] = <[TestServer; 2]>::try_from(nodes).unwrap_or_else(|_| unreachable!());
     [a, b]
@@ -314,6 +324,57 @@ async fn mutual_tls() {
     let (mut c, _) = TestClient::connect(&n2).await;
     let v = c.resume(&a.resume_id).await;
     assert_eq!(v["hello"]["sessionid"], a.session_id.as_str(), "{v}");
+}
+
+/// Without `serverca` a node checks its peers' certificates against the
+/// system's trust store (here the test CA through `SSL_CERT_FILE`); a
+/// node whose store lacks that CA does not connect.
+#[tokio::test]
+async fn tls_with_the_system_trust_store() {
+    let certs = tests::certs::Certs::generate();
+    let nats = NatsServer::start().await;
+    let talk = Talk::start(TALK_SECRET).await;
+    let alice = talk.add_user("alice", "Alice");
+    let tls: String = mutual_tls_settings(&certs)
+        .lines()
+        .filter(|l| !l.starts_with("serverca"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let ca = certs.path("ca.crt").display().to_string();
+    let ports = parking_lot::Mutex::new(Vec::new());
+    let [n1, n2] = pair_with_env(
+        &talk,
+        &nats,
+        &|own, other| {
+            ports.lock().push(own);
+            format!("{tls}targets = 127.0.0.1:{other}\n")
+        },
+        &[("SSL_CERT_FILE", &ca)],
+    )
+    .await;
+    let n1_port = ports.lock()[0];
+    grpc_peers_ready(&n2, 1).await;
+    let a = user(&n1, &talk, &alice).await;
+    let (mut c, _) = TestClient::connect(&n2).await;
+    let v = c.resume(&a.resume_id).await;
+    assert_eq!(v["hello"]["sessionid"], a.session_id.as_str(), "{v}");
+
+    // The same settings with an empty store: the peer is not trusted.
+    let empty = tempfile::NamedTempFile::new().expect("temp file");
+    let stranger = TestServer::builder()
+        .talk(&talk)
+        .nats(&nats.url)
+        .extra(&format!("\n[grpc]\n{tls}targets = 127.0.0.1:{n1_port}\n"))
+        .env("SSL_CERT_FILE", &empty.path().display().to_string())
+        .start()
+        .await;
+    let connected = eventually(Duration::from_secs(3), || async {
+        let info = stranger.serverinfo().await;
+        let peers = info["grpc"].as_array().cloned().unwrap_or_default();
+        peers.iter().any(|p| p["connected"] == true).then_some(())
+    })
+    .await;
+    assert!(connected.is_none(), "connected without trusting the CA");
 }
 
 /// A TLS handshake with the gRPC port as a client of `certs`' CA (its

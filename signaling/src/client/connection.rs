@@ -118,11 +118,16 @@ async fn read_loop(
         if deadline < timer.deadline() {
             timer.as_mut().reset(deadline);
         }
+        // The stream first: under load a frame is usually ready, and then
+        // nothing else is polled (the token futures register a waiter on
+        // every poll). The others are polled whenever the stream waits,
+        // which Tokio's budget makes happen on a busy connection too.
         let next = tokio::select! {
+            biased;
+            r = stream.next() => Ok(r),
             _ = &mut cancelled => return ReadEnd::Done,
             _ = &mut shutting_down => return ReadEnd::Done,
             _ = &mut timer => Err(()),
-            r = stream.next() => Ok(r),
         };
         let msg = match next {
             Err(_) if Instant::now() < deadline => {
@@ -150,6 +155,11 @@ async fn read_loop(
             Ok(Some(Ok(msg))) => msg,
         };
         last_read = Instant::now();
+        if waiting_for_hello && last_read >= hello_deadline {
+            // Frames kept coming, so the timer was not looked at.
+            hub.hello_timeout(ctx);
+            return ReadEnd::Done;
+        }
         let too_big = match &msg {
             Message::Text(t) => t.len() > MAX_MESSAGE_SIZE,
             Message::Binary(b) => b.len() > MAX_MESSAGE_SIZE,

@@ -140,6 +140,10 @@ async fn messaging(s: &Settings, name: &str, room_size: Option<usize>) -> Result
                 i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 i
             });
+            // One timer for the whole run: a new one per message would
+            // cost the generator a timer-wheel insert and removal each.
+            let end = tokio::time::sleep_until(deadline);
+            tokio::pin!(end);
             loop {
                 let ready = async {
                     match interval.as_mut() {
@@ -157,7 +161,7 @@ async fn messaging(s: &Settings, name: &str, room_size: Option<usize>) -> Result
                     }
                 };
                 let go = tokio::select! {
-                    _ = tokio::time::sleep_until(deadline) => false,
+                    _ = &mut end => false,
                     ok = ready => ok,
                 };
                 if !go {

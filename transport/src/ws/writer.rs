@@ -99,15 +99,17 @@ impl Writer {
         let cancelled = token.cancelled();
         tokio::pin!(cancelled);
         loop {
+            // Frames first: under load one is usually waiting, and a look
+            // at the token costs less than polling its future (which
+            // registers a waiter each time); a cancelled connection
+            // writes nothing more.
             tokio::select! {
                 biased;
-                _ = &mut cancelled => {
-                    if let Some((code, reason)) = rx.close_reason() {
-                        let _ = timeout(Duration::from_secs(1), send_close(&mut sink, code, &reason)).await;
-                    }
-                    break;
-                }
                 frame = rx.rx.recv() => match frame {
+                    _ if token.is_cancelled() => {
+                        send_close_reason(&mut sink, &rx).await;
+                        break;
+                    }
                     Some(OutFrame::Close { code, reason }) => {
                         let _ = timeout(self.write_wait, send_close(&mut sink, code, &reason)).await;
                         break;
@@ -125,6 +127,10 @@ impl Writer {
                     }
                     None => break,
                 },
+                _ = &mut cancelled => {
+                    send_close_reason(&mut sink, &rx).await;
+                    break;
+                }
                 _ = ping.tick(), if self.ping_period.is_some() => {
                     let payload = now_nanos().to_string();
                     let sent = timeout(self.write_wait, sink.send(M::ping(payload.into_bytes()))).await;
@@ -214,6 +220,17 @@ pub fn now_nanos() -> u128 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0)
+}
+
+/// The close frame of an aborted connection, if it has a reason.
+async fn send_close_reason<S, M>(sink: &mut S, rx: &OutboxReceiver)
+where
+    S: Sink<M> + Unpin,
+    M: WsFrame,
+{
+    if let Some((code, reason)) = rx.close_reason() {
+        let _ = timeout(Duration::from_secs(1), send_close(sink, code, &reason)).await;
+    }
 }
 
 async fn send_close<S, M>(sink: &mut S, code: u16, reason: &str) -> Result<(), S::Error>
