@@ -59,6 +59,11 @@ impl TestServer {
         metric(&self.http_url(), line_prefix).await
     }
 
+    /// See [`metrics_text`].
+    pub async fn metrics_text(&self) -> String {
+        metrics_text(&self.http_url()).await
+    }
+
     /// See [`metric_sum`].
     pub async fn metric_sum(&self, line_prefix: &str) -> f64 {
         metric_sum(&self.http_url(), line_prefix).await
@@ -107,22 +112,24 @@ pub async fn get_json(url: &str) -> serde_json::Value {
 /// The value of the `/metrics` line of `base_url` starting with
 /// `line_prefix` (name and labels and a space); 0 when absent.
 pub async fn metric(base_url: &str, line_prefix: &str) -> f64 {
-    let text = match reqwest::get(format!("{base_url}metrics")).await {
+    metric_in(&metrics_text(base_url).await, line_prefix)
+}
+
+/// The `/metrics` page of `base_url`; empty when it cannot be read.
+pub async fn metrics_text(base_url: &str) -> String {
+    match reqwest::get(format!("{base_url}metrics")).await {
         Ok(r) => r.text().await.unwrap_or_default(),
         Err(_) => String::new(),
-    };
-    metric_in(&text, line_prefix)
+    }
 }
 
 /// The sum of every `/metrics` line of `base_url` starting with
 /// `line_prefix` (a name and the first labels): one counter across the
 /// values of its other labels.
 pub async fn metric_sum(base_url: &str, line_prefix: &str) -> f64 {
-    let text = match reqwest::get(format!("{base_url}metrics")).await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    };
-    text.lines()
+    metrics_text(base_url)
+        .await
+        .lines()
         .filter(|l| l.starts_with(line_prefix))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()

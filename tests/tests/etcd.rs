@@ -18,6 +18,21 @@ async fn hello_result(server: &TestServer, talk: &Talk) -> serde_json::Value {
     v
 }
 
+/// Waits until a hello v2 of bob gets `expect` (`"hello"` or an error
+/// code): backends from etcd arrive through its watch.
+async fn hellos_get(server: &TestServer, talk: &Talk, expect: &str) {
+    let got = eventually(Duration::from_secs(10), || async {
+        let v = hello_result(server, talk).await;
+        (v["type"] == expect || v["error"]["code"] == expect).then_some(())
+    })
+    .await;
+    assert!(
+        got.is_some(),
+        "hellos never got {expect}:\n{}",
+        server.process.log_tail(30)
+    );
+}
+
 /// A backend put into etcd is accepted without restart; removing it makes
 /// hellos fail with `invalid_backend` again.
 #[tokio::test]
@@ -38,18 +53,10 @@ async fn backends_follow_etcd() {
 
     let doc = json!({"urls": [talk.url()], "secret": TALK_SECRET}).to_string();
     etcd.put("/signaling/backend/one", &doc).await;
-    let ok = eventually(Duration::from_secs(10), || async {
-        (hello_result(&server, &talk).await["type"] == "hello").then_some(())
-    })
-    .await;
-    assert!(ok.is_some(), "backend from etcd not used");
+    hellos_get(&server, &talk, "hello").await;
 
     etcd.delete("/signaling/backend/one").await;
-    let gone = eventually(Duration::from_secs(10), || async {
-        (hello_result(&server, &talk).await["error"]["code"] == "invalid_backend").then_some(())
-    })
-    .await;
-    assert!(gone.is_some(), "removed backend still accepted");
+    hellos_get(&server, &talk, "invalid_backend").await;
 }
 
 /// `[etcd] discoverysrv`/`discoveryservice`: the endpoints come from the
@@ -96,11 +103,7 @@ async fn endpoints_from_dns_srv() {
         )
         .start()
         .await;
-    let ok = eventually(Duration::from_secs(10), || async {
-        (hello_result(&server, &talk).await["type"] == "hello").then_some(())
-    })
-    .await;
-    assert!(ok.is_some(), "{}", server.process.log_tail(30));
+    hellos_get(&server, &talk, "hello").await;
     let info = server.serverinfo().await;
     assert_eq!(
         info["etcd"]["endpoints"],
@@ -124,11 +127,7 @@ async fn deprecated_mcu_etcd_options() {
         ))
         .start()
         .await;
-    let ok = eventually(Duration::from_secs(10), || async {
-        (hello_result(&server, &talk).await["type"] == "hello").then_some(())
-    })
-    .await;
-    assert!(ok.is_some(), "{}", server.process.log_tail(30));
+    hellos_get(&server, &talk, "hello").await;
     let log = std::fs::read_to_string(server.process.log_path()).unwrap();
     assert!(
         log.contains("[mcu] endpoints is deprecated: set it in [etcd] instead"),
@@ -155,16 +154,8 @@ async fn mutual_tls() {
         ))
         .start()
         .await;
-    let ok = eventually(Duration::from_secs(10), || async {
-        (hello_result(&server, &talk).await["type"] == "hello").then_some(())
-    })
-    .await;
-    assert!(ok.is_some(), "{}", server.process.log_tail(30));
+    hellos_get(&server, &talk, "hello").await;
     // Changes arrive through the watch over TLS as well.
     etcd.delete("/signaling/backend/one").await;
-    let gone = eventually(Duration::from_secs(10), || async {
-        (hello_result(&server, &talk).await["error"]["code"] == "invalid_backend").then_some(())
-    })
-    .await;
-    assert!(gone.is_some());
+    hellos_get(&server, &talk, "invalid_backend").await;
 }

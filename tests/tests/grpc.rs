@@ -291,8 +291,14 @@ async fn dns_discovery() {
         .as_str()
         .unwrap_or_default()
         .starts_with("localhost:"));
-    let a = user(&n1, &talk, &alice).await;
-    let (mut c, _) = TestClient::connect(&n2).await;
+    resumes_across(&n1, &n2, &talk, &alice).await;
+}
+
+/// alice signs in on `from` and resumes on `to`, which proxies her
+/// session to `from` over gRPC.
+async fn resumes_across(from: &TestServer, to: &TestServer, talk: &Talk, alice: &User) {
+    let a = user(from, talk, alice).await;
+    let (mut c, _) = TestClient::connect(to).await;
     let v = c.resume(&a.resume_id).await;
     assert_eq!(v["hello"]["sessionid"], a.session_id.as_str(), "{v}");
 }
@@ -320,10 +326,7 @@ async fn mutual_tls() {
     })
     .await;
     grpc_peers_ready(&n2, 1).await;
-    let a = user(&n1, &talk, &alice).await;
-    let (mut c, _) = TestClient::connect(&n2).await;
-    let v = c.resume(&a.resume_id).await;
-    assert_eq!(v["hello"]["sessionid"], a.session_id.as_str(), "{v}");
+    resumes_across(&n1, &n2, &talk, &alice).await;
 }
 
 /// Without `serverca` a node checks its peers' certificates against the
@@ -354,10 +357,7 @@ async fn tls_with_the_system_trust_store() {
     .await;
     let n1_port = ports.lock()[0];
     grpc_peers_ready(&n2, 1).await;
-    let a = user(&n1, &talk, &alice).await;
-    let (mut c, _) = TestClient::connect(&n2).await;
-    let v = c.resume(&a.resume_id).await;
-    assert_eq!(v["hello"]["sessionid"], a.session_id.as_str(), "{v}");
+    resumes_across(&n1, &n2, &talk, &alice).await;
 
     // The same settings with an empty store: the peer is not trusted.
     let empty = tempfile::NamedTempFile::new().expect("temp file");
@@ -467,8 +467,5 @@ async fn renewed_certificates() {
     .await;
     assert!(reconnected.is_some(), "{}", n2.process.log_tail(20));
     grpc_peers_ready(&n2, 1).await;
-    let a = user(&n1, &talk, &alice).await;
-    let (mut c, _) = TestClient::connect(&n2).await;
-    let v = c.resume(&a.resume_id).await;
-    assert_eq!(v["hello"]["sessionid"], a.session_id.as_str(), "{v}");
+    resumes_across(&n1, &n2, &talk, &alice).await;
 }

@@ -72,14 +72,7 @@ async fn reference_image_variables() {
 async fn ca_certificates_folder() {
     let certs = Certs::generate();
     let talk = Talk::start(TALK_SECRET).await;
-    let talk_port: u16 = talk
-        .url()
-        .trim_end_matches('/')
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let talk_port = talk.addr.port();
     let front = TlsFront::start(&certs, talk_port).await;
     let nc = format!("https://127.0.0.1:{}/", front.port);
     let cas = tempfile::tempdir().unwrap();

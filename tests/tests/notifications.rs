@@ -449,12 +449,7 @@ async fn incall_updates_participants_and_call() {
     b.message(json!({"type": "call"}), json!("gone")).await;
     a.expect_silence(QUIET).await;
     // The ended call's gauge is gone, as in the reference.
-    let text = reqwest::get(format!("{}metrics", w.server.http_url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = w.server.metrics_text().await;
     assert!(
         !text.contains(
             "signaling_call_sessions{backend=\"talk\",clienttype=\"client\",room=\"room1\"}"

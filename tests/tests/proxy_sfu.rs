@@ -239,12 +239,7 @@ async fn load_and_draining_steer_publishers() {
         );
     }
     // The reference's per-proxy gauges follow the same reports.
-    let text = reqwest::get(format!("{}metrics", w.server.http_url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = w.server.metrics_text().await;
     let values = |prefix: &str| -> Vec<f64> {
         text.lines()
             .filter(|l| l.starts_with(prefix))

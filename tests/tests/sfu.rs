@@ -407,12 +407,7 @@ async fn janus_events_endpoint() {
     })
     .await;
     assert!(closed.is_ok(), "garbage must close the events connection");
-    let text = reqwest::get(format!("{}metrics", w.server.http_url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = w.server.metrics_text().await;
     assert!(
         text.contains("signaling_mcu_ice_state_total{state=\"checking\"} 1"),
         "the valid event before the garbage was counted"

@@ -34,14 +34,7 @@ fn backend(front: &TlsFront) -> String {
 async fn backend_behind_a_private_ca() {
     let certs = Certs::generate();
     let talk = Talk::start(TALK_SECRET).await;
-    let talk_port: u16 = talk
-        .url()
-        .trim_end_matches('/')
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let talk_port = talk.addr.port();
     let front = TlsFront::start(&certs, talk_port).await;
 
     // The CA is not in the store: the certificate is refused.

@@ -14,10 +14,10 @@ use std::time::Duration;
 use peers::{Publisher, Subscriber};
 use serde_json::{json, Value};
 use setup::{
-    accept_offer, in_call, join_call, publish, send_sfu, subscribe, world, world_with, World,
+    accept_offer, in_call, janus_in_namespace, join_call, publish, send_sfu, subscribe, world,
+    world_with, World,
 };
 use tests::client::{user, TestClient};
-use tests::janus::{Janus, JanusOptions};
 use tests::server::{TestServer, TALK_SECRET};
 use tests::talk::{Room, Talk};
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
@@ -52,12 +52,7 @@ async fn audio_and_video_reach_the_subscriber() {
         .wait_packets(&[RTPCodecType::Audio, RTPCodecType::Video], 20)
         .await;
     let metrics = tests::wait::eventually(Duration::from_secs(10), || async {
-        let text = reqwest::get(format!("{}metrics", w.server.http_url()))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let text = w.server.metrics_text().await;
         let bytes = tests::server::metric_in(
             &text,
             "signaling_mcu_media_bytes_total{direction=\"incoming\",media=\"audio\"}",
@@ -90,12 +85,7 @@ async fn audio_and_video_reach_the_subscriber() {
     // Janus's `media` events: alice sends audio and video, and bob
     // receives both.
     let streams = tests::wait::eventually(Duration::from_secs(10), || async {
-        let text = reqwest::get(format!("{}metrics", w.server.http_url()))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let text = w.server.metrics_text().await;
         let m = |line: &str| tests::server::metric_in(&text, line);
         let all = [
             m("signaling_mcu_publisher_streams{type=\"audio\"}"),
@@ -211,25 +201,15 @@ async fn janus_restart_mid_call() {
         first.pc.connection_state()
     );
 
-    let _janus = Janus::start(JanusOptions {
-        ice_interface: Some("jv0".into()),
-        events_url: Some(server.ws_url()),
-        port: Some(port),
-    })
-    .await;
+    let _janus = janus_in_namespace(Some((&server, port))).await;
     server.wait_sfu_connected().await;
     let again = Publisher::new(true).await;
     publish(&mut a, &again, "video").await;
     let subscriber = Subscriber::new().await;
     subscribe(&mut b, &subscriber, &alice_id, "video").await;
-    assert!(
-        subscriber
-            .wait_packets(&[RTPCodecType::Audio, RTPCodecType::Video], 20)
-            .await,
-        "RTP after the restart: audio {}, video {}",
-        subscriber.count(RTPCodecType::Audio),
-        subscriber.count(RTPCodecType::Video)
-    );
+    subscriber
+        .expect_audio_and_video("RTP after the restart")
+        .await;
     drop(talk);
 }
 
@@ -241,11 +221,7 @@ async fn through_a_proxy() {
     if !in_namespace("through_a_proxy") {
         return;
     }
-    let janus = Janus::start(JanusOptions {
-        ice_interface: Some("jv0".into()),
-        ..Default::default()
-    })
-    .await;
+    let janus = janus_in_namespace(None).await;
     let (key, public) = tests::proxy::rsa_key();
     let proxy =
         tests::proxy::ProxyServer::start_with_key(&janus.url, "", (key.clone(), public)).await;
@@ -290,14 +266,9 @@ async fn through_a_proxy() {
     let subscriber = Subscriber::new().await;
     let alice_id = a.session_id.clone();
     subscribe(&mut b, &subscriber, &alice_id, "video").await;
-    assert!(
-        subscriber
-            .wait_packets(&[RTPCodecType::Audio, RTPCodecType::Video], 20)
-            .await,
-        "RTP through the proxy: audio {}, video {}",
-        subscriber.count(RTPCodecType::Audio),
-        subscriber.count(RTPCodecType::Video)
-    );
+    subscriber
+        .expect_audio_and_video("RTP through the proxy")
+        .await;
     assert_eq!(
         proxy
             .metric("signaling_proxy_subscribers{type=\"video\"} ")
@@ -318,11 +289,7 @@ async fn sendoffer_across_nodes_through_a_proxy() {
         return;
     }
     let nats = tests::nats::NatsServer::start().await;
-    let janus = Janus::start(JanusOptions {
-        ice_interface: Some("jv0".into()),
-        ..Default::default()
-    })
-    .await;
+    let janus = janus_in_namespace(None).await;
     let key_pair = tests::proxy::rsa_key();
     let proxy = tests::proxy::ProxyServer::start_with_key(&janus.url, "", key_pair.clone()).await;
     let key_dir = tempfile::tempdir().expect("temp dir");
@@ -423,16 +390,8 @@ async fn between_two_proxies() {
     if !in_namespace("between_two_proxies") {
         return;
     }
-    let janus_de = Janus::start(JanusOptions {
-        ice_interface: Some("jv0".into()),
-        ..Default::default()
-    })
-    .await;
-    let janus_us = Janus::start(JanusOptions {
-        ice_interface: Some("jv0".into()),
-        ..Default::default()
-    })
-    .await;
+    let janus_de = janus_in_namespace(None).await;
+    let janus_us = janus_in_namespace(None).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let server_key = tests::proxy::rsa_key();
     let (server_private, _) = key_files(dir.path(), "server1", &server_key);
@@ -523,14 +482,9 @@ async fn between_two_proxies() {
     let subscriber = Subscriber::new().await;
     let alice_id = a.session_id.clone();
     subscribe(&mut b, &subscriber, &alice_id, "video").await;
-    assert!(
-        subscriber
-            .wait_packets(&[RTPCodecType::Audio, RTPCodecType::Video], 20)
-            .await,
-        "RTP between the proxies: audio {}, video {}",
-        subscriber.count(RTPCodecType::Audio),
-        subscriber.count(RTPCodecType::Video)
-    );
+    subscriber
+        .expect_audio_and_video("RTP between the proxies")
+        .await;
     println!(
         "REPORT RTP at the subscriber through a remote stream: audio {}, video {}",
         subscriber.count(RTPCodecType::Audio),

@@ -206,6 +206,18 @@ impl Subscriber {
             .unwrap_or(0)
     }
 
+    /// Asserts that audio and video arrive (20 packets of each); `what`
+    /// names the path in the failure message.
+    pub(crate) async fn expect_audio_and_video(&self, what: &str) {
+        let (audio, video) = (RTPCodecType::Audio, RTPCodecType::Video);
+        assert!(
+            self.wait_packets(&[audio, video], 20).await,
+            "{what}: audio {}, video {}",
+            self.count(audio),
+            self.count(video)
+        );
+    }
+
     /// Waits until at least `n` packets of each kind arrived.
     pub(crate) async fn wait_packets(&self, kinds: &[RTPCodecType], n: usize) -> bool {
         tests::wait::eventually(Duration::from_secs(10), || {

@@ -37,12 +37,7 @@ pub(crate) async fn world_with(mcu_extra: &str) -> World {
         ))
         .start()
         .await;
-    let janus = Janus::start(JanusOptions {
-        ice_interface: Some("jv0".into()),
-        events_url: Some(server.ws_url()),
-        port: Some(janus_port),
-    })
-    .await;
+    let janus = janus_in_namespace(Some((&server, janus_port))).await;
     server.wait_sfu_connected().await;
     World {
         talk,
@@ -51,6 +46,17 @@ pub(crate) async fn world_with(mcu_extra: &str) -> World {
         alice,
         bob,
     }
+}
+
+/// A Janus that uses the namespace's veth `jv0` for ICE; with a server,
+/// it listens on the given port and sends its events to that server.
+pub(crate) async fn janus_in_namespace(events: Option<(&TestServer, u16)>) -> Janus {
+    Janus::start(JanusOptions {
+        ice_interface: Some("jv0".into()),
+        events_url: events.map(|(s, _)| s.ws_url()),
+        port: events.map(|(_, p)| p),
+    })
+    .await
 }
 
 /// alice and bob in room1 and in its call.

@@ -63,11 +63,14 @@ pub async fn open(
     let mut responses = peer.sessions().proxy_session(request).await?.into_inner();
     let target = peer.target.name.clone();
     tasks.spawn(async move {
+        let gone = outbox.closed();
+        tokio::pin!(gone);
         loop {
             let next = tokio::select! {
-                // The client went away while the owner has nothing to say.
-                _ = outbox.closed() => break,
+                biased;
                 m = responses.message() => m,
+                // The client went away while the owner has nothing to say.
+                _ = &mut gone => break,
             };
             match next {
                 Ok(Some(m)) => match String::from_utf8(m.message) {

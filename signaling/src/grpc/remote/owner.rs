@@ -29,9 +29,12 @@ pub fn serve_proxied(
     let writer_token = token.clone();
     let tasks = hub.tasks().clone();
     tasks.spawn(async move {
+        let ended = writer_token.cancelled();
+        tokio::pin!(ended);
         loop {
             let frame = tokio::select! {
-                _ = writer_token.cancelled() => break,
+                biased;
+                _ = &mut ended => break,
                 f = out.rx.recv() => f,
             };
             match frame {
@@ -57,11 +60,16 @@ pub fn serve_proxied(
     let stop = hub.inner.shutdown.clone();
     tasks.spawn(async move {
         let mut ctx = ConnCtx::new(outbox, info);
+        // Created once and polled only while the stream waits, as in the
+        // WebSocket reader.
+        let (ended, stopping) = (token.cancelled(), stop.cancelled());
+        tokio::pin!(ended, stopping);
         loop {
             let next = tokio::select! {
-                _ = token.cancelled() => break,
-                _ = stop.cancelled() => break,
+                biased;
                 m = incoming.message() => m,
+                _ = &mut ended => break,
+                _ = &mut stopping => break,
             };
             let Ok(Some(m)) = next else { break };
             if hub.handle_frame(&mut ctx, &m.message).await == Flow::Close {
