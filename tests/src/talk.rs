@@ -294,6 +294,17 @@ impl Talk {
         let status = resp.status().as_u16();
         (status, resp.text().await.unwrap_or_default())
     }
+
+    /// Tells `server` that the Talk sessions `ta` (alice) and `tb` (bob)
+    /// of `room` joined its call with audio and video, as Nextcloud does
+    /// when both click "join call"; panics unless accepted.
+    pub async fn alice_and_bob_join_call(&self, server: &str, room: &str) {
+        let entry = |s: &str, u: &str| serde_json::json!({"sessionId": s, "userId": u, "inCall": 7, "participantType": 3});
+        let users = [entry("ta", "alice"), entry("tb", "bob")];
+        let body = serde_json::json!({"type": "incall", "incall": {"incall": 7, "changed": users, "users": users}});
+        let (status, text) = self.notify(server, room, &body).await;
+        assert_eq!(status, 200, "{text}");
+    }
 }
 
 pub fn unix_now() -> i64 {

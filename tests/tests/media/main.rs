@@ -14,7 +14,7 @@ use std::time::Duration;
 use peers::{Publisher, Subscriber};
 use serde_json::{json, Value};
 use setup::{
-    accept_offer, in_call, janus_in_namespace, join_call, publish, send_sfu, subscribe, world,
+    in_call, janus_in_namespace, join_call, publish, screen_by_sendoffer, subscribe, world,
     world_with, World,
 };
 use tests::client::{user, TestClient};
@@ -111,22 +111,8 @@ async fn screen_share_with_sendoffer() {
     // A short wait for publishers that do not exist.
     let w = world_with("timeout = 2\n").await;
     let (mut a, mut b) = in_call(&w).await;
-    let screen = Publisher::new(false).await;
-    publish(&mut a, &screen, "screen").await;
-    let (alice_id, bob_id) = (a.session_id.clone(), b.session_id.clone());
-    send_sfu(
-        &mut a,
-        &bob_id,
-        json!({"type": "sendoffer", "roomType": "screen", "sid": "share-1"}),
-    )
-    .await;
-    let subscriber = Subscriber::new().await;
-    accept_offer(&mut b, &subscriber, &alice_id, "screen").await;
-    assert!(
-        subscriber.wait_packets(&[RTPCodecType::Video], 20).await,
-        "screen RTP at the subscriber: {}",
-        subscriber.count(RTPCodecType::Video)
-    );
+    let _streams = screen_by_sendoffer(&mut a, &mut b, "screen RTP at the subscriber").await;
+    let bob_id = b.session_id.clone();
     sendoffer_errors(&mut a, &bob_id).await;
     // bob hears nothing of the failed ones (Janus may still trickle).
     while let Ok(Some(v)) = b.try_recv_within(Duration::from_millis(300)).await {
@@ -322,24 +308,15 @@ async fn sendoffer_across_nodes_through_a_proxy() {
     proxy.wait_janus_connected().await;
     let mut a = user(&nodes[0], &talk, &alice).await;
     let mut b = user(&nodes[1], &talk, &bob).await;
-    let (alice_id, bob_id) = (a.session_id.clone(), b.session_id.clone());
+    let bob_id = b.session_id.clone();
     a.join_ok("room1", "ta").await;
     b.join_ok("room1", "tb").await;
-    let screen = Publisher::new(false).await;
-    publish(&mut a, &screen, "screen").await;
-    send_sfu(
+    let _streams = screen_by_sendoffer(
         &mut a,
-        &bob_id,
-        json!({"type": "sendoffer", "roomType": "screen", "sid": "share-1"}),
+        &mut b,
+        "screen RTP at the subscriber on the other node",
     )
     .await;
-    let subscriber = Subscriber::new().await;
-    accept_offer(&mut b, &subscriber, &alice_id, "screen").await;
-    assert!(
-        subscriber.wait_packets(&[RTPCodecType::Video], 20).await,
-        "screen RTP at the subscriber on the other node: {}",
-        subscriber.count(RTPCodecType::Video)
-    );
     let id = a
         .request(
             "message",

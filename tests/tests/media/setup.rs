@@ -7,6 +7,8 @@ use tests::janus::{Janus, JanusOptions};
 use tests::server::{TestServer, TALK_SECRET};
 use tests::talk::{Room, Talk, User};
 
+use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
+
 use crate::peers::{Publisher, Subscriber};
 
 pub(crate) struct World {
@@ -59,6 +61,34 @@ pub(crate) async fn janus_in_namespace(events: Option<(&TestServer, u16)>) -> Ja
     .await
 }
 
+/// `a` publishes a screen and sends `sendoffer` to `b`, who gets the
+/// SFU's offer without asking, answers it and receives the screen's
+/// video; `what` names the path in the failure message. The peers are
+/// returned to keep the streams alive.
+pub(crate) async fn screen_by_sendoffer(
+    a: &mut TestClient,
+    b: &mut TestClient,
+    what: &str,
+) -> (Publisher, Subscriber) {
+    let screen = Publisher::new(false).await;
+    publish(a, &screen, "screen").await;
+    let (alice_id, bob_id) = (a.session_id.clone(), b.session_id.clone());
+    send_sfu(
+        a,
+        &bob_id,
+        json!({"type": "sendoffer", "roomType": "screen", "sid": "share-1"}),
+    )
+    .await;
+    let subscriber = Subscriber::new().await;
+    accept_offer(b, &subscriber, &alice_id, "screen").await;
+    assert!(
+        subscriber.wait_packets(&[RTPCodecType::Video], 20).await,
+        "{what}: {}",
+        subscriber.count(RTPCodecType::Video)
+    );
+    (screen, subscriber)
+}
+
 /// alice and bob in room1 and in its call.
 pub(crate) async fn in_call(w: &World) -> (TestClient, TestClient) {
     let a = user(&w.server, &w.talk, &w.alice).await;
@@ -74,17 +104,9 @@ pub(crate) async fn join_call(
 ) -> (TestClient, TestClient) {
     a.join_ok("room1", "ta").await;
     b.join_ok("room1", "tb").await;
-    let entry =
-        |s: &str, u: &str| json!({"sessionId": s, "userId": u, "inCall": 7, "participantType": 3});
-    let (status, _) = w
-        .talk
-        .notify(
-            &w.server.http_url(),
-            "room1",
-            &json!({"type": "incall", "incall": {"incall": 7, "changed": [entry("ta", "alice"), entry("tb", "bob")], "users": [entry("ta", "alice"), entry("tb", "bob")]}}),
-        )
+    w.talk
+        .alice_and_bob_join_call(&w.server.http_url(), "room1")
         .await;
-    assert_eq!(status, 200);
     for c in [&mut a, &mut b] {
         c.recv_until(|v| v["event"]["target"] == "participants")
             .await;
