@@ -16,6 +16,17 @@ pub struct ProxyServer {
     pub key: rsa::RsaPrivateKey,
 }
 
+/// A signaling server's `[mcu] token_key` file for `key`, in a temporary
+/// directory that lives as long as the returned guard.
+pub fn write_token_key(key: &rsa::RsaPrivateKey) -> (tempfile::TempDir, std::path::PathBuf) {
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("token.key");
+    let pem = key.to_pkcs8_pem(LineEnding::LF).expect("pem");
+    std::fs::write(&file, pem.as_bytes()).expect("write key");
+    (dir, file)
+}
+
 /// A fresh RSA key pair: the private key and its public PEM. Made by
 /// `openssl` (key generation in a debug build of `rsa` takes seconds).
 pub fn rsa_key() -> (rsa::RsaPrivateKey, String) {

@@ -53,7 +53,7 @@ async fn world_with(proxy_extra: [&str; 2], server_extra: &str, urls: Urls<'_>) 
             .await;
     let p2 =
         ProxyServer::start_with_key(&janus[1].url, proxy_extra[1], (key.clone(), public)).await;
-    let (key_dir, key_file) = write_key(&key);
+    let (key_dir, key_file) = tests::proxy::write_token_key(&key);
     let talk = Talk::start(TALK_SECRET).await;
     let users = ["alice", "bob", "carol"]
         .iter()
@@ -113,15 +113,6 @@ async fn world_with(proxy_extra: [&str; 2], server_extra: &str, urls: Urls<'_>) 
 /// Whether the server's first proxy is connected.
 async fn proxy_connected(s: &TestServer) -> bool {
     s.serverinfo().await["sfu"]["proxies"][0]["connected"] == true
-}
-
-/// The server's `[mcu] token_key` file for `key`.
-fn write_key(key: &rsa::RsaPrivateKey) -> (tempfile::TempDir, std::path::PathBuf) {
-    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("token.key");
-    std::fs::write(&file, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
-    (dir, file)
 }
 
 /// Publishes a synthetic offer for `c`; returns the reply.
@@ -478,7 +469,6 @@ async fn subscriber_on_a_node_without_that_proxy() {
 /// alice publishes through node 1, bob subscribes through node 2; with
 /// `separate_proxies` node 2 is configured with another proxy only.
 async fn subscriber_across_nodes(separate_proxies: bool) {
-    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
     let nats = tests::nats::NatsServer::start().await;
     let janus = Janus::start(JanusOptions::default()).await;
     let (key, public) = rsa_key();
@@ -496,13 +486,7 @@ async fn subscriber_across_nodes(separate_proxies: bool) {
             .as_ref()
             .map_or_else(|| proxy.base_url(), |(_, p)| p.base_url()),
     ];
-    let key_dir = tempfile::tempdir().unwrap();
-    let key_file = key_dir.path().join("token.key");
-    std::fs::write(
-        &key_file,
-        key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
-    )
-    .unwrap();
+    let (_key_dir, key_file) = tests::proxy::write_token_key(&key);
     let talk = Talk::start(TALK_SECRET).await;
     let alice = talk.add_user("alice", "Alice");
     let bob = talk.add_user("bob", "Bob");
@@ -606,7 +590,7 @@ async fn wss_proxy_and_skipverify() {
     let (key, public) = rsa_key();
     let proxy = ProxyServer::start_with_key(&janus.url, "", (key.clone(), public)).await;
     let front = tests::tls_front::TlsFront::start(&certs, proxy.port).await;
-    let (_key_dir, key_file) = write_key(&key);
+    let (_key_dir, key_file) = tests::proxy::write_token_key(&key);
     let server = |skip: bool| {
         TestServer::builder()
             .extra(&format!(
@@ -659,7 +643,7 @@ async fn wss_proxy_and_skipverify() {
 #[tokio::test]
 async fn no_backend_available_is_counted() {
     let (key, _) = rsa_key();
-    let (_key_dir, key_file) = write_key(&key);
+    let (_key_dir, key_file) = tests::proxy::write_token_key(&key);
     let talk = tests::talk::Talk::start(tests::server::TALK_SECRET).await;
     let alice = talk.add_user("alice", "Alice");
     talk.add_room("room1", tests::talk::Room::open("Room one"));

@@ -203,7 +203,6 @@ async fn janus_restart_mid_call() {
 /// publisher and the subscriber live on the proxy's Janus and RTP flows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_a_proxy() {
-    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
     if !in_namespace("through_a_proxy") {
         return;
     }
@@ -211,13 +210,7 @@ async fn through_a_proxy() {
     let (key, public) = tests::proxy::rsa_key();
     let proxy =
         tests::proxy::ProxyServer::start_with_key(&janus.url, "", (key.clone(), public)).await;
-    let key_dir = tempfile::tempdir().expect("temp dir");
-    let key_file = key_dir.path().join("token.key");
-    std::fs::write(
-        &key_file,
-        key.to_pkcs8_pem(LineEnding::LF).expect("pem").as_bytes(),
-    )
-    .expect("write key");
+    let (_key_dir, key_file) = tests::proxy::write_token_key(&key);
     let talk = Talk::start(TALK_SECRET).await;
     let alice = talk.add_user("alice", "Alice");
     let bob = talk.add_user("bob", "Bob");
