@@ -10,6 +10,6 @@ VENV=target/helm-venv
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
-"$VENV/bin/pip" install -q --disable-pip-version-check \
+"$VENV/bin/pip" install -q --no-cache-dir --disable-pip-version-check \
   helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 checkov==3.3.30 pyyaml==6.0.4
 exec "$VENV/bin/python" deploy/helm/check.py

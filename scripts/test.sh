@@ -31,6 +31,12 @@ JOBS="${CARGO_BUILD_JOBS:-2}"
 # protox, and etcd is spoken to through its JSON gateway. Pointing prost
 # at a missing protoc makes any regression fail the build.
 export PROTOC=/nonexistent/protoc
+# A clean clone gains nothing from incremental state, which would take
+# several GB of a CI machine's disk.
+if [ -n "${CI:-}" ]; then
+  export CARGO_INCREMENTAL=0
+  df -h . || true
+fi
 cargo fmt --all -- --check
 cargo clippy -j"$JOBS" --workspace --all-targets -- -D warnings
 # The end-to-end tests start the real binaries, so build them first.
@@ -38,3 +44,4 @@ cargo build -j"$JOBS" --workspace --bins
 cargo test -j"$JOBS" --workspace --no-fail-fast
 # The Helm chart: rendered, validated and scanned (deploy/helm/check.py).
 scripts/helm-check.sh
+[ -z "${CI:-}" ] || df -h . || true
