@@ -336,6 +336,7 @@ impl Hub {
         if let Some(sfu) = self.sfu() {
             sfu.stopped().await;
         }
+        self.inner.bus.close().await;
     }
 
     // === connection events ===

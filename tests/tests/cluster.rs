@@ -411,3 +411,60 @@ async fn frozen_nats_does_not_grow_the_queue() {
     }
     assert!(crossed, "messages do not cross after NATS recovered");
 }
+
+/// At shutdown a node's bus sends what its sessions published last, then
+/// its tasks end: closing returns, and nothing is published afterwards.
+#[tokio::test]
+async fn closing_the_bus_sends_what_was_queued_and_ends_its_tasks() {
+    use signaling::cluster::bus::{BusMessage, BusPayload, EventBus, Subject};
+    use signaling::cluster::nats::NatsBus;
+    use std::sync::Arc;
+
+    let nats = tests::nats::NatsServer::start().await;
+    let urls = [nats.url.clone()];
+    let connect = || NatsBus::connect(&urls, Duration::from_secs(10));
+    let (sender, receiver) = match (connect().await, connect().await) {
+        (Ok(s), Ok(r)) => (s, r),
+        (s, r) => panic!("NATS: {:?} / {:?}", s.err(), r.err()),
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let sink: signaling::cluster::bus::BusSink = Arc::new(move |m: &Arc<BusMessage>| {
+        if let BusPayload::Heartbeat { node, .. } = m.payload {
+            let _ = tx.send(node);
+        }
+    });
+    let _subscription = receiver
+        .subscribe(&Subject::Nodes, sink)
+        .unwrap_or_else(|e| panic!("subscribe: {e}"));
+    receiver.barrier().await;
+    const SENT: u64 = 500;
+    let heartbeat = |node| {
+        Arc::new(BusMessage::with_time(
+            signaling::cluster::bus::now_us(),
+            BusPayload::Heartbeat {
+                node,
+                counts: Default::default(),
+            },
+        ))
+    };
+    for node in 0..SENT {
+        sender
+            .publish(&Subject::Nodes, heartbeat(node))
+            .unwrap_or_else(|e| panic!("publish {node}: {e}"));
+    }
+    tokio::time::timeout(Duration::from_secs(10), sender.close())
+        .await
+        .unwrap_or_else(|_| panic!("the bus's tasks did not end"));
+    assert!(
+        sender.publish(&Subject::Nodes, heartbeat(SENT)).is_err(),
+        "a closed bus still takes messages"
+    );
+    let mut received = Vec::new();
+    while received.len() < SENT as usize {
+        match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+            Ok(Some(node)) => received.push(node),
+            _ => break,
+        }
+    }
+    assert_eq!(received, (0..SENT).collect::<Vec<_>>());
+}

@@ -327,6 +327,15 @@ async fn mutual_tls() {
     .await;
     grpc_peers_ready(&n2, 1).await;
     resumes_across(&n1, &n2, &talk, &alice).await;
+    // The TLS accept loop and the NATS tasks end with the server.
+    for mut node in [n1, n2] {
+        let status = node.process.stop(Duration::from_secs(10));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "did not exit cleanly ({status:?}):\n{}",
+            node.process.log_tail(20)
+        );
+    }
 }
 
 /// Without `serverca` a node checks its peers' certificates against the

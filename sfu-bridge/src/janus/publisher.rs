@@ -12,7 +12,7 @@ use proto::proxy::PublisherStream;
 
 use super::error::{codes, videoroom};
 use super::gateway::{Handle, HandleEvent};
-use super::queue::RequestQueue;
+use super::queue::{Perform, RequestQueue};
 use super::sfu::{cap, Inner, VIDEOROOM};
 use super::JanusError;
 use crate::sfu::{Client, ClientRef, Listener, PublisherSettings, Request, SfuError, StreamType};
@@ -67,6 +67,7 @@ impl JanusPublisher {
                 return Err(e);
             }
         };
+        let (queue, jobs) = RequestQueue::new();
         let publisher = Arc::new(JanusPublisher {
             client: ClientRef {
                 id: sfu.next_id(),
@@ -81,9 +82,10 @@ impl JanusPublisher {
             handle,
             listener,
             sfu: Arc::downgrade(sfu),
-            queue: RequestQueue::default(),
+            queue,
             stats: Default::default(),
         });
+        jobs.start(&sfu.tasks, Arc::downgrade(&publisher));
         let weak: std::sync::Weak<dyn Client> = Arc::downgrade(&publisher) as _;
         sfu.register(publisher.client.id, weak);
         sfu.add_publisher(publisher.clone());
@@ -286,28 +288,7 @@ impl Client for JanusPublisher {
     }
 
     async fn send(&self, request: Request, sid: &str) -> Result<Option<Value>, SfuError> {
-        let _turn = self.queue.begin(&request).await?;
-        match request {
-            Request::Offer(jsep) => {
-                let offer = jsep["sdp"].as_str().unwrap_or_default().to_owned();
-                let body =
-                    json!({"request": "configure", "audio": true, "video": true, "data": true});
-                let (_, answer) = self.handle.message(body, Some(jsep)).await?;
-                if let Some(sdp) = answer.as_ref().and_then(|a| a["sdp"].as_str()) {
-                    self.sdp.send_replace(Some((offer, sdp.to_owned())));
-                }
-                Ok(answer)
-            }
-            Request::Candidate(c) => {
-                if !sid.is_empty() && sid != self.sid {
-                    return Err(SfuError::SidMismatch);
-                }
-                self.handle.trickle(c).await?;
-                Ok(None)
-            }
-            Request::EndOfCandidates => Ok(None),
-            _ => Err(SfuError::Unsupported),
-        }
+        self.queue.submit(request, sid).await
     }
 
     async fn close(&self) {
@@ -337,5 +318,32 @@ impl Client for JanusPublisher {
             "publisher closed"
         );
         self.listener.on_closed(&self.client);
+    }
+}
+
+#[async_trait::async_trait]
+impl Perform for JanusPublisher {
+    async fn perform(&self, request: Request, sid: &str) -> Result<Option<Value>, SfuError> {
+        match request {
+            Request::Offer(jsep) => {
+                let offer = jsep["sdp"].as_str().unwrap_or_default().to_owned();
+                let body =
+                    json!({"request": "configure", "audio": true, "video": true, "data": true});
+                let (_, answer) = self.handle.message(body, Some(jsep)).await?;
+                if let Some(sdp) = answer.as_ref().and_then(|a| a["sdp"].as_str()) {
+                    self.sdp.send_replace(Some((offer, sdp.to_owned())));
+                }
+                Ok(answer)
+            }
+            Request::Candidate(c) => {
+                if !sid.is_empty() && sid != self.sid {
+                    return Err(SfuError::SidMismatch);
+                }
+                self.handle.trickle(c).await?;
+                Ok(None)
+            }
+            Request::EndOfCandidates => Ok(None),
+            _ => Err(SfuError::Unsupported),
+        }
     }
 }

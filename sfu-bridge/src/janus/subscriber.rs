@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::error::videoroom;
 use super::gateway::{Handle, HandleEvent};
 use super::publisher::feed_id;
-use super::queue::RequestQueue;
+use super::queue::{Perform, RequestQueue};
 use super::remote::RemotePublisher;
 use super::sfu::{Inner, VIDEOROOM};
 use crate::sfu::{Client, ClientRef, Listener, Request, SfuError, StreamSelection, StreamType};
@@ -88,6 +88,7 @@ impl JanusSubscriber {
                 return Err(e);
             }
         };
+        let (queue, jobs) = RequestQueue::new();
         let sub = Arc::new_cyclic(|me| JanusSubscriber {
             client: ClientRef {
                 id: sfu.next_id(),
@@ -104,9 +105,10 @@ impl JanusSubscriber {
             }),
             listener,
             sfu: Arc::downgrade(sfu),
-            queue: RequestQueue::default(),
+            queue,
             me: me.clone(),
         });
+        jobs.start(&sfu.tasks, Arc::downgrade(&sub));
         let weak: std::sync::Weak<dyn Client> = Arc::downgrade(&sub) as _;
         sfu.register(sub.client.id, weak);
         let m = &crate::metrics::METRICS;
@@ -247,7 +249,35 @@ impl Client for JanusSubscriber {
     }
 
     async fn send(&self, request: Request, sid: &str) -> Result<Option<Value>, SfuError> {
-        let _turn = self.queue.begin(&request).await?;
+        self.queue.submit(request, sid).await
+    }
+
+    async fn close(&self) {
+        if !self.queue.close() {
+            return;
+        }
+        if let Some(sfu) = self.sfu.upgrade() {
+            sfu.unregister(self.client.id);
+            sfu.events.forget_handle(self.handle().id);
+        }
+        crate::metrics::METRICS
+            .subscribers
+            .with_label_values(&[self.client.stream.as_str()])
+            .dec();
+        if let Some(p) = self.local_publisher() {
+            p.stats.remove_subscriber(self.client.id);
+        }
+        let _ = self.handle().detach().await;
+        if let Some(r) = &self.remote {
+            r.release().await;
+        }
+        self.listener.on_closed(&self.client);
+    }
+}
+
+#[async_trait::async_trait]
+impl Perform for JanusSubscriber {
+    async fn perform(&self, request: Request, sid: &str) -> Result<Option<Value>, SfuError> {
         let same_sid = !sid.is_empty() && sid == self.sid();
         match request {
             Request::RequestOffer(selection) => {
@@ -287,27 +317,5 @@ impl Client for JanusSubscriber {
             }
             Request::Offer(_) => Err(SfuError::Unsupported),
         }
-    }
-
-    async fn close(&self) {
-        if !self.queue.close() {
-            return;
-        }
-        if let Some(sfu) = self.sfu.upgrade() {
-            sfu.unregister(self.client.id);
-            sfu.events.forget_handle(self.handle().id);
-        }
-        crate::metrics::METRICS
-            .subscribers
-            .with_label_values(&[self.client.stream.as_str()])
-            .dec();
-        if let Some(p) = self.local_publisher() {
-            p.stats.remove_subscriber(self.client.id);
-        }
-        let _ = self.handle().detach().await;
-        if let Some(r) = &self.remote {
-            r.release().await;
-        }
-        self.listener.on_closed(&self.client);
     }
 }

@@ -279,6 +279,13 @@ pub trait EventBus: Send + Sync {
     /// Completes once every earlier subscribe and publish of this node has
     /// reached the bus, so subscriptions made before are live.
     fn barrier(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+    /// Stops the bus's own tasks, after what was published has been
+    /// handed to the bus, and waits for them; at shutdown. Nothing is
+    /// delivered afterwards.
+    fn close(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async {})
+    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::bus::{BusError, BusMessage, BusSink, EventBus, Subject, Subscription};
 use super::order::Ordered;
@@ -98,6 +100,10 @@ pub struct NatsBus {
     seq: Mutex<u64>,
     urls: Vec<String>,
     connected: Arc<AtomicBool>,
+    /// The worker and the dispatcher; [`EventBus::close`] stops and
+    /// awaits them.
+    tasks: TaskTracker,
+    stop: CancellationToken,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,17 +185,21 @@ impl NatsBus {
         let (tx, rx) = mpsc::channel(PUBLISH_QUEUE);
         let (slots_tx, slots_rx) = mpsc::channel(SLOT_QUEUE);
         let marks = Arc::new(Marks::default());
-        tokio::spawn(worker(
+        let tasks = TaskTracker::new();
+        let stop = CancellationToken::new();
+        tasks.spawn(worker(
             client,
             rx,
             marks.clone(),
             Arc::downgrade(&sinks),
             slots_tx,
             origin,
+            stop.clone(),
         ));
         // Unconstrained: tokio's task budget would make a subscription
-        // look empty in the middle of a drain and break the order.
-        tokio::spawn(tokio::task::unconstrained(dispatcher(
+        // look empty in the middle of a drain and break the order. It
+        // ends with the worker, which holds the other end of `slots`.
+        tasks.spawn(tokio::task::unconstrained(dispatcher(
             slots_rx,
             Arc::downgrade(&sinks),
             origin,
@@ -201,6 +211,8 @@ impl NatsBus {
             seq: Mutex::new(0),
             urls: urls.to_vec(),
             connected,
+            tasks,
+            stop,
         })
     }
 }
@@ -212,12 +224,26 @@ async fn worker(
     sinks: Weak<Sinks<String>>,
     slots: mpsc::Sender<Slot>,
     origin: u64,
+    stop: CancellationToken,
 ) {
     let mut subscribed: HashSet<String> = HashSet::new();
     let mut barrier = ServerBarrier::new(&client);
     loop {
         let cmd = tokio::select! {
             biased;
+            () = stop.cancelled() => {
+                // Publishes still queued go out first: they are the last
+                // words of the sessions this node closed.
+                while let Ok(cmd) = rx.try_recv() {
+                    if let Command::Publish { echo, subject, payload, seq } = cmd {
+                        publish(&client, origin, echo, subject, payload, seq).await;
+                    }
+                }
+                if tokio::time::timeout(FIRST_FLUSH, client.flush()).await.is_err() {
+                    tracing::warn!("NATS flush at shutdown timed out");
+                }
+                return;
+            }
             _ = marks.wake.notified() => None,
             cmd = rx.recv() => match cmd {
                 Some(cmd) => Some(cmd),
@@ -253,20 +279,29 @@ async fn worker(
                 subject,
                 payload,
                 seq,
-            }) => {
-                let mut headers = async_nats::HeaderMap::new();
-                headers.insert(ORDER_HEADER, format!("{origin:x}.{seq}"));
-                if echo {
-                    headers.insert(ECHO_HEADER, "1");
-                }
-                if let Err(e) = client
-                    .publish_with_headers(subject.clone(), headers, payload.into())
-                    .await
-                {
-                    tracing::warn!(subject, error = %e, "NATS publish failed");
-                }
-            }
+            }) => publish(&client, origin, echo, subject, payload, seq).await,
         }
+    }
+}
+
+async fn publish(
+    client: &async_nats::Client,
+    origin: u64,
+    echo: bool,
+    subject: String,
+    payload: Vec<u8>,
+    seq: u64,
+) {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(ORDER_HEADER, format!("{origin:x}.{seq}"));
+    if echo {
+        headers.insert(ECHO_HEADER, "1");
+    }
+    if let Err(e) = client
+        .publish_with_headers(subject.clone(), headers, payload.into())
+        .await
+    {
+        tracing::warn!(subject, error = %e, "NATS publish failed");
     }
 }
 
@@ -400,6 +435,14 @@ async fn dispatcher(mut slots: mpsc::Receiver<Slot>, sinks: Weak<Sinks<String>>,
 }
 
 impl EventBus for NatsBus {
+    fn close(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            self.stop.cancel();
+            self.tasks.close();
+            self.tasks.wait().await;
+        })
+    }
+
     fn publish(&self, subject: &Subject, msg: Arc<BusMessage>) -> Result<(), BusError> {
         let subject = subject.to_subject_string();
         let echo = matches!(msg.payload, super::BusPayload::HandoverMarker { .. });

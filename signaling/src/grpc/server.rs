@@ -15,6 +15,7 @@ use proto::grpc::rpc_sessions_server::{RpcSessions, RpcSessionsServer};
 use proto::grpc::*;
 use proto::ids::{PublicSessionId, RoomId, RoomSessionId};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -332,21 +333,26 @@ pub async fn serve(
         .add_service(RpcInternalServer::new(services.clone()))
         .add_service(RpcSessionsServer::new(services.clone()))
         .add_service(RpcMcuServer::new(services));
-    let done = shutdown.cancelled_owned();
+    let done = shutdown.clone().cancelled_owned();
     Ok(Some(tokio::spawn(async move {
+        // The TLS accept loop and its handshakes; the server's task waits
+        // for them after tonic has stopped.
+        let accepting = TaskTracker::new();
         let served = match tls {
             None => {
                 let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
                 router.serve_with_incoming_shutdown(incoming, done).await
             }
             Some(tls) => {
-                let incoming = tls_incoming(listener, tls);
+                let incoming = tls_incoming(listener, tls, &accepting, shutdown);
                 router.serve_with_incoming_shutdown(incoming, done).await
             }
         };
         if let Err(e) = served {
             tracing::error!(error = %e, "gRPC server failed");
         }
+        accepting.close();
+        accepting.wait().await;
     })))
 }
 
@@ -355,21 +361,24 @@ const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 
 /// TLS connections with the settings current when each was accepted (so
 /// a renewed certificate applies without a restart); the files are
-/// watched while the stream is alive.
+/// watched while the stream is alive. The accept loop and every handshake
+/// run on `tasks` and end at `shutdown` or when tonic drops the stream.
 fn tls_incoming(
     listener: tokio::net::TcpListener,
     tls: std::sync::Arc<super::tls::ServerTls>,
+    tasks: &TaskTracker,
+    shutdown: CancellationToken,
 ) -> impl futures_util::Stream<
     Item = std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
 > {
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-    // Owned by the returned stream: the loop ends when tonic drops it,
-    // and each handshake within HANDSHAKE_TIMEOUT.
-    tokio::spawn(async move {
+    let handshakes = tasks.clone();
+    tasks.spawn(async move {
         let mut watch = tokio::time::interval(super::tls::WATCH_INTERVAL);
         loop {
             let tcp = tokio::select! {
                 _ = tx.closed() => return,
+                () = shutdown.cancelled() => return,
                 _ = watch.tick() => {
                     tls.reload_if_changed();
                     continue;
@@ -388,8 +397,13 @@ fn tls_incoming(
             let _ = tcp.set_nodelay(true);
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
             let tx = tx.clone();
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            handshakes.spawn(async move {
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+                let shaken = tokio::select! {
+                    shaken = handshake => shaken,
+                    _ = tx.closed() => return,
+                };
+                match shaken {
                     Ok(Ok(stream)) => {
                         let _ = tx.send(Ok(stream)).await;
                     }
