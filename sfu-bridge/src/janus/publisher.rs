@@ -85,7 +85,7 @@ impl JanusPublisher {
             queue,
             stats: Default::default(),
         });
-        jobs.start(&sfu.tasks, Arc::downgrade(&publisher));
+        jobs.start(&sfu.tasks, Arc::downgrade(&publisher), sfu.shutdown.clone());
         let weak: std::sync::Weak<dyn Client> = Arc::downgrade(&publisher) as _;
         sfu.register(publisher.client.id, weak);
         sfu.add_publisher(publisher.clone());

@@ -103,16 +103,22 @@ impl RequestQueue {
 impl Jobs {
     /// Starts the task that performs `client`'s requests. It holds the
     /// client only while a request runs and ends when the client closes
-    /// or is dropped.
-    pub fn start<C: Perform>(self, tasks: &TaskTracker, client: Weak<C>) {
-        tasks.spawn(self.run(client));
+    /// or is dropped, or at `shutdown`.
+    pub fn start<C: Perform>(
+        self,
+        tasks: &TaskTracker,
+        client: Weak<C>,
+        shutdown: CancellationToken,
+    ) {
+        tasks.spawn(self.run(client, shutdown));
     }
 
-    async fn run<C: Perform>(mut self, client: Weak<C>) {
+    async fn run<C: Perform>(mut self, client: Weak<C>, shutdown: CancellationToken) {
         loop {
             let job = tokio::select! {
                 biased;
                 () = self.closed.cancelled() => return,
+                () = shutdown.cancelled() => return,
                 job = self.rx.recv() => job,
             };
             let Some(job) = job else { return };
@@ -153,17 +159,39 @@ mod tests {
         }
     }
 
-    fn started() -> (Arc<Recorder>, Arc<RequestQueue>, TaskTracker) {
+    struct Started {
+        recorder: Arc<Recorder>,
+        queue: Arc<RequestQueue>,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+    }
+
+    fn started() -> Started {
         let recorder = Arc::new(Recorder::default());
         let (queue, jobs) = RequestQueue::new();
         let tasks = TaskTracker::new();
-        jobs.start(&tasks, Arc::downgrade(&recorder));
-        (recorder, Arc::new(queue), tasks)
+        let shutdown = CancellationToken::new();
+        jobs.start(&tasks, Arc::downgrade(&recorder), shutdown.clone());
+        Started {
+            recorder,
+            queue: Arc::new(queue),
+            tasks,
+            shutdown,
+        }
+    }
+
+    async fn ended(tasks: TaskTracker) {
+        tasks.close();
+        tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the request task did not end"));
     }
 
     #[tokio::test]
     async fn requests_run_in_the_order_they_were_submitted() {
-        let (recorder, queue, _tasks) = started();
+        let Started {
+            recorder, queue, ..
+        } = started();
         let offer = {
             let q = queue.clone();
             tokio::spawn(async move { q.submit(Request::Offer(Value::Null), "").await })
@@ -181,7 +209,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_whose_caller_gave_up_still_runs() {
-        let (recorder, queue, _tasks) = started();
+        let Started {
+            recorder, queue, ..
+        } = started();
         let gave_up = tokio::time::timeout(
             Duration::from_millis(1),
             queue.submit(Request::Offer(Value::Null), ""),
@@ -199,27 +229,43 @@ mod tests {
 
     #[tokio::test]
     async fn closing_refuses_new_requests_and_ends_the_task() {
-        let (_recorder, queue, tasks) = started();
+        let Started { queue, tasks, .. } = started();
         assert!(queue.close());
         assert!(!queue.close());
         assert!(matches!(
             queue.submit(Request::EndOfCandidates, "").await,
             Err(SfuError::Closed)
         ));
-        tasks.close();
-        tokio::time::timeout(Duration::from_secs(5), tasks.wait())
-            .await
-            .unwrap_or_else(|_| panic!("the request task did not end"));
+        ended(tasks).await;
     }
 
     #[tokio::test]
     async fn a_dropped_client_ends_the_task() {
-        let (recorder, queue, tasks) = started();
+        let Started {
+            recorder,
+            queue,
+            tasks,
+            ..
+        } = started();
         drop(recorder);
         drop(queue);
-        tasks.close();
-        tokio::time::timeout(Duration::from_secs(5), tasks.wait())
-            .await
-            .unwrap_or_else(|_| panic!("the request task did not end"));
+        ended(tasks).await;
+    }
+
+    /// A client its owner still holds does not keep the SFU from stopping.
+    #[tokio::test]
+    async fn shutdown_ends_the_task_of_a_client_still_held() {
+        let Started {
+            recorder: _recorder,
+            queue,
+            tasks,
+            shutdown,
+        } = started();
+        shutdown.cancel();
+        ended(tasks).await;
+        assert!(matches!(
+            queue.submit(Request::EndOfCandidates, "").await,
+            Err(SfuError::Closed)
+        ));
     }
 }

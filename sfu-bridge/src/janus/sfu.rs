@@ -54,9 +54,11 @@ pub(crate) struct Inner {
     next_id: AtomicU64,
     pub events: Arc<super::events::EventsHandler>,
     connected_since: Mutex<Option<std::time::SystemTime>>,
-    /// Every task of this SFU (connection, event loops of clients);
-    /// [`Sfu::stopped`] waits for them.
+    /// Every task of this SFU (connection, event loops and request tasks
+    /// of clients); [`Sfu::stopped`] waits for them.
     pub(crate) tasks: TaskTracker,
+    /// Fires when the SFU shuts down; the clients' tasks end with it.
+    pub(crate) shutdown: CancellationToken,
 }
 
 /// The Janus SFU; cheap to clone.
@@ -81,6 +83,7 @@ impl JanusSfu {
                 events: Arc::default(),
                 connected_since: Mutex::new(None),
                 tasks: TaskTracker::new(),
+                shutdown: shutdown.clone(),
             }),
         };
         let tasks = &sfu.inner.tasks;

@@ -108,7 +108,7 @@ impl JanusSubscriber {
             queue,
             me: me.clone(),
         });
-        jobs.start(&sfu.tasks, Arc::downgrade(&sub));
+        jobs.start(&sfu.tasks, Arc::downgrade(&sub), sfu.shutdown.clone());
         let weak: std::sync::Weak<dyn Client> = Arc::downgrade(&sub) as _;
         sfu.register(sub.client.id, weak);
         let m = &crate::metrics::METRICS;
