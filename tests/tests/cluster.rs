@@ -468,3 +468,37 @@ async fn closing_the_bus_sends_what_was_queued_and_ends_its_tasks() {
     }
     assert_eq!(received, (0..SENT).collect::<Vec<_>>());
 }
+
+/// With NATS frozen (stopped, so the connection stays and nothing is
+/// read), closing the bus still returns: a node's shutdown never waits on
+/// the bus for longer than its bound.
+#[tokio::test]
+async fn closing_the_bus_returns_with_nats_frozen() {
+    use signaling::cluster::bus::{BusMessage, BusPayload, EventBus, Subject};
+    use signaling::cluster::nats::NatsBus;
+    use std::sync::Arc;
+    const SIGSTOP: i32 = 19;
+    const SIGCONT: i32 = 18;
+
+    let nats = tests::nats::NatsServer::start().await;
+    let bus = NatsBus::connect(std::slice::from_ref(&nats.url), Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("NATS: {e}"));
+    nats.process.signal(SIGSTOP);
+    // More than async-nats's command queue and the socket buffers hold,
+    // fewer than our own queue's bound.
+    let pad = "x".repeat(2 * 1024);
+    for node in 0..12_000u64 {
+        let mut counts = std::collections::HashMap::new();
+        counts.insert(pad.clone(), node);
+        let msg = BusMessage::with_time(
+            signaling::cluster::bus::now_us(),
+            BusPayload::Heartbeat { node, counts },
+        );
+        // A full queue refuses; that is the bound, not a failure here.
+        let _ = bus.publish(&Subject::Nodes, Arc::new(msg));
+    }
+    let closed = tokio::time::timeout(Duration::from_secs(10), bus.close()).await;
+    nats.process.signal(SIGCONT);
+    assert!(closed.is_ok(), "closing waited on a frozen NATS");
+}

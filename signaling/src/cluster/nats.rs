@@ -233,14 +233,18 @@ async fn worker(
             biased;
             () = stop.cancelled() => {
                 // Publishes still queued go out first: they are the last
-                // words of the sessions this node closed.
-                while let Ok(cmd) = rx.try_recv() {
-                    if let Command::Publish { echo, subject, payload, seq } = cmd {
-                        publish(&client, origin, echo, subject, payload, seq).await;
+                // words of the sessions this node closed. Bounded, as
+                // NATS may be gone.
+                let last_words = async {
+                    while let Ok(cmd) = rx.try_recv() {
+                        if let Command::Publish { echo, subject, payload, seq } = cmd {
+                            publish(&client, origin, echo, subject, payload, seq).await;
+                        }
                     }
-                }
-                if tokio::time::timeout(FIRST_FLUSH, client.flush()).await.is_err() {
-                    tracing::warn!("NATS flush at shutdown timed out");
+                    client.flush().await
+                };
+                if !matches!(tokio::time::timeout(FIRST_FLUSH, last_words).await, Ok(Ok(()))) {
+                    tracing::warn!("NATS: what was queued at shutdown may not have been sent");
                 }
                 return;
             }
@@ -279,7 +283,14 @@ async fn worker(
                 subject,
                 payload,
                 seq,
-            }) => publish(&client, origin, echo, subject, payload, seq).await,
+            }) => {
+                // A NATS that stopped reading must not hold up shutdown.
+                tokio::select! {
+                    biased;
+                    () = publish(&client, origin, echo, subject, payload, seq) => {}
+                    () = stop.cancelled() => {}
+                }
+            }
         }
     }
 }
