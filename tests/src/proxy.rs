@@ -110,7 +110,6 @@ impl ProxyServer {
         self.http_url()
     }
 
-    /// A metric of this proxy, 0 when absent.
     /// Waits (up to 20 s) until the proxy's `/stats` says its Janus is
     /// connected; panics otherwise.
     pub async fn wait_janus_connected(&self) {
@@ -123,6 +122,7 @@ impl ProxyServer {
         assert!(up.is_some(), "proxy did not connect to janus");
     }
 
+    /// A metric of this proxy, 0 when absent.
     pub async fn metric(&self, prefix: &str) -> f64 {
         crate::server::metric(&self.http_url(), prefix).await
     }
@@ -145,6 +145,36 @@ impl ProxyServer {
     }
 }
 
+/// `[mcu]` for signaling proxies at `urls` (space separated), signing
+/// with the key in `key_file`.
+pub fn mcu_config(urls: &str, key_file: &std::path::Path) -> String {
+    format!(
+        "\n[mcu]\ntype = proxy\nurl = {urls}\ntoken_id = {TOKEN_ID}\ntoken_key = {}\nproxytimeout = 5\n",
+        key_file.display()
+    )
+}
+
+/// Waits (up to 20 s) until `server` lists `n` proxies and is connected
+/// to all of them; panics otherwise. Addresses on ::1 are left out: a
+/// `localhost` URL may resolve there too, where no proxy listens.
+pub async fn wait_proxies_connected(server: &crate::server::TestServer, n: usize) {
+    let ready = crate::wait::eventually(Duration::from_secs(20), || async {
+        let info = server.serverinfo().await;
+        let proxies: Vec<_> = info["sfu"]["proxies"]
+            .as_array()?
+            .iter()
+            .filter(|p| p["ip"] != "::1")
+            .cloned()
+            .collect();
+        (proxies.len() == n && proxies.iter().all(|p| p["connected"] == true)).then_some(())
+    })
+    .await;
+    assert!(
+        ready.is_some(),
+        "signaling server not connected to {n} proxies"
+    );
+}
+
 /// The `[mcu]` (proxy at `proxy_url`, `mcu_extra` appended) and `[grpc]`
 /// settings of a cluster node listening for gRPC on `own`, with every
 /// node's gRPC port as targets.
@@ -160,9 +190,8 @@ pub fn cluster_node_config(
         .map(|p| format!("127.0.0.1:{p}"))
         .collect();
     format!(
-        "\n[mcu]\ntype = proxy\nurl = {proxy_url}\ntoken_id = {TOKEN_ID}\ntoken_key = {}\nproxytimeout = 5\n{mcu_extra}\
-         [grpc]\nlisten = 127.0.0.1:{own}\ntargets = {}\n",
-        key_file.display(),
+        "{}{mcu_extra}[grpc]\nlisten = 127.0.0.1:{own}\ntargets = {}\n",
+        mcu_config(proxy_url, key_file),
         targets.join(", ")
     )
 }

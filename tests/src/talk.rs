@@ -219,6 +219,16 @@ impl Talk {
         user
     }
 
+    /// A Talk with users alice and bob and the open room `room1`, the
+    /// world most tests start from.
+    pub async fn start_with_room1(secret: &str) -> (Talk, User, User) {
+        let talk = Talk::start(secret).await;
+        let alice = talk.add_user("alice", "Alice");
+        let bob = talk.add_user("bob", "Bob");
+        talk.add_room("room1", Room::open("Room one"));
+        (talk, alice, bob)
+    }
+
     pub fn add_room(&self, token: &str, room: Room) {
         self.state.rooms.lock().insert(token.to_owned(), room);
     }

@@ -12,7 +12,7 @@ use tests::etcd::Etcd;
 use tests::nats::NatsServer;
 use tests::process::free_port;
 use tests::server::{TestServer, TALK_SECRET};
-use tests::talk::{Room, Talk, User};
+use tests::talk::{Talk, User};
 use tests::wait::eventually;
 
 const TARGETS: &str = "/signaling/cluster/grpc/";
@@ -36,10 +36,7 @@ fn grpc_addr(port: u16) -> String {
 async fn world(sessionlimit: u32) -> World {
     let nats = NatsServer::start().await;
     let etcd = Etcd::start().await;
-    let talk = Talk::start(TALK_SECRET).await;
-    let alice = talk.add_user("alice", "Alice");
-    let bob = talk.add_user("bob", "Bob");
-    talk.add_room("room1", Room::open("Room one"));
+    let (talk, alice, bob) = Talk::start_with_room1(TALK_SECRET).await;
     let grpc = [free_port(), free_port(), free_port()];
     let all: Vec<String> = grpc.iter().map(|p| grpc_addr(*p)).collect();
     let static_node = |port: u16| {

@@ -13,7 +13,7 @@ use tests::etcd::Etcd;
 use tests::nats::NatsServer;
 use tests::process::{free_port, target_bin, ChildGuard};
 use tests::server::{TestServer, TALK_SECRET};
-use tests::talk::{Room, Talk};
+use tests::talk::Talk;
 use tests::wait::eventually;
 
 const SIGUSR1: i32 = 10;
@@ -92,10 +92,7 @@ async fn ready_on_the_embedded_default() {
 /// has said bye.
 #[tokio::test]
 async fn sigusr1_drains_and_exits_after_the_last_client() {
-    let talk = Talk::start(TALK_SECRET).await;
-    let alice = talk.add_user("alice", "Alice");
-    let bob = talk.add_user("bob", "Bob");
-    talk.add_room("room1", Room::open("Room one"));
+    let (talk, alice, bob) = Talk::start_with_room1(TALK_SECRET).await;
     let mut server = TestServer::builder().talk(&talk).start().await;
     let (mut a, _) = TestClient::connect(&server).await;
     a.hello_v1(&talk, Some(&alice)).await;

@@ -136,10 +136,7 @@ async fn allowed_ips_and_trusted_proxies() {
 /// `session-ping-limit` the entries are batched with an empty room id.
 #[tokio::test]
 async fn room_pings() {
-    let talk = Talk::start(TALK_SECRET).await;
-    let alice = talk.add_user("alice", "Alice");
-    let bob = talk.add_user("bob", "Bob");
-    talk.add_room("room1", Room::open("Room one"));
+    let (talk, alice, bob) = Talk::start_with_room1(TALK_SECRET).await;
     talk.add_room("room2", Room::open("Room two"));
     let server = TestServer::builder().talk(&talk).start().await;
     let (mut a, _) = TestClient::connect(&server).await;

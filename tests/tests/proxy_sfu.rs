@@ -83,23 +83,7 @@ async fn world_with(proxy_extra: [&str; 2], server_extra: &str, urls: Urls<'_>) 
         ))
         .start()
         .await;
-    // `localhost` may also resolve to ::1, where no proxy listens.
-    let ready = eventually(Duration::from_secs(20), || async {
-        let info = server.serverinfo().await;
-        let proxies: Vec<_> = info["sfu"]["proxies"]
-            .as_array()?
-            .iter()
-            .filter(|p| p["ip"] != "::1")
-            .cloned()
-            .collect();
-        (proxies.len() == expect_connected && proxies.iter().all(|p| p["connected"] == true))
-            .then_some(())
-    })
-    .await;
-    assert!(
-        ready.is_some(),
-        "signaling server not connected to both proxies"
-    );
+    tests::proxy::wait_proxies_connected(&server, expect_connected).await;
     World {
         talk,
         janus,
@@ -487,10 +471,7 @@ async fn subscriber_across_nodes(separate_proxies: bool) {
             .map_or_else(|| proxy.base_url(), |(_, p)| p.base_url()),
     ];
     let (_key_dir, key_file) = tests::proxy::write_token_key(&key);
-    let talk = Talk::start(TALK_SECRET).await;
-    let alice = talk.add_user("alice", "Alice");
-    let bob = talk.add_user("bob", "Bob");
-    talk.add_room("room1", Room::open("Room one"));
+    let (talk, alice, bob) = Talk::start_with_room1(TALK_SECRET).await;
     let grpc = [tests::process::free_port(), tests::process::free_port()];
     let mut nodes = Vec::new();
     for (own, url) in grpc.into_iter().zip(&urls) {

@@ -12,14 +12,14 @@ mod setup;
 use std::time::Duration;
 
 use peers::{Publisher, Subscriber};
-use serde_json::{json, Value};
+use serde_json::json;
 use setup::{
     in_call, janus_in_namespace, join_call, publish, screen_by_sendoffer, subscribe, world,
     world_with, World,
 };
 use tests::client::{user, TestClient};
 use tests::server::{TestServer, TALK_SECRET};
-use tests::talk::{Room, Talk};
+use tests::talk::Talk;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 
 /// Runs test `name` in its own network namespace with loopback and a
@@ -211,26 +211,13 @@ async fn through_a_proxy() {
     let proxy =
         tests::proxy::ProxyServer::start_with_key(&janus.url, "", (key.clone(), public)).await;
     let (_key_dir, key_file) = tests::proxy::write_token_key(&key);
-    let talk = Talk::start(TALK_SECRET).await;
-    let alice = talk.add_user("alice", "Alice");
-    let bob = talk.add_user("bob", "Bob");
-    talk.add_room("room1", Room::open("Room one"));
+    let (talk, alice, bob) = Talk::start_with_room1(TALK_SECRET).await;
     let server = TestServer::builder()
         .talk(&talk)
-        .extra(&format!(
-            "\n[mcu]\ntype = proxy\nurl = {}\ntoken_id = {}\ntoken_key = {}\nproxytimeout = 5\n",
-            proxy.base_url(),
-            tests::proxy::TOKEN_ID,
-            key_file.display()
-        ))
+        .extra(&tests::proxy::mcu_config(&proxy.base_url(), &key_file))
         .start()
         .await;
-    let connected = tests::wait::eventually(Duration::from_secs(20), || async {
-        let info = server.serverinfo().await;
-        (info["sfu"]["proxies"][0]["connected"] == true).then_some(())
-    })
-    .await;
-    assert!(connected.is_some(), "server did not connect to the proxy");
+    tests::proxy::wait_proxies_connected(&server, 1).await;
     let w = World {
         talk,
         janus,
@@ -273,10 +260,7 @@ async fn sendoffer_across_nodes_through_a_proxy() {
     let proxy = tests::proxy::ProxyServer::start_with_key(&janus.url, "", key_pair.clone()).await;
     let key_dir = tempfile::tempdir().expect("temp dir");
     let (key_file, _) = key_files(key_dir.path(), tests::proxy::TOKEN_ID, &key_pair);
-    let talk = Talk::start(TALK_SECRET).await;
-    let alice = talk.add_user("alice", "Alice");
-    let bob = talk.add_user("bob", "Bob");
-    talk.add_room("room1", Room::open("Room one"));
+    let (talk, alice, bob) = Talk::start_with_room1(TALK_SECRET).await;
     let grpc = [tests::process::free_port(), tests::process::free_port()];
     let mut nodes = Vec::new();
     for own in grpc {
@@ -388,44 +372,21 @@ async fn between_two_proxies() {
         server_key.clone(),
     )
     .await;
-    let talk = Talk::start(TALK_SECRET).await;
-    let alice = talk.add_user("alice", "Alice");
-    let bob = talk.add_user("bob", "Bob");
-    talk.add_room("room1", Room::open("Room one"));
+    let (talk, alice, bob) = Talk::start_with_room1(TALK_SECRET).await;
     let server = TestServer::builder()
         .talk(&talk)
         .extra(&format!(
-            "\n[mcu]\ntype = proxy\nurl = {} {}\ntoken_id = {}\ntoken_key = {}\nproxytimeout = 5\n\
-             \n[geoip-overrides]\n10.1.0.0/16 = DE\n10.2.0.0/16 = US\n",
-            proxy_de.base_url(),
-            proxy_us.base_url(),
-            tests::proxy::TOKEN_ID,
-            server_private.display()
+            "{}\n[geoip-overrides]\n10.1.0.0/16 = DE\n10.2.0.0/16 = US\n",
+            tests::proxy::mcu_config(
+                &format!("{} {}", proxy_de.base_url(), proxy_us.base_url()),
+                &server_private
+            )
         ))
         .start()
         .await;
-    let ready = tests::wait::eventually(Duration::from_secs(20), || async {
-        let info = server.serverinfo().await;
-        let proxies = info["sfu"]["proxies"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        (proxies.len() == 2 && proxies.iter().all(|p| p["connected"] == true)).then_some(())
-    })
-    .await;
-    assert!(ready.is_some(), "server did not connect to both proxies");
+    tests::proxy::wait_proxies_connected(&server, 2).await;
     for p in [&proxy_de, &proxy_us] {
-        let up = tests::wait::eventually(Duration::from_secs(20), || async {
-            let stats: Value = reqwest::get(format!("{}stats", p.http_url()))
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            (stats["mcu"]["connected"] == true).then_some(())
-        })
-        .await;
-        assert!(up.is_some(), "proxy did not connect to its janus");
+        p.wait_janus_connected().await;
     }
     let w = World {
         talk,

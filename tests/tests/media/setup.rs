@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use tests::client::{user, TestClient};
 use tests::janus::{Janus, JanusOptions};
 use tests::server::{TestServer, TALK_SECRET};
-use tests::talk::{Room, Talk, User};
+use tests::talk::{Talk, User};
 
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 
@@ -28,10 +28,7 @@ pub(crate) async fn world() -> World {
 /// The same with more `[mcu]` settings.
 pub(crate) async fn world_with(mcu_extra: &str) -> World {
     let janus_port = tests::process::free_port();
-    let talk = Talk::start(TALK_SECRET).await;
-    let alice = talk.add_user("alice", "Alice");
-    let bob = talk.add_user("bob", "Bob");
-    talk.add_room("room1", Room::open("Room one"));
+    let (talk, alice, bob) = Talk::start_with_room1(TALK_SECRET).await;
     let server = TestServer::builder()
         .talk(&talk)
         .extra(&format!(
