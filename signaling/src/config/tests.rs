@@ -194,3 +194,19 @@ fn fuzz_config_files() {
         },
     );
 }
+
+#[test]
+fn etcd_client_keys_are_known_in_mcu_and_etcd_only() {
+    let c = parse(&format!(
+        "{MINIMAL}[etcd]\nendpoints = http://127.0.0.1:2379\nloglevel = info\n\
+         [mcu]\nclientcert = /c.pem\n[grpc]\nclientcert = /c.pem\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.warnings
+            .iter()
+            .filter(|w| w.starts_with("unknown"))
+            .collect::<Vec<_>>(),
+        vec!["unknown key [grpc] clientcert is ignored"],
+    );
+}

@@ -65,29 +65,12 @@ const KNOWN: &[(&str, &[&str])] = &[
             "token_key",
             "dnsdiscovery",
             "keyprefix",
-            "endpoints",
-            "discoverysrv",
-            "discoveryservice",
-            "clientkey",
-            "clientcert",
-            "cacert",
         ],
     ),
     ("turn", &["apikey", "secret", "servers"]),
     ("geoip", &["license", "url"]),
     ("stats", &["allowed_ips"]),
-    (
-        "etcd",
-        &[
-            "endpoints",
-            "discoverysrv",
-            "discoveryservice",
-            "clientkey",
-            "clientcert",
-            "cacert",
-            "loglevel",
-        ],
-    ),
+    ("etcd", &["loglevel"]),
     (
         "grpc",
         &[
@@ -105,6 +88,18 @@ const KNOWN: &[(&str, &[&str])] = &[
         ],
     ),
 ];
+
+/// The etcd client's keys, read from `[etcd]` and, for a proxy list of
+/// its own, from `[mcu]`.
+const ETCD_CLIENT_KEYS: &[&str] = &[
+    "endpoints",
+    "discoverysrv",
+    "discoveryservice",
+    "clientkey",
+    "clientcert",
+    "cacert",
+];
+const WITH_ETCD_CLIENT: &[&str] = &["mcu", "etcd"];
 
 const BACKEND_SECTION_KEYS: &[&str] = &[
     "urls",
@@ -139,8 +134,11 @@ pub(super) fn warn_unknown(r: &mut Reader<'_>, config: &Config) {
         match known {
             None => warnings.push(format!("unknown section [{section}] is ignored")),
             Some(keys) => {
+                let etcd_client = WITH_ETCD_CLIENT.contains(&section);
                 for (key, _) in r.ini.keys(section) {
-                    if !keys.contains(&key) {
+                    let known =
+                        keys.contains(&key) || (etcd_client && ETCD_CLIENT_KEYS.contains(&key));
+                    if !known {
                         warnings.push(format!("unknown key [{section}] {key} is ignored"));
                     }
                 }
